@@ -1,0 +1,70 @@
+/**
+ * `@memkit/memcache`: a memcached client for Deno, Node, Bun and
+ * Cloudflare Workers, with pymemcache's `Client` API.
+ *
+ * Importing this module picks the running runtime's transport by itself;
+ * pass `transport` in the client options to choose another.
+ *
+ * @example
+ * ```ts ignore
+ * import { Client } from "@memkit/memcache";
+ * await using client = new Client("127.0.0.1:11211");
+ * await client.set("answer", 42);
+ * console.log(await client.get("answer")); // 42
+ * ```
+ *
+ * @module
+ */
+
+import { setDefaultTransportLoader } from "./src/_default_transport.ts";
+import type { Transport } from "./src/transport.ts";
+
+function runtimeTransport(): Promise<Transport> {
+  // deno-lint-ignore no-explicit-any
+  const g = globalThis as any;
+  if (typeof g.Deno?.connect === "function") {
+    return import("./transports/deno.ts").then((m) => new m.DenoTransport());
+  }
+  return import("./transports/node.ts").then((m) => new m.NodeTransport());
+}
+
+setDefaultTransportLoader(runtimeTransport);
+
+export { Client } from "./src/client.ts";
+export type { ClientOptions, Mapping, NoreplyOptions, StoreOptions, Value } from "./src/client.ts";
+export {
+  MemcacheClientError,
+  MemcacheConnectionError,
+  MemcacheError,
+  MemcacheIllegalInputError,
+  MemcacheServerError,
+  MemcacheTimeoutError,
+  MemcacheUnexpectedCloseError,
+  MemcacheUnknownCommandError,
+  MemcacheUnknownError,
+} from "./src/errors.ts";
+export type { MemcacheErrorOptions } from "./src/errors.ts";
+export {
+  CompressedSerde,
+  defaultSerde,
+  FLAG_BYTES,
+  FLAG_COMPRESSED,
+  FLAG_INTEGER,
+  FLAG_JSON,
+  FLAG_LONG,
+  FLAG_PICKLE,
+  FLAG_TEXT,
+} from "./src/serde.ts";
+export type { CompressedSerdeOptions, Serde } from "./src/serde.ts";
+export { addressName, parseServerSpec } from "./src/transport.ts";
+export type {
+  ServerAddress,
+  ServerSpec,
+  TcpAddress,
+  TlsOptions,
+  Transport,
+  TransportConnectOptions,
+  TransportHandlers,
+  TransportSocket,
+  UnixAddress,
+} from "./src/transport.ts";

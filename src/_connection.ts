@@ -1,0 +1,434 @@
+/**
+ * One memcached connection: requests are encoded into a shared outbox,
+ * flushed in one transport write per tick, and matched to replies in order.
+ *
+ * A connection is single-use: once anything leaves its stream in an unknown
+ * state (timeout, unexpected close, a reply it cannot place, CLIENT_ERROR)
+ * it closes, rejects every request still waiting, and its owner opens a
+ * new one for the next call.
+ *
+ * @module
+ */
+
+import {
+  MemcacheClientError,
+  MemcacheConnectionError,
+  MemcacheError,
+  MemcacheServerError,
+  MemcacheTimeoutError,
+  MemcacheUnexpectedCloseError,
+  MemcacheUnknownCommandError,
+  MemcacheUnknownError,
+} from "./errors.ts";
+import { type Expectation, Outbox, ProtocolError, type Reply, ReplyParser } from "./_protocol.ts";
+import type { ServerAddress, Transport, TransportConnectOptions, TransportSocket } from "./transport.ts";
+
+/** Settings of a connection. */
+export interface ConnectionOptions extends Omit<TransportConnectOptions, "signal"> {
+  /** ms to wait for the connection to open. */
+  connectTimeout?: number;
+  /** ms a request may wait for its reply, counted from when it is issued. */
+  timeout?: number;
+}
+
+/** A request waiting for its reply. */
+interface Waiting extends Expectation {
+  command: string;
+  deadline: number;
+  resolve: (reply: Reply) => void;
+  reject: (error: Error) => void;
+  /** For retrievals: the wire keys asked for, in order. */
+  keys?: readonly string[];
+}
+
+/** A noreply request waiting to be flushed. */
+interface Unflushed {
+  command: string;
+  deadline: number;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+const CONNECTING = 0;
+const OPEN = 1;
+const CLOSED = 2;
+
+/** A FIFO without `shift()`'s O(n): a head index, compacted now and then. */
+class Queue<T> {
+  items: T[] = [];
+  head = 0;
+  get size(): number {
+    return this.items.length - this.head;
+  }
+  peek(): T | undefined {
+    return this.items[this.head];
+  }
+  push(item: T): void {
+    this.items.push(item);
+  }
+  shift(): T | undefined {
+    const item = this.items[this.head];
+    if (item === undefined) return undefined;
+    this.items[this.head++] = undefined as T;
+    if (this.head === this.items.length) {
+      this.items.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+  drain(): T[] {
+    const rest = this.items.slice(this.head);
+    this.items = [];
+    this.head = 0;
+    return rest;
+  }
+}
+
+/** One pipelined memcached connection. See the module doc. */
+export class Connection {
+  readonly name: string;
+  #transport: Transport | Promise<Transport>;
+  #address: ServerAddress;
+  #options: ConnectionOptions;
+  #onClosed: (connection: Connection) => void;
+  #state = CONNECTING;
+  #socket: TransportSocket | null = null;
+  #outbox = new Outbox();
+  #waiting = new Queue<Waiting>();
+  #unflushed = new Queue<Unflushed>();
+  #flushScheduled = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = 0;
+  #parser: ReplyParser;
+  #closing: Promise<void> | null = null;
+  #quitting = false;
+  /** Resolves once the connection is closed, whatever the reason. */
+  readonly closed: Promise<void>;
+  #markClosed!: () => void;
+
+  constructor(
+    transport: Transport | Promise<Transport>,
+    address: ServerAddress,
+    name: string,
+    options: ConnectionOptions,
+    onClosed: (connection: Connection) => void,
+  ) {
+    this.#transport = transport;
+    this.#address = address;
+    this.name = name;
+    this.#options = options;
+    this.#onClosed = onClosed;
+    this.closed = new Promise((resolve) => (this.#markClosed = resolve));
+    this.#parser = new ReplyParser(() => this.#waiting.peek(), (reply) => this.#onReply(reply));
+    this.#connect();
+  }
+
+  /** True until the connection starts closing; only then may it take requests. */
+  get usable(): boolean {
+    return this.#state !== CLOSED && !this.#quitting && this.#closing === null;
+  }
+
+  /** Requests sent and not yet answered, plus noreply ones not yet flushed. */
+  get pending(): number {
+    return this.#waiting.size + this.#unflushed.size;
+  }
+
+  /**
+   * Encodes a request with `encode` and resolves with its reply. Error
+   * replies reject: ERROR → MemcacheUnknownCommandError, CLIENT_ERROR →
+   * MemcacheClientError (and the connection closes), SERVER_ERROR →
+   * MemcacheServerError (the connection stays).
+   */
+  request(
+    command: string,
+    expect: number,
+    encode: (out: Outbox) => void,
+    keys?: readonly string[],
+    endTokens?: Uint8Array,
+  ): Promise<Reply> {
+    return new Promise<Reply>((resolve, reject) => {
+      if (!this.usable) return reject(this.#closedError(command));
+      encode(this.#outbox);
+      this.#waiting.push({
+        command,
+        expect,
+        endTokens,
+        keys,
+        deadline: this.#deadline(),
+        resolve,
+        reject,
+      });
+      this.#scheduled();
+    });
+  }
+
+  /** Encodes a noreply request; resolves once its bytes are handed to the transport. */
+  send(command: string, encode: (out: Outbox) => void): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (!this.usable) return reject(this.#closedError(command));
+      encode(this.#outbox);
+      this.#unflushed.push({ command, deadline: this.#deadline(), resolve, reject });
+      this.#scheduled();
+    });
+  }
+
+  /**
+   * Sends `quit` after everything queued; the server answers by closing.
+   * Resolves when the connection is closed. No request is taken after it.
+   */
+  quit(encode: (out: Outbox) => void): Promise<void> {
+    if (!this.usable) return this.closed;
+    encode(this.#outbox);
+    this.#quitting = true;
+    this.#scheduled();
+    return this.closed;
+  }
+
+  /**
+   * Closes now: queued noreply requests are flushed first; requests still
+   * waiting for replies are rejected with MemcacheConnectionError.
+   */
+  close(): Promise<void> {
+    if (this.#closing !== null) return this.#closing;
+    if (this.#state === CLOSED) return Promise.resolve();
+    if (this.#state === CONNECTING && this.#outbox.length === 0) {
+      this.#fail(() => new MemcacheConnectionError("Connection closed by the client", { server: this.name }));
+      return this.closed;
+    }
+    this.#closing = (async () => {
+      if (this.#state === CONNECTING) await this.#opened.catch(() => {});
+      if (this.#state === OPEN) this.#flush();
+      this.#fail((w) =>
+        new MemcacheConnectionError("Connection closed by the client before the reply", {
+          server: this.name,
+          command: w.command,
+        })
+      );
+      await this.closed;
+    })();
+    return this.#closing;
+  }
+
+  // ---- internals
+
+  #opened!: Promise<void>;
+  #connecting!: Promise<TransportSocket>;
+  #abort = new AbortController();
+
+  #connect(): void {
+    const controller = this.#abort;
+    const connectOptions: TransportConnectOptions = {
+      tls: this.#options.tls,
+      noDelay: this.#options.noDelay,
+      keepAlive: this.#options.keepAlive,
+      signal: controller.signal,
+    };
+    let connectTimer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = this.#options.connectTimeout;
+    const timedOut = timeout === undefined ? null : new Promise<never>((_, reject) => {
+      connectTimer = setTimeout(() => {
+        const error = new MemcacheTimeoutError(`Connect timed out after ${timeout} ms`, { server: this.name });
+        controller.abort(error);
+        reject(error);
+      }, timeout);
+    });
+    const handlers = {
+      onData: (chunk: Uint8Array) => this.#onData(chunk),
+      onClose: (error?: Error) => this.#onTransportClose(error),
+    };
+    const transport = this.#transport;
+    const connecting = this.#connecting = "connect" in transport
+      ? transport.connect(this.#address, connectOptions, handlers)
+      : transport.then((t) => t.connect(this.#address, connectOptions, handlers));
+    this.#opened = (timedOut ? Promise.race([connecting, timedOut]) : connecting).then(
+      (socket) => {
+        clearTimeout(connectTimer);
+        if (this.#state === CLOSED) return; // #finish closes it
+        this.#socket = socket;
+        this.#state = OPEN;
+        if (this.#outbox.length > 0) this.#flush();
+      },
+      (error: unknown) => {
+        clearTimeout(connectTimer);
+        const failure = error instanceof MemcacheError ? error : new MemcacheConnectionError(
+          `Could not connect: ${error instanceof Error ? error.message : String(error)}`,
+          { server: this.name, cause: error },
+        );
+        this.#fail(() => failure);
+      },
+    );
+  }
+
+  #deadline(): number {
+    const timeout = this.#options.timeout;
+    if (timeout === undefined) return 0;
+    const deadline = Date.now() + timeout;
+    if (this.#timer === undefined) this.#arm(deadline);
+    return deadline;
+  }
+
+  #arm(at: number): void {
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => this.#onTimer(), Math.max(0, at - Date.now()));
+  }
+
+  /**
+   * One timer serves every request: it is armed for the oldest deadline and,
+   * when it fires, either fails the connection or re-arms for the next one.
+   */
+  #onTimer(): void {
+    this.#timer = undefined;
+    const now = Date.now();
+    const head = this.#waiting.peek();
+    const unflushed = this.#unflushed.peek();
+    const next = Math.min(head?.deadline ?? Infinity, unflushed?.deadline ?? Infinity);
+    if (next === Infinity) return;
+    if (next <= now) {
+      const late = head && head.deadline === next ? head.command : unflushed!.command;
+      const error = new MemcacheTimeoutError(`Timed out after ${this.#options.timeout} ms`, {
+        server: this.name,
+        command: late,
+      });
+      this.#fail((w) =>
+        w.command === late && w.deadline === next ? error : new MemcacheTimeoutError(
+          `Timed out: the connection was closed after an earlier request timed out`,
+          { server: this.name, command: w.command, cause: error },
+        )
+      );
+      return;
+    }
+    this.#arm(next);
+  }
+
+  #disarmIfIdle(): void {
+    if (this.#timer !== undefined && this.#waiting.size === 0 && this.#unflushed.size === 0) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  #scheduled(): void {
+    if (this.#flushScheduled || this.#state !== OPEN) return;
+    this.#flushScheduled = true;
+    queueMicrotask(() => {
+      this.#flushScheduled = false;
+      if (this.#state === OPEN) this.#flush();
+    });
+  }
+
+  #flush(): void {
+    if (this.#outbox.length > 0) this.#socket!.write(this.#outbox.take());
+    if (this.#quitting) this.#closeAfterQuit();
+    if (this.#unflushed.size > 0) {
+      for (const u of this.#unflushed.drain()) u.resolve();
+      this.#disarmIfIdle();
+    }
+  }
+
+  #closeAfterQuit(): void {
+    // memcached closes on quit; if requests are still in flight their
+    // replies come first, and a server that lingers is closed by timeout.
+    if (this.#waiting.size === 0) {
+      this.#state = CLOSED;
+      this.#finish();
+    }
+  }
+
+  #onData(chunk: Uint8Array): void {
+    if (this.#state === CLOSED) return;
+    try {
+      this.#parser.feed(chunk);
+    } catch (error) {
+      if (this.#state === CLOSED) return; // a resolve handler closed us mid-chunk
+      const message = error instanceof ProtocolError ? error.message : String(error);
+      const failure = new MemcacheUnknownError(`Unparseable reply: ${message}`, {
+        server: this.name,
+        command: this.#waiting.peek()?.command,
+        cause: error,
+      });
+      this.#fail(() => failure);
+    }
+  }
+
+  #onReply(reply: Reply): void {
+    if (reply.type === "values") {
+      const keys = this.#waiting.peek()!.keys;
+      // Never hand out a value for a key that was not asked for: a reply
+      // naming other keys means the stream is out of step.
+      if (keys !== undefined && !matchesKeys(reply.items, keys)) {
+        throw new ProtocolError("a retrieval reply named keys that were not requested");
+      }
+    }
+    const w = this.#waiting.shift()!;
+    this.#disarmIfIdle();
+    if (reply.type !== "error") {
+      w.resolve(reply);
+    } else {
+      const options = { server: this.name, command: w.command };
+      if (reply.kind === "SERVER_ERROR") {
+        w.reject(new MemcacheServerError(reply.message, options));
+      } else if (reply.kind === "ERROR") {
+        w.reject(new MemcacheUnknownCommandError(reply.message, options));
+      } else {
+        w.reject(new MemcacheClientError(reply.message, options));
+        this.#fail(() => new MemcacheConnectionError("Connection closed after a CLIENT_ERROR", options));
+      }
+    }
+    if (this.#quitting && this.#waiting.size === 0) this.#closeAfterQuit();
+  }
+
+  #onTransportClose(error?: Error): void {
+    if (this.#state === CLOSED) return;
+    if (this.#quitting && this.#waiting.size === 0) {
+      this.#state = CLOSED;
+      this.#finish();
+      return;
+    }
+    this.#fail((w) =>
+      new MemcacheUnexpectedCloseError(
+        error ? `Connection lost: ${error.message}` : "Connection closed by the server",
+        { server: this.name, command: w.command, cause: error },
+      )
+    );
+  }
+
+  #closedError(command: string): MemcacheConnectionError {
+    return new MemcacheConnectionError("Connection is closed", { server: this.name, command });
+  }
+
+  /** Closes the connection and rejects everything still waiting. */
+  #fail(errorFor: (w: { command: string; deadline: number }) => Error): void {
+    if (this.#state === CLOSED) return;
+    this.#state = CLOSED;
+    for (const w of this.#waiting.drain()) w.reject(errorFor(w));
+    for (const u of this.#unflushed.drain()) u.reject(errorFor(u));
+    this.#finish();
+  }
+
+  #finish(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    this.#socket = null;
+    this.#abort.abort(new MemcacheConnectionError("Connection closed while connecting", { server: this.name }));
+    this.#onClosed(this);
+    // Whatever the connect attempt produced is closed before `closed` resolves,
+    // so no socket outlives the connection.
+    this.#connecting.then((socket) => socket.close(), () => {}).then(this.#markClosed, this.#markClosed);
+  }
+}
+
+/** Every returned key must be among the requested ones, in request order. */
+function matchesKeys(items: readonly { key: string }[], keys: readonly string[]): boolean {
+  let j = 0;
+  for (const item of items) {
+    while (j < keys.length && keys[j] !== item.key) j++;
+    if (j === keys.length) return false;
+    j++;
+  }
+  return true;
+}

@@ -1,0 +1,511 @@
+/**
+ * The memcached text protocol as pure code: an {@linkcode Outbox} that
+ * commands are encoded into, and a {@linkcode ReplyParser} fed arbitrary
+ * byte chunks. No sockets, no timers, no runtime APIs.
+ *
+ * Values are framed by the byte count on their `VALUE` line, never by
+ * searching for `\r\n`, so any bytes round-trip.
+ *
+ * @module
+ */
+
+const encoder = new TextEncoder();
+const utf8 = new TextDecoder();
+
+/** Reply shapes a request can expect. */
+export const EXPECT_LINE = 0; // one line: STORED, NOT_FOUND, a number, VERSION x, OK ...
+export const EXPECT_VALUES = 1; // VALUE ... blocks then END
+export const EXPECT_STATS = 2; // STAT lines then END (or one RESET / OK line)
+export const EXPECT_RAW = 3; // bytes up to a caller-given terminator
+
+/** What the parser needs to know about the request at the head of the queue. */
+export interface Expectation {
+  expect: number;
+  /** For EXPECT_RAW: the bytes that end the reply. */
+  endTokens?: Uint8Array;
+}
+
+/** One item of a retrieval reply. */
+export interface Item {
+  key: string;
+  flags: number;
+  value: Uint8Array;
+  /** The cas token as a decimal string, for gets/gats. */
+  cas?: string;
+}
+
+/** A parsed reply. Constant status replies are shared objects. */
+export type Reply =
+  | { type: "status"; status: Status }
+  | { type: "line"; text: string }
+  | { type: "values"; items: Item[] }
+  | { type: "stats"; entries: [string, string][] }
+  | { type: "raw"; bytes: Uint8Array }
+  | { type: "error"; kind: "ERROR" | "CLIENT_ERROR" | "SERVER_ERROR"; message: string };
+
+/** The constant one-word replies, recognised byte for byte. */
+export type Status =
+  | "STORED"
+  | "NOT_STORED"
+  | "EXISTS"
+  | "NOT_FOUND"
+  | "DELETED"
+  | "TOUCHED"
+  | "OK"
+  | "END"
+  | "RESET";
+
+const STATUSES: Status[] = [
+  "STORED",
+  "NOT_STORED",
+  "EXISTS",
+  "NOT_FOUND",
+  "DELETED",
+  "TOUCHED",
+  "OK",
+  "END",
+  "RESET",
+];
+const STATUS_BYTES = STATUSES.map((s) => encoder.encode(s));
+const STATUS_REPLIES = STATUSES.map((status) => ({ type: "status", status }) as const);
+
+const ERROR = encoder.encode("ERROR");
+const CLIENT_ERROR = encoder.encode("CLIENT_ERROR");
+const SERVER_ERROR = encoder.encode("SERVER_ERROR");
+const VALUE_ = encoder.encode("VALUE ");
+const END = encoder.encode("END");
+const CR = 13;
+const LF = 10;
+const SP = 32;
+
+/** The longest line the parser buffers before calling the stream garbage. */
+export const MAX_LINE = 65536;
+
+/** The server sent bytes that do not fit the protocol; the stream is unusable. */
+export class ProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ProtocolError";
+  }
+}
+
+function startsWith(line: Uint8Array, prefix: Uint8Array): boolean {
+  if (line.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (line[i] !== prefix[i]) return false;
+  return true;
+}
+
+function equals(line: Uint8Array, word: Uint8Array): boolean {
+  return line.length === word.length && startsWith(line, word);
+}
+
+/** Decodes protocol text: ASCII by hand (short, hot), anything else as UTF-8. */
+export function decodeText(bytes: Uint8Array, start = 0, end = bytes.length): string {
+  if (end - start > 64) return utf8.decode(bytes.subarray(start, end));
+  let s = "";
+  for (let i = start; i < end; i++) {
+    const c = bytes[i];
+    if (c > 127) return utf8.decode(bytes.subarray(start, end));
+    s += String.fromCharCode(c);
+  }
+  return s;
+}
+
+/** Parses an unsigned decimal field; -1 if it is not one. */
+function parseUint(bytes: Uint8Array, start: number, end: number): number {
+  if (start >= end || end - start > 15) return -1;
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const d = bytes[i] - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+function classifyError(line: Uint8Array): Reply | undefined {
+  // "ERROR", "ERROR <text>", and 1.6's "ERROR: shutdown not enabled"
+  if (startsWith(line, ERROR)) {
+    return { type: "error", kind: "ERROR", message: decodeText(line) };
+  }
+  if (startsWith(line, CLIENT_ERROR)) {
+    return { type: "error", kind: "CLIENT_ERROR", message: decodeText(line) };
+  }
+  if (startsWith(line, SERVER_ERROR)) {
+    return { type: "error", kind: "SERVER_ERROR", message: decodeText(line) };
+  }
+  return undefined;
+}
+
+/**
+ * An incremental reply parser. `feed` takes chunks split anywhere; every
+ * complete reply is passed to `emit`, in order. `head` names what the
+ * oldest unanswered request expects (`undefined`: nothing is expected).
+ * Throws {@linkcode ProtocolError} on bytes that fit no expected reply;
+ * after that the parser (and its connection) must be discarded.
+ */
+export class ReplyParser {
+  #head: () => Expectation | undefined;
+  #emit: (reply: Reply) => void;
+  /** An incomplete line carried over from the previous chunk. */
+  #partial: Uint8Array | null = null;
+  /** Value being filled, and how much of it has arrived. */
+  #value: Uint8Array | null = null;
+  #filled = 0;
+  /** After a value: its closing CRLF is still owed (as an empty line). */
+  #needEmptyLine = false;
+  #items: Item[] = [];
+  #entries: [string, string][] = [];
+  #pendingItem: Item | null = null;
+  /** EXPECT_RAW accumulation. */
+  #raw: Uint8Array | null = null;
+
+  constructor(head: () => Expectation | undefined, emit: (reply: Reply) => void) {
+    this.#head = head;
+    this.#emit = emit;
+  }
+
+  /** True when the parser is between replies (nothing half-read). */
+  get idle(): boolean {
+    return this.#partial === null && this.#value === null && !this.#needEmptyLine &&
+      this.#items.length === 0 && this.#entries.length === 0 && this.#raw === null;
+  }
+
+  /** Feeds bytes; the chunk is not kept after the call returns. */
+  feed(chunk: Uint8Array): void {
+    let pos = 0;
+    const end = chunk.length;
+    while (pos < end) {
+      if (this.#value !== null) {
+        // Length-framed value bytes: copied as they come, never scanned.
+        const want = this.#value.length - this.#filled;
+        const take = Math.min(want, end - pos);
+        this.#value.set(chunk.subarray(pos, pos + take), this.#filled);
+        this.#filled += take;
+        pos += take;
+        if (this.#filled === this.#value.length) {
+          this.#pendingItem!.value = this.#value;
+          this.#items.push(this.#pendingItem!);
+          this.#pendingItem = null;
+          this.#value = null;
+          this.#needEmptyLine = true;
+        }
+        continue;
+      }
+      const expectation = this.#head();
+      if (expectation === undefined) {
+        throw new ProtocolError("the server sent bytes no request was waiting for");
+      }
+      if (expectation.expect === EXPECT_RAW) {
+        pos = this.#feedRaw(chunk, pos, expectation.endTokens!);
+        continue;
+      }
+      const nl = chunk.indexOf(LF, pos);
+      if (nl === -1) {
+        this.#keepPartial(chunk.subarray(pos));
+        return;
+      }
+      let line: Uint8Array;
+      if (this.#partial !== null) {
+        line = concat(this.#partial, chunk.subarray(pos, nl));
+        this.#partial = null;
+      } else {
+        line = chunk.subarray(pos, nl);
+      }
+      pos = nl + 1;
+      if (line.length === 0 || line[line.length - 1] !== CR) {
+        throw new ProtocolError("a reply line did not end with \\r\\n");
+      }
+      this.#line(line.subarray(0, line.length - 1), expectation.expect);
+    }
+  }
+
+  #keepPartial(rest: Uint8Array): void {
+    const joined = this.#partial === null ? rest.slice() : concat(this.#partial, rest);
+    if (joined.length > MAX_LINE) {
+      throw new ProtocolError(`a reply line exceeded ${MAX_LINE} bytes`);
+    }
+    this.#partial = joined;
+  }
+
+  #line(line: Uint8Array, expect: number): void {
+    if (this.#needEmptyLine) {
+      if (line.length !== 0) {
+        throw new ProtocolError("value bytes were not followed by \\r\\n");
+      }
+      this.#needEmptyLine = false;
+      return;
+    }
+    const error = classifyError(line);
+    if (error !== undefined) {
+      this.#items = [];
+      this.#entries = [];
+      this.#emit(error);
+      return;
+    }
+    if (expect === EXPECT_LINE) {
+      for (let i = 0; i < STATUS_BYTES.length; i++) {
+        if (equals(line, STATUS_BYTES[i])) return this.#emit(STATUS_REPLIES[i]);
+      }
+      return this.#emit({ type: "line", text: decodeText(line) });
+    }
+    if (equals(line, END)) {
+      if (expect === EXPECT_VALUES) {
+        const items = this.#items;
+        this.#items = [];
+        return this.#emit({ type: "values", items });
+      }
+      const entries = this.#entries;
+      this.#entries = [];
+      return this.#emit({ type: "stats", entries });
+    }
+    if (expect === EXPECT_VALUES) {
+      if (!startsWith(line, VALUE_)) {
+        throw new ProtocolError(`unexpected line in a retrieval reply: ${quote(line)}`);
+      }
+      return this.#valueLine(line);
+    }
+    // EXPECT_STATS: "STAT name value", "ITEM name [..]", or a one-line answer
+    // such as RESET (stats reset) or OK (stats detail on).
+    if (this.#entries.length === 0 && (equals(line, STATUS_BYTES[8]) || equals(line, STATUS_BYTES[6]))) {
+      return this.#emit({ type: "stats", entries: [] });
+    }
+    const text = decodeText(line);
+    const first = text.indexOf(" ");
+    const second = first === -1 ? -1 : text.indexOf(" ", first + 1);
+    if (first === -1) throw new ProtocolError(`unexpected line in a stats reply: ${quote(line)}`);
+    this.#entries.push(
+      second === -1
+        ? [text.slice(first + 1), ""]
+        : [text.slice(first + 1, second), text.slice(second + 1)],
+    );
+  }
+
+  /** `VALUE <key> <flags> <bytes> [<cas>]` */
+  #valueLine(line: Uint8Array): void {
+    const fields: number[] = [];
+    let start = VALUE_.length;
+    for (let i = start; i <= line.length; i++) {
+      if (i === line.length || line[i] === SP) {
+        if (i === start) throw new ProtocolError(`malformed VALUE line: ${quote(line)}`);
+        fields.push(start, i);
+        start = i + 1;
+      }
+    }
+    const count = fields.length / 2;
+    if (count !== 3 && count !== 4) throw new ProtocolError(`malformed VALUE line: ${quote(line)}`);
+    const flags = parseUint(line, fields[2], fields[3]);
+    const length = parseUint(line, fields[4], fields[5]);
+    if (flags < 0 || flags > 0xffffffff || length < 0) {
+      throw new ProtocolError(`malformed VALUE line: ${quote(line)}`);
+    }
+    const item: Item = { key: decodeText(line, fields[0], fields[1]), flags, value: EMPTY };
+    if (count === 4) {
+      const cas = decodeText(line, fields[6], fields[7]);
+      if (!/^\d+$/.test(cas)) throw new ProtocolError(`malformed VALUE line: ${quote(line)}`);
+      item.cas = cas;
+    }
+    if (length === 0) {
+      this.#items.push(item);
+      this.#needEmptyLine = true;
+    } else {
+      this.#pendingItem = item;
+      this.#value = new Uint8Array(length);
+      this.#filled = 0;
+    }
+  }
+
+  /**
+   * Raw replies (rawCommand) end where `endTokens` first appears; the reply
+   * is the bytes before it, as pymemcache's `_readsegment`. Returns the new
+   * position in `chunk`.
+   */
+  #feedRaw(chunk: Uint8Array, pos: number, endTokens: Uint8Array): number {
+    const before = this.#raw === null ? 0 : this.#raw.length;
+    const all = this.#raw === null ? chunk.slice(pos) : concat(this.#raw, chunk.subarray(pos));
+    const at = indexOfBytes(all, endTokens, Math.max(0, before - endTokens.length + 1));
+    if (at === -1) {
+      if (all.length > MAX_RAW) throw new ProtocolError(`a raw reply exceeded ${MAX_RAW} bytes`);
+      this.#raw = all;
+      return chunk.length;
+    }
+    this.#raw = null;
+    const bytes = all.subarray(0, at);
+    const nl = bytes.indexOf(LF);
+    const firstLine = bytes.subarray(0, nl === -1 ? bytes.length : nl);
+    const error = classifyError(
+      firstLine[firstLine.length - 1] === CR ? firstLine.subarray(0, firstLine.length - 1) : firstLine,
+    );
+    this.#emit(error ?? { type: "raw", bytes });
+    return pos + (at + endTokens.length - before);
+  }
+}
+
+/** The most a raw reply may buffer before the stream is called garbage. */
+export const MAX_RAW = 64 * 1024 * 1024;
+
+const EMPTY = new Uint8Array(0);
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+function indexOfBytes(hay: Uint8Array, needle: Uint8Array, from: number): number {
+  const first = needle[0];
+  for (let i = hay.indexOf(first, from); i !== -1 && i + needle.length <= hay.length; i = hay.indexOf(first, i + 1)) {
+    let j = 1;
+    while (j < needle.length && hay[i + j] === needle[j]) j++;
+    if (j === needle.length) return i;
+  }
+  return -1;
+}
+
+function quote(line: Uint8Array): string {
+  return JSON.stringify(decodeText(line.subarray(0, 80)));
+}
+
+/**
+ * A growable write buffer that commands are encoded into; `take` hands the
+ * bytes to a transport in one piece, so commands issued together go out in
+ * one write.
+ */
+export class Outbox {
+  #buf: Uint8Array;
+  #len = 0;
+
+  constructor(initial = 16384) {
+    this.#buf = new Uint8Array(initial);
+  }
+
+  /** Bytes waiting. */
+  get length(): number {
+    return this.#len;
+  }
+
+  #ensure(extra: number): void {
+    const need = this.#len + extra;
+    if (need <= this.#buf.length) return;
+    let size = this.#buf.length * 2;
+    while (size < need) size *= 2;
+    const bigger = new Uint8Array(size);
+    bigger.set(this.#buf.subarray(0, this.#len));
+    this.#buf = bigger;
+  }
+
+  /** Appends text as UTF-8. */
+  text(s: string): void {
+    this.#ensure(s.length * 3);
+    this.#len += encoder.encodeInto(s, this.#buf.subarray(this.#len)).written;
+  }
+
+  /** Appends bytes (copied). */
+  bytes(b: Uint8Array): void {
+    this.#ensure(b.length);
+    this.#buf.set(b, this.#len);
+    this.#len += b.length;
+  }
+
+  /** Removes and returns everything written so far. */
+  take(): Uint8Array {
+    const len = this.#len;
+    this.#len = 0;
+    if (len < 65536) return this.#buf.slice(0, len);
+    const out = this.#buf.subarray(0, len);
+    this.#buf = new Uint8Array(16384);
+    return out;
+  }
+}
+
+// ---- Encoders. Keys arrive validated (see _keys.ts); numbers validated by the caller.
+
+const NOREPLY = " noreply\r\n";
+const CRLF = "\r\n";
+
+/** `set|add|replace|append|prepend|cas <key> <flags> <exptime> <bytes> [<cas>] [noreply]` + data */
+export function encodeStore(
+  out: Outbox,
+  command: string,
+  key: string,
+  flags: number,
+  exptime: number,
+  value: Uint8Array,
+  noreply: boolean,
+  cas?: string,
+): void {
+  out.text(
+    `${command} ${key} ${flags} ${exptime} ${value.length}${cas === undefined ? "" : " " + cas}${noreply ? NOREPLY : CRLF}`,
+  );
+  out.bytes(value);
+  out.text(CRLF);
+}
+
+/** `get|gets <key>*` and `gat|gats <exptime> <key>*` */
+export function encodeRetrieve(out: Outbox, command: string, keys: readonly string[], exptime?: number): void {
+  const head = exptime === undefined ? command : `${command} ${exptime}`;
+  out.text(keys.length === 1 ? `${head} ${keys[0]}\r\n` : `${head} ${keys.join(" ")}\r\n`);
+}
+
+/** `delete <key> [noreply]` */
+export function encodeDelete(out: Outbox, key: string, noreply: boolean): void {
+  out.text(`delete ${key}${noreply ? NOREPLY : CRLF}`);
+}
+
+/** `incr|decr <key> <value> [noreply]` */
+export function encodeArithmetic(
+  out: Outbox,
+  command: "incr" | "decr",
+  key: string,
+  delta: string,
+  noreply: boolean,
+): void {
+  out.text(`${command} ${key} ${delta}${noreply ? NOREPLY : CRLF}`);
+}
+
+/** `touch <key> <exptime> [noreply]` */
+export function encodeTouch(out: Outbox, key: string, exptime: number, noreply: boolean): void {
+  out.text(`touch ${key} ${exptime}${noreply ? NOREPLY : CRLF}`);
+}
+
+/** `stats [<args>]` */
+export function encodeStats(out: Outbox, args: readonly string[]): void {
+  out.text(args.length ? `stats ${args.join(" ")}\r\n` : "stats\r\n");
+}
+
+/** `version` */
+export function encodeVersion(out: Outbox): void {
+  out.text("version\r\n");
+}
+
+/** `flush_all [<delay>] [noreply]` */
+export function encodeFlushAll(out: Outbox, delay: number, noreply: boolean): void {
+  out.text(`flush_all ${delay}${noreply ? NOREPLY : CRLF}`);
+}
+
+/** `cache_memlimit <megabytes> [noreply]` */
+export function encodeCacheMemlimit(out: Outbox, megabytes: number, noreply: boolean): void {
+  out.text(`cache_memlimit ${megabytes}${noreply ? NOREPLY : CRLF}`);
+}
+
+/** `verbosity <level> [noreply]` */
+export function encodeVerbosity(out: Outbox, level: number, noreply: boolean): void {
+  out.text(`verbosity ${level}${noreply ? NOREPLY : CRLF}`);
+}
+
+/** `shutdown [graceful]` */
+export function encodeShutdown(out: Outbox, graceful: boolean): void {
+  out.text(graceful ? "shutdown graceful\r\n" : "shutdown\r\n");
+}
+
+/** `quit` */
+export function encodeQuit(out: Outbox): void {
+  out.text("quit\r\n");
+}
+
+/** A caller-given command line, sent as is plus `\r\n`. */
+export function encodeRaw(out: Outbox, command: Uint8Array): void {
+  out.bytes(command);
+  out.text(CRLF);
+}

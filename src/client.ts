@@ -1,0 +1,722 @@
+/**
+ * `Client`: one memcached server over one pipelined connection, with
+ * pymemcache's `Client` API and semantics.
+ *
+ * @module
+ */
+
+import { Connection } from "./_connection.ts";
+import { defaultTransport } from "./_default_transport.ts";
+import { checkKey as checkWireKey, keyBytes } from "./_keys.ts";
+import {
+  encodeArithmetic,
+  encodeCacheMemlimit,
+  encodeDelete,
+  encodeFlushAll,
+  encodeQuit,
+  encodeRaw,
+  encodeRetrieve,
+  encodeShutdown,
+  encodeStats,
+  encodeStore,
+  encodeTouch,
+  encodeVerbosity,
+  encodeVersion,
+  EXPECT_LINE,
+  EXPECT_RAW,
+  EXPECT_STATS,
+  EXPECT_VALUES,
+  type Item,
+  type Reply,
+} from "./_protocol.ts";
+import { convertStats } from "./_stats.ts";
+import {
+  MemcacheIllegalInputError,
+  MemcacheUnexpectedCloseError,
+  MemcacheUnknownError,
+} from "./errors.ts";
+import { defaultSerde, type Serde } from "./serde.ts";
+import {
+  addressName,
+  parseServerSpec,
+  type ServerAddress,
+  type ServerSpec,
+  type TlsOptions,
+  type Transport,
+} from "./transport.ts";
+
+/** Options of {@linkcode Client}. Durations the client measures are in ms. */
+export interface ClientOptions {
+  /** Turns values into bytes and flags and back. @default {defaultSerde} */
+  serde?: Serde;
+  /** ms to wait for a connection to open; `undefined` waits as long as the OS does. */
+  connectTimeout?: number;
+  /**
+   * ms a request may take, from the call until its reply (connecting
+   * included). On expiry the request rejects with `MemcacheTimeoutError`
+   * and the connection is closed. `undefined`: no limit.
+   */
+  timeout?: number;
+  /** Set TCP_NODELAY where the transport can. */
+  noDelay?: boolean;
+  /** TCP keep-alive where the transport can; `idle` in ms. */
+  keepAlive?: boolean | { idle?: number };
+  /** get, gets, getMany, getsMany, gat and gats return misses instead of throwing. @default {false} */
+  ignoreExc?: boolean;
+  /** Prepended to every key on the wire; results are keyed without it. @default {""} */
+  keyPrefix?: string;
+  /**
+   * Storage, delete, touch and flushAll skip waiting for the reply unless
+   * told otherwise (not cas, incr or decr). @default {true}
+   */
+  defaultNoreply?: boolean;
+  /** Allow non-ASCII keys (sent UTF-8 encoded). @default {false} */
+  allowUnicodeKeys?: boolean;
+  /** TLS; `true` uses the runtime's trust store. @default {false} */
+  tls?: boolean | TlsOptions;
+  /** How to open sockets. @default the running runtime's transport */
+  transport?: Transport;
+}
+
+/** Per-call options of the storage commands. */
+export interface StoreOptions {
+  /** Seconds until the item expires (0: never; over 30 days: a unix time). @default {0} */
+  expire?: number;
+  /** Do not wait for the server's reply. @default {ClientOptions.defaultNoreply} */
+  noreply?: boolean;
+  /** Overrides the flags the serde chose. */
+  flags?: number;
+}
+
+/** Per-call option of commands that only take `noreply`. */
+export interface NoreplyOptions {
+  /** Do not wait for the server's reply. */
+  noreply?: boolean;
+}
+
+/** A memcached item's value, as the serde returns it. */
+// deno-lint-ignore no-explicit-any
+export type Value = any;
+
+/** Key/value pairs for {@linkcode Client.setMany}. */
+export type Mapping = Map<string, unknown> | Record<string, unknown> | Iterable<readonly [string, unknown]>;
+
+const encoder = new TextEncoder();
+/** Longest retrieval line sent in one command; longer key lists are split. */
+const MAX_RETRIEVE_LINE = 2048;
+
+function isPromise<T>(value: unknown): value is Promise<T> {
+  return typeof (value as Promise<T> | null)?.then === "function";
+}
+
+function checkInt(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new MemcacheIllegalInputError(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+const checkExpire = (v: unknown) => checkInt("expire", v, -2147483648, 2147483647);
+const checkFlags = (v: unknown) => checkInt("flags", v, 0, 0xffffffff);
+
+function checkDelta(value: unknown): string {
+  if (typeof value === "bigint" && value >= 0n && value <= 0xffffffffffffffffn) return value.toString();
+  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return value.toString();
+  throw new MemcacheIllegalInputError(`value must be a non-negative integer below 2^64, got ${String(value)}`);
+}
+
+function checkCas(value: unknown): string {
+  const text = typeof value === "string" ? value : typeof value === "bigint" || typeof value === "number" ? String(value) : "";
+  if (!/^\d{1,20}$/.test(text) || BigInt(text) > 0xffffffffffffffffn) {
+    throw new MemcacheIllegalInputError(`cas must be a decimal token (digits only), got ${String(value)}`);
+  }
+  return text;
+}
+
+function checkToken(name: string, value: string): string {
+  if (typeof value !== "string" || value === "" || /[\x00-\x20\x7f]/.test(value)) {
+    throw new MemcacheIllegalInputError(`${name} must be a non-empty token without spaces or control characters`);
+  }
+  return value;
+}
+
+function parseCounter(text: string, command: string, server: string): number | bigint {
+  if (!/^\d+$/.test(text)) {
+    throw new MemcacheUnknownError(`Unexpected reply ${JSON.stringify(text)}`, { server, command });
+  }
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : BigInt(text);
+}
+
+function entriesOf(values: Mapping): Iterable<readonly [string, unknown]> {
+  if (values instanceof Map) return values;
+  if (Symbol.iterator in values) return values as Iterable<readonly [string, unknown]>;
+  return Object.entries(values);
+}
+
+/**
+ * A client for one memcached server, mirroring pymemcache's `Client`.
+ *
+ * Requests are pipelined on one connection: calls made in the same tick
+ * go out in one write, and replies are matched in order. The constructor
+ * does not connect; the first call does. After a timeout, an unexpected
+ * close or an unparseable reply the connection is dropped, every request
+ * waiting on it rejects, and the next call reconnects.
+ *
+ * Keys are strings of at most 250 bytes (prefix included), without
+ * whitespace or control characters; non-ASCII only with `allowUnicodeKeys`.
+ *
+ * @example
+ * ```ts ignore
+ * import { Client } from "@memkit/memcache";
+ * await using client = new Client("127.0.0.1:11211");
+ * await client.set("greeting", "hello", { expire: 60 });
+ * console.log(await client.get("greeting")); // "hello"
+ * ```
+ */
+export class Client {
+  /** The server as `"host:port"` or a socket path. */
+  readonly server: string;
+  /** The parsed server address. */
+  readonly address: ServerAddress;
+  /** The serde in use. */
+  readonly serde: Serde;
+  /** The key prefix. */
+  readonly keyPrefix: string;
+  /** Whether storage commands skip replies by default. */
+  readonly defaultNoreply: boolean;
+  /** Whether get-family errors become misses. */
+  readonly ignoreExc: boolean;
+  /** Whether non-ASCII keys are allowed. */
+  readonly allowUnicodeKeys: boolean;
+  #options: ClientOptions;
+  #transport: Transport | Promise<Transport> | undefined;
+  #conn: Connection | null = null;
+  #closing = new Set<Promise<void>>();
+
+  /**
+   * @param server where the server listens; see {@linkcode ServerSpec}.
+   * @throws {TypeError} for an invalid server spec.
+   * @throws {MemcacheIllegalInputError} for an invalid key prefix.
+   */
+  constructor(server: ServerSpec, options: ClientOptions = {}) {
+    this.address = parseServerSpec(server);
+    this.server = addressName(this.address);
+    this.#options = options;
+    this.serde = options.serde ?? defaultSerde;
+    this.keyPrefix = options.keyPrefix ?? "";
+    this.defaultNoreply = options.defaultNoreply ?? true;
+    this.ignoreExc = options.ignoreExc ?? false;
+    this.allowUnicodeKeys = options.allowUnicodeKeys ?? false;
+    this.#transport = options.transport;
+    if (this.keyPrefix !== "") checkWireKey(this.keyPrefix, "", this.allowUnicodeKeys);
+    for (const name of ["connectTimeout", "timeout"] as const) {
+      const ms = options[name];
+      if (ms !== undefined && !(typeof ms === "number" && ms >= 0 && Number.isFinite(ms))) {
+        throw new TypeError(`${name} must be a non-negative number of milliseconds`);
+      }
+    }
+  }
+
+  // ---- connection management
+
+  #connection(): Connection {
+    const conn = this.#conn;
+    if (conn !== null && conn.usable) return conn;
+    return this.#conn = this.#open();
+  }
+
+  #open(): Connection {
+    const o = this.#options;
+    this.#transport ??= defaultTransport();
+    const conn = new Connection(
+      this.#transport,
+      this.address,
+      this.server,
+      {
+        connectTimeout: o.connectTimeout,
+        timeout: o.timeout,
+        noDelay: o.noDelay,
+        keepAlive: o.keepAlive,
+        tls: o.tls === true ? {} : o.tls || undefined,
+      },
+      (closed) => {
+        if (this.#conn === closed) this.#conn = null;
+      },
+    );
+    // close() and quit() wait for every connection this client opened to be
+    // fully closed, including ones that died on their own: no socket leaks.
+    this.#track(conn.closed);
+    return conn;
+  }
+
+  /** Waits for a connection to close, keeping track so close() can await it. */
+  #track(closing: Promise<void>): Promise<void> {
+    this.#closing.add(closing);
+    return closing.finally(() => this.#closing.delete(closing));
+  }
+
+  /**
+   * Checks a key and adds the prefix.
+   *
+   * @returns the key's wire bytes, prefix included.
+   * @throws {MemcacheIllegalInputError} for a key memcached cannot take.
+   */
+  checkKey(key: string): Uint8Array {
+    return keyBytes(this.#key(key));
+  }
+
+  #key(key: string): string {
+    return checkWireKey(key, this.keyPrefix, this.allowUnicodeKeys);
+  }
+
+  #noreply(noreply: boolean | undefined): boolean {
+    if (noreply === undefined) return this.defaultNoreply;
+    if (typeof noreply !== "boolean") throw new MemcacheIllegalInputError("noreply must be a boolean");
+    return noreply;
+  }
+
+  // ---- storage
+
+  /**
+   * Stores a value. Resolves to `true` (always, as pymemcache: with
+   * noreply nothing is known; otherwise failures throw).
+   *
+   * @throws {MemcacheIllegalInputError} for a bad key, value, expire or flags (nothing is sent).
+   * @throws {MemcacheServerError} e.g. for a value over the server's item size (with noreply the server stays silent).
+   */
+  async set(key: string, value: unknown, options: StoreOptions = {}): Promise<true> {
+    await this.#store("set", key, value, options);
+    return true;
+  }
+
+  /** Stores only if the key is absent: `true` if stored (or noreply), `false` if it exists. */
+  async add(key: string, value: unknown, options: StoreOptions = {}): Promise<boolean> {
+    return (await this.#store("add", key, value, options)) !== false;
+  }
+
+  /** Stores only if the key exists: `true` if stored (or noreply), `false` if it is absent. */
+  async replace(key: string, value: unknown, options: StoreOptions = {}): Promise<boolean> {
+    return (await this.#store("replace", key, value, options)) !== false;
+  }
+
+  /** Appends bytes to an existing value: `true` if done (or noreply), `false` if absent. */
+  async append(key: string, value: unknown, options: StoreOptions = {}): Promise<boolean> {
+    return (await this.#store("append", key, value, options)) !== false;
+  }
+
+  /** Prepends bytes to an existing value: `true` if done (or noreply), `false` if absent. */
+  async prepend(key: string, value: unknown, options: StoreOptions = {}): Promise<boolean> {
+    return (await this.#store("prepend", key, value, options)) !== false;
+  }
+
+  /**
+   * Check-and-set: `true` if stored, `false` if the item changed since
+   * `cas` was read, `null` if it does not exist. Waits for the reply unless
+   * `noreply: true` (then `true`).
+   */
+  async cas(key: string, value: unknown, cas: string | number | bigint, options: StoreOptions = {}): Promise<boolean | null> {
+    const token = checkCas(cas);
+    const result = await this.#store("cas", key, value, { ...options, noreply: options.noreply ?? false }, token);
+    return result === undefined ? true : result;
+  }
+
+  /**
+   * Stores many values, pipelined. Resolves to the keys (as passed) that
+   * were not stored; always empty with noreply.
+   */
+  async setMany(values: Mapping, options: StoreOptions = {}): Promise<string[]> {
+    const noreply = this.#noreply(options.noreply);
+    const pairs = [...entriesOf(values)];
+    const results = await Promise.all(pairs.map(([key, value]) => this.#store("set", key, value, { ...options, noreply })));
+    const failed: string[] = [];
+    results.forEach((stored, i) => {
+      if (stored === false) failed.push(pairs[i][0]);
+    });
+    return failed;
+  }
+
+  /** Alias of {@linkcode Client.setMany}. */
+  setMulti(values: Mapping, options: StoreOptions = {}): Promise<string[]> {
+    return this.setMany(values, options);
+  }
+
+  /**
+   * Shared path of the storage commands. Encodes synchronously when the
+   * serde is synchronous, so calls go out in call order.
+   * Resolves `undefined` for noreply, `true` (STORED), `false` (NOT_STORED
+   * or EXISTS) or `null` (NOT_FOUND).
+   */
+  #store(
+    command: string,
+    key: string,
+    value: unknown,
+    options: StoreOptions,
+    cas?: string,
+  ): Promise<boolean | null | undefined> {
+    try {
+      const wireKey = this.#key(key);
+      const noreply = this.#noreply(options.noreply);
+      const expire = options.expire === undefined ? 0 : checkExpire(options.expire);
+      const flagsOverride = options.flags === undefined ? undefined : checkFlags(options.flags);
+      const serialized = this.serde.serialize(key, value);
+      const go = (pair: [Uint8Array | string, number]) =>
+        this.#sendStore(command, wireKey, pair, flagsOverride, expire, noreply, cas);
+      return isPromise<[Uint8Array | string, number]>(serialized) ? serialized.then(go) : go(serialized);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #sendStore(
+    command: string,
+    wireKey: string,
+    [data, serdeFlags]: [Uint8Array | string, number],
+    flagsOverride: number | undefined,
+    expire: number,
+    noreply: boolean,
+    cas: string | undefined,
+  ): Promise<boolean | null | undefined> {
+    const bytes = typeof data === "string" ? encoder.encode(data) : data;
+    if (!(bytes instanceof Uint8Array)) {
+      throw new MemcacheIllegalInputError(`The serde must return a string or Uint8Array for ${JSON.stringify(wireKey)}`);
+    }
+    const flags = flagsOverride ?? checkFlags(serdeFlags);
+    const encode = (out: Parameters<typeof encodeStore>[0]) =>
+      encodeStore(out, command, wireKey, flags, expire, bytes, noreply, cas);
+    const conn = this.#connection();
+    if (noreply) return conn.send(command, encode).then(() => undefined);
+    return conn.request(command, EXPECT_LINE, encode).then((reply) => {
+      if (reply.type === "status") {
+        switch (reply.status) {
+          case "STORED":
+            return true;
+          case "NOT_STORED":
+          case "EXISTS":
+            return false;
+          case "NOT_FOUND":
+            return null;
+        }
+      }
+      throw this.#unexpected(reply, command);
+    });
+  }
+
+  #unexpected(reply: Reply, command: string): MemcacheUnknownError {
+    const text = reply.type === "line" ? reply.text : reply.type === "status" ? reply.status : reply.type;
+    return new MemcacheUnknownError(`Unexpected reply ${JSON.stringify(text)}`, { server: this.server, command });
+  }
+
+  // ---- retrieval
+
+  /** The value of `key`, or `defaultValue` on a miss. */
+  async get(key: string, defaultValue: Value = null): Promise<Value> {
+    const found = await this.#fetch("get", [key], false);
+    return found.has(key) ? found.get(key) : defaultValue;
+  }
+
+  /** The values of the keys found, keyed as passed (without the prefix). */
+  getMany(keys: Iterable<string>): Promise<Map<string, Value>> {
+    return this.#fetch("get", [...keys], false);
+  }
+
+  /** Alias of {@linkcode Client.getMany}. */
+  getMulti(keys: Iterable<string>): Promise<Map<string, Value>> {
+    return this.getMany(keys);
+  }
+
+  /** `[value, cas]` of `key`, or `[defaultValue, casDefault]` on a miss. */
+  async gets(key: string, defaultValue: Value = null, casDefault: string | null = null): Promise<[Value, string | null]> {
+    const found = await this.#fetch("gets", [key], true);
+    return found.get(key) ?? [defaultValue, casDefault];
+  }
+
+  /** `[value, cas]` of every key found, keyed as passed. */
+  getsMany(keys: Iterable<string>): Promise<Map<string, [Value, string]>> {
+    return this.#fetch("gets", [...keys], true);
+  }
+
+  /** Like {@linkcode Client.get}, setting the item's expiry to `expire` seconds. */
+  async gat(key: string, expire = 0, defaultValue: Value = null): Promise<Value> {
+    const found = await this.#fetch("gat", [key], false, checkExpire(expire));
+    return found.has(key) ? found.get(key) : defaultValue;
+  }
+
+  /** Like {@linkcode Client.gets}, setting the item's expiry to `expire` seconds. */
+  async gats(
+    key: string,
+    expire = 0,
+    defaultValue: Value = null,
+    casDefault: string | null = null,
+  ): Promise<[Value, string | null]> {
+    const found = await this.#fetch("gats", [key], true, checkExpire(expire));
+    return found.get(key) ?? [defaultValue, casDefault];
+  }
+
+  #fetch(command: string, keys: string[], withCas: false, expire?: number): Promise<Map<string, Value>>;
+  #fetch(command: string, keys: string[], withCas: true, expire?: number): Promise<Map<string, [Value, string]>>;
+  async #fetch(command: string, keys: string[], withCas: boolean, expire?: number): Promise<Map<string, unknown>> {
+    const wire = keys.map((k) => this.#key(k)); // throws before any I/O
+    const result = new Map<string, unknown>();
+    if (wire.length === 0) return result;
+    try {
+      const byWire = new Map<string, string>();
+      for (let i = 0; i < wire.length; i++) byWire.set(wire[i], keys[i]);
+      const conn = this.#connection();
+      const batches = splitKeys(wire, command.length + (expire === undefined ? 0 : 12));
+      const replies = await Promise.all(
+        batches.map((batch) =>
+          conn.request(command, EXPECT_VALUES, (out) => encodeRetrieve(out, command, batch, expire), batch)
+        ),
+      );
+      const pending: Promise<void>[] = [];
+      for (const reply of replies) {
+        for (const item of (reply as { items: Item[] }).items) {
+          const key = byWire.get(item.key)!;
+          const value = this.serde.deserialize(key, item.value, item.flags);
+          const put = (v: unknown) => void result.set(key, withCas ? [v, item.cas ?? null] : v);
+          if (isPromise(value)) pending.push(value.then(put));
+          else put(value);
+        }
+      }
+      if (pending.length) await Promise.all(pending);
+      return result;
+    } catch (error) {
+      if (this.ignoreExc) return new Map();
+      throw error;
+    }
+  }
+
+  // ---- other key commands
+
+  /** Deletes `key`: `true` if deleted (or noreply), `false` if it was absent. */
+  async delete(key: string, options: NoreplyOptions = {}): Promise<boolean> {
+    const wireKey = this.#key(key);
+    const noreply = this.#noreply(options.noreply);
+    const conn = this.#connection();
+    if (noreply) {
+      await conn.send("delete", (out) => encodeDelete(out, wireKey, true));
+      return true;
+    }
+    const reply = await conn.request("delete", EXPECT_LINE, (out) => encodeDelete(out, wireKey, false));
+    if (reply.type === "status" && reply.status === "DELETED") return true;
+    if (reply.type === "status" && reply.status === "NOT_FOUND") return false;
+    throw this.#unexpected(reply, "delete");
+  }
+
+  /** Deletes many keys, pipelined. Resolves `true`. */
+  async deleteMany(keys: Iterable<string>, options: NoreplyOptions = {}): Promise<true> {
+    const list = [...keys];
+    list.forEach((k) => this.#key(k)); // all keys checked before any is sent
+    await Promise.all(list.map((k) => this.delete(k, options)));
+    return true;
+  }
+
+  /** Alias of {@linkcode Client.deleteMany}. */
+  deleteMulti(keys: Iterable<string>, options: NoreplyOptions = {}): Promise<true> {
+    return this.deleteMany(keys, options);
+  }
+
+  /**
+   * Adds `value` to a decimal counter. Resolves to the new value (a
+   * `bigint` above 2^53-1), or `null` if the key is absent or with
+   * noreply. Waits for the reply unless `noreply: true`.
+   */
+  incr(key: string, value: number | bigint, options: NoreplyOptions = {}): Promise<number | bigint | null> {
+    return this.#arithmetic("incr", key, value, options);
+  }
+
+  /** Subtracts from a counter; memcached stops at 0. Otherwise as {@linkcode Client.incr}. */
+  decr(key: string, value: number | bigint, options: NoreplyOptions = {}): Promise<number | bigint | null> {
+    return this.#arithmetic("decr", key, value, options);
+  }
+
+  async #arithmetic(
+    command: "incr" | "decr",
+    key: string,
+    value: number | bigint,
+    options: NoreplyOptions,
+  ): Promise<number | bigint | null> {
+    const wireKey = this.#key(key);
+    const delta = checkDelta(value);
+    const noreply = options.noreply ?? false;
+    const conn = this.#connection();
+    if (noreply) {
+      await conn.send(command, (out) => encodeArithmetic(out, command, wireKey, delta, true));
+      return null;
+    }
+    const reply = await conn.request(command, EXPECT_LINE, (out) => encodeArithmetic(out, command, wireKey, delta, false));
+    if (reply.type === "status" && reply.status === "NOT_FOUND") return null;
+    if (reply.type === "line") return parseCounter(reply.text.trimEnd(), command, this.server);
+    throw this.#unexpected(reply, command);
+  }
+
+  /** Sets the expiry of `key`: `true` if touched (or noreply), `false` if absent. */
+  async touch(key: string, expire = 0, options: NoreplyOptions = {}): Promise<boolean> {
+    const wireKey = this.#key(key);
+    const exptime = checkExpire(expire);
+    const noreply = this.#noreply(options.noreply);
+    const conn = this.#connection();
+    if (noreply) {
+      await conn.send("touch", (out) => encodeTouch(out, wireKey, exptime, true));
+      return true;
+    }
+    const reply = await conn.request("touch", EXPECT_LINE, (out) => encodeTouch(out, wireKey, exptime, false));
+    if (reply.type === "status" && reply.status === "TOUCHED") return true;
+    if (reply.type === "status" && reply.status === "NOT_FOUND") return false;
+    throw this.#unexpected(reply, "touch");
+  }
+
+  // ---- server commands
+
+  /**
+   * Server statistics, `stats` plus optional arguments (`"settings"`,
+   * `"slabs"`, ...). Values are converted as pymemcache's STAT_TYPES:
+   * integers where they parse, a few floats and booleans, else strings.
+   */
+  async stats(...args: string[]): Promise<Record<string, string | number | boolean>> {
+    args.forEach((a) => checkToken("stats argument", a));
+    const reply = await this.#connection().request("stats", EXPECT_STATS, (out) => encodeStats(out, args));
+    if (reply.type !== "stats") throw this.#unexpected(reply, "stats");
+    return convertStats(reply.entries);
+  }
+
+  /** Sets the server's memory limit in megabytes. Resolves `true`. */
+  async cacheMemlimit(megabytes: number): Promise<true> {
+    const mb = checkInt("megabytes", megabytes, 0, 2147483647);
+    const reply = await this.#connection().request(
+      "cache_memlimit",
+      EXPECT_LINE,
+      (out) => encodeCacheMemlimit(out, mb, false),
+    );
+    if (reply.type === "status" && reply.status === "OK") return true;
+    throw this.#unexpected(reply, "cache_memlimit");
+  }
+
+  /** The server's version string, such as `"1.6.18"`. */
+  async version(): Promise<string> {
+    const reply = await this.#connection().request("version", EXPECT_LINE, encodeVersion);
+    if (reply.type === "line" && reply.text.startsWith("VERSION ")) return reply.text.slice(8);
+    throw this.#unexpected(reply, "version");
+  }
+
+  /** Sets the server's log verbosity. Resolves `true`. */
+  async verbosity(level: number, options: NoreplyOptions = {}): Promise<true> {
+    const lvl = checkInt("level", level, 0, 2147483647);
+    const noreply = this.#noreply(options.noreply);
+    const conn = this.#connection();
+    if (noreply) {
+      await conn.send("verbosity", (out) => encodeVerbosity(out, lvl, true));
+      return true;
+    }
+    const reply = await conn.request("verbosity", EXPECT_LINE, (out) => encodeVerbosity(out, lvl, false));
+    if (reply.type === "status" && reply.status === "OK") return true;
+    throw this.#unexpected(reply, "verbosity");
+  }
+
+  /**
+   * Invalidates every item, after `delay` seconds. `true` once the server
+   * confirms (or with noreply).
+   */
+  async flushAll(delay = 0, options: NoreplyOptions = {}): Promise<boolean> {
+    const seconds = checkExpire(delay);
+    const noreply = this.#noreply(options.noreply);
+    const conn = this.#connection();
+    if (noreply) {
+      await conn.send("flush_all", (out) => encodeFlushAll(out, seconds, true));
+      return true;
+    }
+    const reply = await conn.request("flush_all", EXPECT_LINE, (out) => encodeFlushAll(out, seconds, false));
+    if (reply.type === "status" && reply.status === "OK") return true;
+    throw this.#unexpected(reply, "flush_all");
+  }
+
+  /**
+   * Asks the server to shut down (memcached needs `-A`). Resolves once the
+   * server closed the connection.
+   *
+   * @throws {MemcacheUnknownCommandError} when the server has shutdown disabled.
+   */
+  async shutdown(graceful = false): Promise<void> {
+    const conn = this.#connection();
+    try {
+      const reply = await conn.request("shutdown", EXPECT_LINE, (out) => encodeShutdown(out, graceful));
+      throw this.#unexpected(reply, "shutdown");
+    } catch (error) {
+      if (error instanceof MemcacheUnexpectedCloseError) return;
+      throw error;
+    }
+  }
+
+  /**
+   * Sends one command line as is and returns the reply bytes before the
+   * first `endTokens` (error lines throw). It runs on a connection of its
+   * own, closed afterwards, so a reply longer than `endTokens` says can
+   * never be read as another request's reply.
+   */
+  async rawCommand(command: string | Uint8Array, endTokens: string | Uint8Array = "\r\n"): Promise<Uint8Array> {
+    const line = typeof command === "string" ? encoder.encode(command) : command;
+    const end = typeof endTokens === "string" ? encoder.encode(endTokens) : endTokens;
+    if (end.length === 0) throw new MemcacheIllegalInputError("endTokens must not be empty");
+    const conn = this.#open();
+    try {
+      const reply = await conn.request("raw", EXPECT_RAW, (out) => encodeRaw(out, line), undefined, end);
+      if (reply.type !== "raw") throw this.#unexpected(reply, "raw");
+      return reply.bytes;
+    } finally {
+      await conn.close();
+    }
+  }
+
+  // ---- lifecycle
+
+  /**
+   * Sends `quit` and waits for the server to close the connection. The
+   * client stays usable: the next call reconnects.
+   */
+  async quit(): Promise<void> {
+    const conn = this.#conn;
+    this.#conn = null;
+    if (conn) await conn.quit(encodeQuit);
+    await this.#settled();
+  }
+
+  /**
+   * Closes the connection: queued noreply requests are written first;
+   * requests still waiting for replies reject. The client stays usable.
+   */
+  async close(): Promise<void> {
+    const conn = this.#conn;
+    this.#conn = null;
+    if (conn) await conn.close();
+    await this.#settled();
+  }
+
+  async #settled(): Promise<void> {
+    while (this.#closing.size > 0) await Promise.all(this.#closing);
+  }
+
+  /** Same as {@linkcode Client.close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** Splits keys into commands whose lines stay under {@linkcode MAX_RETRIEVE_LINE}. */
+function splitKeys(keys: string[], headLength: number): string[][] {
+  const batches: string[][] = [];
+  let batch: string[] = [];
+  let length = headLength;
+  for (const key of keys) {
+    if (batch.length > 0 && length + 1 + key.length > MAX_RETRIEVE_LINE) {
+      batches.push(batch);
+      batch = [];
+      length = headLength;
+    }
+    batch.push(key);
+    length += 1 + key.length;
+  }
+  batches.push(batch);
+  return batches;
+}
+

@@ -1,0 +1,178 @@
+/**
+ * The seam between the runtime-free protocol core and a runtime's sockets.
+ *
+ * A {@linkcode Transport} opens byte streams; everything memcached-specific
+ * (framing, pipelining, timeouts) lives above it. A transport for a new
+ * runtime is a page of code: see `transports/deno.ts` and `transports/node.ts`.
+ *
+ * @module
+ */
+
+/** A TCP endpoint. */
+export interface TcpAddress {
+  /** Host name or IP address (IPv6 without brackets). */
+  host: string;
+  /** TCP port. */
+  port: number;
+}
+
+/** A unix domain socket. */
+export interface UnixAddress {
+  /** Filesystem path of the socket. */
+  path: string;
+}
+
+/** Where a server listens. */
+export type ServerAddress = TcpAddress | UnixAddress;
+
+/**
+ * How a server is named: `"host:port"`, `"host"` (port 11211),
+ * `"[::1]:11211"`, `"unix:/path"`, `"/path"`, or an address object.
+ */
+export type ServerSpec = string | { host: string; port?: number } | {
+  path: string;
+};
+
+/** TLS settings; `true` means TLS with the runtime's default trust store. */
+export interface TlsOptions {
+  /** Extra PEM-encoded CA certificates to trust (e.g. a self-signed server certificate). */
+  caCerts?: string[];
+  /** The name to verify the certificate against (SNI); defaults to the host. */
+  serverName?: string;
+  /**
+   * Verify the server certificate. Only Node and Bun can turn this off;
+   * other transports throw if it is `false`.
+   * @default {true}
+   */
+  rejectUnauthorized?: boolean;
+}
+
+/** Options a transport receives for one connection. */
+export interface TransportConnectOptions {
+  /** Wrap the stream in TLS. */
+  tls?: TlsOptions;
+  /** Set TCP_NODELAY where the runtime can. */
+  noDelay?: boolean;
+  /** Enable TCP keep-alive where the runtime can; `idle` is the delay in ms. */
+  keepAlive?: boolean | { idle?: number };
+  /** Aborted when the caller gives up connecting (connect timeout). */
+  signal?: AbortSignal;
+}
+
+/** What a transport reports back to the core for one connection. */
+export interface TransportHandlers {
+  /**
+   * Bytes arrived. The chunk is only read during the call: the core copies
+   * whatever it keeps, so a transport may reuse its buffer afterwards.
+   */
+  onData(chunk: Uint8Array): void;
+  /** The stream ended, or failed with `error`. Called once, last. */
+  onClose(error?: Error): void;
+}
+
+/** An open byte stream to one server. */
+export interface TransportSocket {
+  /**
+   * Queues bytes for writing, in order. The core never touches `data`
+   * again after handing it over. Write failures surface via `onClose`.
+   */
+  write(data: Uint8Array): void;
+  /**
+   * Closes the stream after the queued writes are flushed. Resolves when
+   * it is closed; `onClose` has been called by then.
+   */
+  close(): Promise<void>;
+}
+
+/** Opens connections for the core; one implementation per runtime. */
+export interface Transport {
+  /** A short name for messages, such as `"deno"` or `"node"`. */
+  readonly name: string;
+  /**
+   * Opens a connection. Rejects if it cannot be opened (or `signal`
+   * aborts); resolves once bytes can be written.
+   */
+  connect(
+    address: ServerAddress,
+    options: TransportConnectOptions,
+    handlers: TransportHandlers,
+  ): Promise<TransportSocket>;
+}
+
+/** The display name of an address: `"host:port"` (IPv6 in brackets) or the socket path. */
+export function addressName(address: ServerAddress): string {
+  if ("path" in address) return address.path;
+  const host = address.host.includes(":") ? `[${address.host}]` : address.host;
+  return `${host}:${address.port}`;
+}
+
+const DEFAULT_PORT = 11211;
+
+function checkPort(port: unknown, spec: unknown): number {
+  if (
+    typeof port !== "number" || !Number.isInteger(port) || port < 1 ||
+    port > 65535
+  ) {
+    throw new TypeError(
+      `Invalid memcached server ${JSON.stringify(spec)}: port must be 1-65535`,
+    );
+  }
+  return port;
+}
+
+function checkHost(host: unknown, spec: unknown): string {
+  if (typeof host !== "string" || host === "" || /[\s/@]/.test(host)) {
+    throw new TypeError(
+      `Invalid memcached server ${JSON.stringify(spec)}: bad host`,
+    );
+  }
+  return host;
+}
+
+/**
+ * Parses a {@linkcode ServerSpec}.
+ *
+ * @throws {TypeError} with the spec in the message, if it is not valid.
+ */
+export function parseServerSpec(spec: ServerSpec): ServerAddress {
+  if (typeof spec === "object" && spec !== null) {
+    if ("path" in spec) {
+      if (typeof spec.path !== "string" || spec.path === "") {
+        throw new TypeError(
+          `Invalid memcached server ${JSON.stringify(spec)}: empty path`,
+        );
+      }
+      return { path: spec.path };
+    }
+    return {
+      host: checkHost(spec.host, spec),
+      port: spec.port === undefined ? DEFAULT_PORT : checkPort(spec.port, spec),
+    };
+  }
+  if (typeof spec !== "string" || spec.trim() !== spec || spec === "") {
+    throw new TypeError(`Invalid memcached server ${JSON.stringify(spec)}`);
+  }
+  if (spec.startsWith("unix:")) return parseServerSpec({ path: spec.slice(5) });
+  if (spec.startsWith("/")) return { path: spec };
+  let host = spec;
+  let port: number | undefined;
+  const bracket = /^\[([^\]]+)\](?::(.*))?$/.exec(spec);
+  if (bracket) {
+    host = bracket[1];
+    if (bracket[2] !== undefined) port = parsePortText(bracket[2], spec);
+  } else if (spec.indexOf(":") !== -1 && spec.indexOf(":") === spec.lastIndexOf(":")) {
+    const at = spec.indexOf(":");
+    host = spec.slice(0, at);
+    port = parsePortText(spec.slice(at + 1), spec);
+  } // several colons, no brackets: a bare IPv6 address on the default port
+  return { host: checkHost(host, spec), port: port ?? DEFAULT_PORT };
+}
+
+function parsePortText(text: string, spec: string): number {
+  if (!/^\d{1,5}$/.test(text)) {
+    throw new TypeError(
+      `Invalid memcached server ${JSON.stringify(spec)}: port must be 1-65535`,
+    );
+  }
+  return checkPort(Number(text), spec);
+}

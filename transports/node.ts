@@ -1,0 +1,95 @@
+/**
+ * `NodeTransport`: memcached connections over `node:net` and `node:tls`.
+ * Works unchanged in Node and Bun (and in Deno through its Node
+ * compatibility, though {@linkcode https://jsr.io/@memkit/memcache/doc/deno | DenoTransport} is native there).
+ *
+ * @example
+ * ```ts ignore
+ * import { Client } from "@memkit/memcache";
+ * import { NodeTransport } from "@memkit/memcache/node";
+ * const client = new Client("127.0.0.1:11211", { transport: new NodeTransport() });
+ * ```
+ *
+ * @module
+ */
+
+import net from "node:net";
+import tls from "node:tls";
+import type {
+  ServerAddress,
+  Transport,
+  TransportConnectOptions,
+  TransportHandlers,
+  TransportSocket,
+} from "../src/transport.ts";
+
+/** Connects with `node:net` / `node:tls`; unix sockets by path. */
+export class NodeTransport implements Transport {
+  /** Always `"node"`. */
+  readonly name = "node";
+
+  /** Opens a connection; see {@linkcode Transport.connect}. */
+  connect(
+    address: ServerAddress,
+    options: TransportConnectOptions,
+    handlers: TransportHandlers,
+  ): Promise<TransportSocket> {
+    return new Promise<TransportSocket>((resolve, reject) => {
+      const signal = options.signal;
+      if (signal?.aborted) return reject(signal.reason);
+      const tcp = "path" in address ? undefined : address;
+      let socket: net.Socket;
+      const ready = options.tls ? "secureConnect" : "connect";
+      if (options.tls) {
+        socket = tls.connect({
+          ...(tcp ? { host: tcp.host, port: tcp.port } : { path: (address as { path: string }).path }),
+          ca: options.tls.caCerts,
+          servername: options.tls.serverName ?? (tcp && net.isIP(tcp.host) === 0 ? tcp.host : undefined),
+          rejectUnauthorized: options.tls.rejectUnauthorized ?? true,
+        });
+      } else {
+        socket = tcp ? net.connect({ host: tcp.host, port: tcp.port }) : net.connect({ path: (address as { path: string }).path });
+      }
+      let opened = false;
+      let closed = false;
+      let failure: Error | undefined;
+      const onAbort = () => socket.destroy(signal!.reason instanceof Error ? signal!.reason : new Error("aborted"));
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const done = new Promise<void>((resolveDone) => {
+        socket.once("close", () => {
+          closed = true;
+          signal?.removeEventListener("abort", onAbort);
+          if (opened) handlers.onClose(failure);
+          else reject(failure ?? new Error("connection closed while connecting"));
+          resolveDone();
+        });
+      });
+      socket.on("error", (error) => (failure = error));
+      socket.once(ready, () => {
+        opened = true;
+        signal?.removeEventListener("abort", onAbort);
+        if (tcp) {
+          if (options.noDelay) socket.setNoDelay(true);
+          if (options.keepAlive) {
+            socket.setKeepAlive(
+              true,
+              typeof options.keepAlive === "object" ? options.keepAlive.idle ?? 0 : 0,
+            );
+          }
+        }
+        resolve({
+          write(data) {
+            if (!closed) socket.write(data);
+          },
+          close() {
+            if (!closed) socket.end();
+            // A peer that never closes its side must not keep us waiting.
+            const force = setTimeout(() => socket.destroy(), 1000);
+            return done.then(() => clearTimeout(force));
+          },
+        });
+      });
+      socket.on("data", (chunk: Uint8Array) => handlers.onData(chunk));
+    });
+  }
+}
