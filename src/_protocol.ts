@@ -275,9 +275,7 @@ export class ReplyParser {
     const second = first === -1 ? -1 : text.indexOf(" ", first + 1);
     if (first === -1) throw new ProtocolError(`unexpected line in a stats reply: ${quote(line)}`);
     this.#entries.push(
-      second === -1
-        ? [text.slice(first + 1), ""]
-        : [text.slice(first + 1, second), text.slice(second + 1)],
+      second === -1 ? [text.slice(first + 1), ""] : [text.slice(first + 1, second), text.slice(second + 1)],
     );
   }
 
@@ -436,7 +434,9 @@ export function encodeStore(
   cas?: string,
 ): void {
   out.text(
-    `${command} ${key} ${flags} ${exptime} ${value.length}${cas === undefined ? "" : " " + cas}${noreply ? NOREPLY : CRLF}`,
+    `${command} ${key} ${flags} ${exptime} ${value.length}${cas === undefined ? "" : " " + cas}${
+      noreply ? NOREPLY : CRLF
+    }`,
   );
   out.bytes(value);
   out.text(CRLF);

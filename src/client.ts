@@ -30,11 +30,7 @@ import {
   type Reply,
 } from "./_protocol.ts";
 import { convertStats } from "./_stats.ts";
-import {
-  MemcacheIllegalInputError,
-  MemcacheUnexpectedCloseError,
-  MemcacheUnknownError,
-} from "./errors.ts";
+import { MemcacheIllegalInputError, MemcacheUnexpectedCloseError, MemcacheUnknownError } from "./errors.ts";
 import { defaultSerde, type Serde } from "./serde.ts";
 import {
   addressName,
@@ -126,7 +122,11 @@ function checkDelta(value: unknown): string {
 }
 
 function checkCas(value: unknown): string {
-  const text = typeof value === "string" ? value : typeof value === "bigint" || typeof value === "number" ? String(value) : "";
+  const text = typeof value === "string"
+    ? value
+    : typeof value === "bigint" || typeof value === "number"
+    ? String(value)
+    : "";
   if (!/^\d{1,20}$/.test(text) || BigInt(text) > 0xffffffffffffffffn) {
     throw new MemcacheIllegalInputError(`cas must be a decimal token (digits only), got ${String(value)}`);
   }
@@ -134,6 +134,7 @@ function checkCas(value: unknown): string {
 }
 
 function checkToken(name: string, value: string): string {
+  // deno-lint-ignore no-control-regex
   if (typeof value !== "string" || value === "" || /[\x00-\x20\x7f]/.test(value)) {
     throw new MemcacheIllegalInputError(`${name} must be a non-empty token without spaces or control characters`);
   }
@@ -315,7 +316,12 @@ export class Client {
    * `cas` was read, `null` if it does not exist. Waits for the reply unless
    * `noreply: true` (then `true`).
    */
-  async cas(key: string, value: unknown, cas: string | number | bigint, options: StoreOptions = {}): Promise<boolean | null> {
+  async cas(
+    key: string,
+    value: unknown,
+    cas: string | number | bigint,
+    options: StoreOptions = {},
+  ): Promise<boolean | null> {
     const token = checkCas(cas);
     const result = await this.#store("cas", key, value, { ...options, noreply: options.noreply ?? false }, token);
     return result === undefined ? true : result;
@@ -328,7 +334,9 @@ export class Client {
   async setMany(values: Mapping, options: StoreOptions = {}): Promise<string[]> {
     const noreply = this.#noreply(options.noreply);
     const pairs = [...entriesOf(values)];
-    const results = await Promise.all(pairs.map(([key, value]) => this.#store("set", key, value, { ...options, noreply })));
+    const results = await Promise.all(
+      pairs.map(([key, value]) => this.#store("set", key, value, { ...options, noreply })),
+    );
     const failed: string[] = [];
     results.forEach((stored, i) => {
       if (stored === false) failed.push(pairs[i][0]);
@@ -379,7 +387,9 @@ export class Client {
   ): Promise<boolean | null | undefined> {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
     if (!(bytes instanceof Uint8Array)) {
-      throw new MemcacheIllegalInputError(`The serde must return a string or Uint8Array for ${JSON.stringify(wireKey)}`);
+      throw new MemcacheIllegalInputError(
+        `The serde must return a string or Uint8Array for ${JSON.stringify(wireKey)}`,
+      );
     }
     const flags = flagsOverride ?? checkFlags(serdeFlags);
     const encode = (out: Parameters<typeof encodeStore>[0]) =>
@@ -426,7 +436,11 @@ export class Client {
   }
 
   /** `[value, cas]` of `key`, or `[defaultValue, casDefault]` on a miss. */
-  async gets(key: string, defaultValue: Value = null, casDefault: string | null = null): Promise<[Value, string | null]> {
+  async gets(
+    key: string,
+    defaultValue: Value = null,
+    casDefault: string | null = null,
+  ): Promise<[Value, string | null]> {
     const found = await this.#fetch("gets", [key], true);
     return found.get(key) ?? [defaultValue, casDefault];
   }
@@ -545,7 +559,11 @@ export class Client {
       await conn.send(command, (out) => encodeArithmetic(out, command, wireKey, delta, true));
       return null;
     }
-    const reply = await conn.request(command, EXPECT_LINE, (out) => encodeArithmetic(out, command, wireKey, delta, false));
+    const reply = await conn.request(
+      command,
+      EXPECT_LINE,
+      (out) => encodeArithmetic(out, command, wireKey, delta, false),
+    );
     if (reply.type === "status" && reply.status === "NOT_FOUND") return null;
     if (reply.type === "line") return parseCounter(reply.text.trimEnd(), command, this.server);
     throw this.#unexpected(reply, command);
@@ -719,4 +737,3 @@ function splitKeys(keys: string[], headLength: number): string[][] {
   batches.push(batch);
   return batches;
 }
-

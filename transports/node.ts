@@ -48,7 +48,9 @@ export class NodeTransport implements Transport {
           rejectUnauthorized: options.tls.rejectUnauthorized ?? true,
         });
       } else {
-        socket = tcp ? net.connect({ host: tcp.host, port: tcp.port }) : net.connect({ path: (address as { path: string }).path });
+        socket = tcp
+          ? net.connect({ host: tcp.host, port: tcp.port })
+          : net.connect({ path: (address as { path: string }).path });
       }
       let opened = false;
       let closed = false;

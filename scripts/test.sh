@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite: `npm test` (README). Installs what is missing, then
+# runs every stage in scripts/stages/ in order. Each stage prints a last line
+# "N passed, N failed"; this script adds them up and prints the total last.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/ensure_deps.sh || exit 1
+export PATH="$PWD/node_modules/.bin:$PATH"
+
+passed=0; failed=0; broken=()
+for stage in scripts/stages/*.sh; do
+  name=$(basename "$stage" .sh)
+  echo "==> stage $name"
+  log=$(mktemp)
+  bash "$stage" 2>&1 | tee "$log"
+  code=${PIPESTATUS[0]}
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+  rm -f "$log"
+  if [ -z "$line" ]; then
+    echo "stage $name printed no 'N passed, N failed' line (exit $code)"
+    failed=$((failed + 1)); broken+=("$name"); continue
+  fi
+  p=$(echo "$line" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed.*/\1/')
+  f=$(echo "$line" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed.*/\2/')
+  passed=$((passed + p)); failed=$((failed + f))
+  if [ "$code" != 0 ] && [ "$f" = 0 ]; then failed=$((failed + 1)); fi
+  if [ "$code" != 0 ] || [ "$f" != 0 ]; then broken+=("$name"); fi
+done
+[ ${#broken[@]} -gt 0 ] && echo "failing stages: ${broken[*]}"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
