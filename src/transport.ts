@@ -152,7 +152,10 @@ export function parseServerSpec(spec: ServerSpec): ServerAddress {
   if (typeof spec !== "string" || spec.trim() !== spec || spec === "") {
     throw new TypeError(`Invalid memcached server ${JSON.stringify(spec)}`);
   }
-  if (spec.startsWith("unix:")) return parseServerSpec({ path: spec.slice(5) });
+  if (spec.startsWith("unix:")) {
+    if (spec.length === 5) throw new TypeError(`Invalid memcached server ${JSON.stringify(spec)}: empty path`);
+    return { path: spec.slice(5) };
+  }
   if (spec.startsWith("/")) return { path: spec };
   let host = spec;
   let port: number | undefined;
