@@ -1,0 +1,76 @@
+/**
+ * The demo: `npm run demo` (or `deno task demo`). Talks to the first server
+ * in MEMCACHED_SERVERS ("host:port,host:port"), or to a memcached it starts
+ * on a free loopback port when that is unset.
+ */
+import process from "node:process";
+import { Client, CompressedSerde, MemcacheError, MemcacheIllegalInputError, MemcacheServerError } from "../mod.ts";
+import { startMemcached } from "../tests/_memcached.ts";
+
+const configured = process.env.MEMCACHED_SERVERS?.split(",").map((s) => s.trim()).filter(Boolean);
+await using started = configured?.length ? undefined : await startMemcached();
+const server = configured?.[0] ?? started!.spec;
+const show = (label: string, value: unknown) => console.log(`  ${label.padEnd(44)} ${Deno.inspect(value)}`);
+
+console.log(`@memkit/memcache demo against ${server}${started ? " (a memcached this demo started)" : ""}\n`);
+await using client = new Client(server, { timeout: 2000, keyPrefix: "demo:" });
+
+console.log("Storage and retrieval (pymemcache semantics, flags shared with Python):");
+await client.set("greeting", "hello, memcached", { expire: 60 });
+show('get("greeting")', await client.get("greeting"));
+await client.setMany({ n: 41, user: { id: 7, tags: ["a", "b"] }, bytes: new Uint8Array([0, 255]) });
+show('getMany(["n", "user", "bytes", "missing"])', await client.getMany(["n", "user", "bytes", "missing"]));
+show('incr("n", 1)', await client.incr("n", 1));
+show('add("n", 0) with noreply: false', await client.add("n", 0, { noreply: false }));
+
+console.log("\nCheck-and-set:");
+const [value, cas] = await client.gets("greeting");
+show("gets → [value, cas]", [value, cas]);
+show("cas with that token", await client.cas("greeting", "updated", cas!));
+show("cas with the same (now stale) token", await client.cas("greeting", "again", cas!));
+
+console.log("\nValues are framed by length: protocol text inside a value is just data:");
+await client.set("tricky", "line one\r\nEND\r\nVALUE x 0 5\r\n");
+show('get("tricky")', await client.get("tricky"));
+
+console.log("\nPipelining: 10,000 gets issued at once share one connection:");
+const keys = Array.from({ length: 10_000 }, (_, i) => `k${i}`);
+await client.setMany(Object.fromEntries(keys.map((k, i) => [k, i])));
+const t0 = performance.now();
+const results = await Promise.all(keys.map((k) => client.get(k)));
+const ms = performance.now() - t0;
+show("every get got its own value", results.every((v, i) => v === i));
+show("elapsed", `${ms.toFixed(1)} ms (${Math.round(10_000 / (ms / 1000)).toLocaleString()} gets/s)`);
+
+console.log("\nCompression compatible with pymemcache's CompressedSerde:");
+await using compressed = new Client(server, { serde: new CompressedSerde(), keyPrefix: "demo:" });
+await compressed.set("long", "memcached ".repeat(500), { noreply: false });
+const raw = await client.rawCommand("get demo:long", "END\r\n");
+show("5,000 chars stored as", `${raw.length} bytes (flags 24 = text | zlib)`);
+
+console.log("\nErrors are specific, and bad input never reaches the server:");
+try {
+  await client.get("a\r\nflush_all");
+} catch (e) {
+  show("key with CRLF", `${(e as Error).name}: ${(e as Error).message}`);
+  console.assert(e instanceof MemcacheIllegalInputError);
+}
+try {
+  await client.set("huge", new Uint8Array(2 * 1024 * 1024), { noreply: false });
+} catch (e) {
+  show("2 MiB value", `${(e as Error).name}: ${(e as Error).message}`);
+  console.assert(e instanceof MemcacheServerError);
+}
+show("the connection still works", await client.get("greeting"));
+try {
+  await using dead = new Client("127.0.0.1:1", { timeout: 500 });
+  await dead.get("k");
+} catch (e) {
+  show("nothing listening", `${(e as Error).name}: ${(e as Error).message}`);
+  console.assert(e instanceof MemcacheError);
+}
+
+const stats = await client.stats();
+console.log(`\nServer: memcached ${stats.version}, ${stats.curr_items} items, ${stats.curr_connections} connections.`);
+await client.deleteMany(["greeting", "n", "user", "bytes", "tricky", "long", ...keys]);
+console.log("Done.");
