@@ -4,9 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# `npm install` with the committed lock, not `npm ci`: the lock can only list
+# the platform binaries (deno, workerd) that this registry serves, and `npm ci`
+# refuses a lock without every platform's optional packages. --no-save keeps
+# package.json and the lock as committed.
 if [ ! -x node_modules/.bin/deno ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "==> npm ci (dev toolchain: deno, bun, typescript, miniflare, ...)"
-  npm ci --no-audit --no-fund --loglevel=error
+  echo "==> npm install (dev toolchain from package-lock.json: deno, bun, typescript, miniflare, ...)"
+  npm install --no-save --no-audit --no-fund --loglevel=error
 fi
 
 missing=()
