@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure_deps.sh
-exec node_modules/.bin/deno run --allow-all scripts/demo.ts
+exec node_modules/deno/deno run --allow-all scripts/demo.ts

@@ -11,6 +11,10 @@ cd "$(dirname "$0")/.."
 if [ ! -x node_modules/.bin/deno ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "==> npm install (dev toolchain from package-lock.json: deno, bun, typescript, miniflare, ...)"
   npm install --no-save --no-audit --no-fund --loglevel=error
+  # npm links node_modules/.bin/deno to the native binary, and `deno task`
+  # runs anything in node_modules/.bin as a JavaScript file; without the link
+  # it runs itself. Scripts call node_modules/deno/deno directly.
+  rm -f node_modules/.bin/deno
 fi
 
 missing=()

@@ -6,6 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure_deps.sh || exit 1
 export PATH="$PWD/node_modules/.bin:$PATH"
+export DENO="$PWD/node_modules/deno/deno"
 
 passed=0; failed=0; broken=()
 for stage in scripts/stages/*.sh; do
@@ -14,7 +15,7 @@ for stage in scripts/stages/*.sh; do
   log=$(mktemp)
   bash "$stage" 2>&1 | tee "$log"
   code=${PIPESTATUS[0]}
-  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+  line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
   rm -f "$log"
   if [ -z "$line" ]; then
     echo "stage $name printed no 'N passed, N failed' line (exit $code)"
