@@ -58,6 +58,10 @@ export function checkKey(key: string, prefix: string, allowUnicode: boolean): st
     else if (c === 0) problem = problem === "Key contains whitespace" ? problem : "Key contains null";
     else problem ??= "Key contains a control character";
   }
+  if (!ascii && !full.isWellFormed()) {
+    // TextEncoder would turn a lone surrogate into U+FFFD: another key.
+    throw new MemcacheIllegalInputError(`Key is not well-formed Unicode: ${JSON.stringify(full)}`);
+  }
   const length = ascii ? full.length : utf8Length(full);
   if (length > MAX_KEY_LENGTH) {
     throw new MemcacheIllegalInputError(`Key is too long: ${JSON.stringify(full.slice(0, 40))}... (${length} bytes)`);

@@ -53,7 +53,7 @@ export interface ClientOptions {
    * and the connection is closed. `undefined`: no limit.
    */
   timeout?: number;
-  /** Set TCP_NODELAY where the transport can. */
+  /** Set TCP_NODELAY where the transport can. @default {true} */
   noDelay?: boolean;
   /** TCP keep-alive where the transport can; `idle` in ms. */
   keepAlive?: boolean | { idle?: number };

@@ -395,6 +395,7 @@ export function clientSuite(target: SuiteTarget): void {
       assert.deepEqual([...(await client.getMany(["ключ", "键"])).keys()], ["ключ"]);
       assert.deepEqual(client.checkKey("é"), bytes("é"));
       assert.throws(() => client.checkKey("é".repeat(126)), /too long/); // 252 bytes
+      assert.throws(() => client.checkKey("a\ud800b"), /well-formed/); // would be stored as U+FFFD
     });
 
     test("bad arguments are refused without breaking the connection", async () => {

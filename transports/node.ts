@@ -71,7 +71,8 @@ export class NodeTransport implements Transport {
         opened = true;
         signal?.removeEventListener("abort", onAbort);
         if (tcp) {
-          if (options.noDelay) socket.setNoDelay(true);
+          // Requests are already coalesced per tick; Nagle would only add latency.
+          socket.setNoDelay(options.noDelay ?? true);
           if (options.keepAlive) {
             socket.setKeepAlive(
               true,
