@@ -552,6 +552,32 @@ export function clientSuite(target: SuiteTarget): void {
       await Promise.all(checks);
     });
 
+    test("requests in flight when the server dies settle: their own value or a MemcacheError", async () => {
+      await using server = await target.startMemcached();
+      await using client = makeClient(server.spec, { timeout: 3000 });
+      await client.setMany(Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`k${i}`, i])), { noreply: false });
+      const inFlight = Array.from({ length: 3000 }, (_, i) => client.get(`k${i % 500}`));
+      const killed = server.stop();
+      const settled = await Promise.allSettled(inFlight);
+      await killed;
+      settled.forEach((r, i) => {
+        if (r.status === "fulfilled") assert.equal(r.value, i % 500);
+        else assert.ok(r.reason instanceof MemcacheError, String(r.reason));
+      });
+      await server.restart();
+      assert.equal(await client.get("k1"), null); // reconnected to the new, empty server
+    });
+
+    test("quit() lets pipelined requests finish first", async () => {
+      await using server = await target.startMemcached();
+      await using client = makeClient(server.spec);
+      await client.set("k", "v", { noreply: false });
+      const gets = Array.from({ length: 200 }, () => client.get("k"));
+      await client.quit();
+      assert.deepEqual(await Promise.all(gets), Array(200).fill("v"));
+      assert.equal(await client.get("k"), "v");
+    });
+
     test("unix socket connections", async () => {
       await using server = await target.startMemcached({ unix: true });
       assert.match(server.spec, /^unix:\//);
