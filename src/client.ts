@@ -27,9 +27,21 @@ import {
   EXPECT_STATS,
   EXPECT_VALUES,
   type Item,
+  type Outbox,
   type Reply,
+  type Status,
 } from "./_protocol.ts";
 import { convertStats } from "./_stats.ts";
+import {
+  checkCas,
+  checkDelta,
+  checkExpire,
+  checkFlags,
+  checkInt,
+  checkToken,
+  parseCounter,
+  splitKeys,
+} from "./_validate.ts";
 import { MemcacheIllegalInputError, MemcacheUnexpectedCloseError, MemcacheUnknownError } from "./errors.ts";
 import { defaultSerde, type Serde } from "./serde.ts";
 import {
@@ -98,55 +110,9 @@ export type Value = any;
 export type Mapping = Map<string, unknown> | Record<string, unknown> | Iterable<readonly [string, unknown]>;
 
 const encoder = new TextEncoder();
-/** Longest retrieval line sent in one command; longer key lists are split. */
-const MAX_RETRIEVE_LINE = 2048;
 
 function isPromise<T>(value: unknown): value is Promise<T> {
   return typeof (value as Promise<T> | null)?.then === "function";
-}
-
-function checkInt(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new MemcacheIllegalInputError(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
-  }
-  return value;
-}
-
-const checkExpire = (v: unknown) => checkInt("expire", v, -2147483648, 2147483647);
-const checkFlags = (v: unknown) => checkInt("flags", v, 0, 0xffffffff);
-
-function checkDelta(value: unknown): string {
-  if (typeof value === "bigint" && value >= 0n && value <= 0xffffffffffffffffn) return value.toString();
-  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return value.toString();
-  throw new MemcacheIllegalInputError(`value must be a non-negative integer below 2^64, got ${String(value)}`);
-}
-
-function checkCas(value: unknown): string {
-  const text = typeof value === "string"
-    ? value
-    : typeof value === "bigint" || typeof value === "number"
-    ? String(value)
-    : "";
-  if (!/^\d{1,20}$/.test(text) || BigInt(text) > 0xffffffffffffffffn) {
-    throw new MemcacheIllegalInputError(`cas must be a decimal token (digits only), got ${String(value)}`);
-  }
-  return text;
-}
-
-function checkToken(name: string, value: string): string {
-  // deno-lint-ignore no-control-regex
-  if (typeof value !== "string" || value === "" || /[\x00-\x20\x7f]/.test(value)) {
-    throw new MemcacheIllegalInputError(`${name} must be a non-empty token without spaces or control characters`);
-  }
-  return value;
-}
-
-function parseCounter(text: string, command: string, server: string): number | bigint {
-  if (!/^\d+$/.test(text)) {
-    throw new MemcacheUnknownError(`Unexpected reply ${JSON.stringify(text)}`, { server, command });
-  }
-  const n = Number(text);
-  return Number.isSafeInteger(n) ? n : BigInt(text);
 }
 
 function entriesOf(values: Mapping): Iterable<readonly [string, unknown]> {
@@ -392,8 +358,7 @@ export class Client {
       );
     }
     const flags = flagsOverride ?? checkFlags(serdeFlags);
-    const encode = (out: Parameters<typeof encodeStore>[0]) =>
-      encodeStore(out, command, wireKey, flags, expire, bytes, noreply, cas);
+    const encode = (out: Outbox) => encodeStore(out, command, wireKey, flags, expire, bytes, noreply, cas);
     const conn = this.#connection();
     if (noreply) return conn.send(command, encode).then(() => undefined);
     return conn.request(command, EXPECT_LINE, encode).then((reply) => {
@@ -410,6 +375,29 @@ export class Client {
       }
       throw this.#unexpected(reply, command);
     });
+  }
+
+  /**
+   * A one-line command: with noreply resolves `true` once written; otherwise
+   * `true` for the `ok` status, `false` for `miss`, and throws for anything else.
+   * Encodes synchronously, like every request, so calls keep their order.
+   */
+  async #simple(
+    command: string,
+    noreply: boolean,
+    encode: (out: Outbox, noreply: boolean) => void,
+    ok: Status,
+    miss?: Status,
+  ): Promise<boolean> {
+    const conn = this.#connection();
+    if (noreply) {
+      await conn.send(command, (out) => encode(out, true));
+      return true;
+    }
+    const reply = await conn.request(command, EXPECT_LINE, (out) => encode(out, false));
+    if (reply.type === "status" && reply.status === ok) return true;
+    if (reply.type === "status" && miss !== undefined && reply.status === miss) return false;
+    throw this.#unexpected(reply, command);
   }
 
   #unexpected(reply: Reply, command: string): MemcacheUnknownError {
@@ -507,15 +495,7 @@ export class Client {
   async delete(key: string, options: NoreplyOptions = {}): Promise<boolean> {
     const wireKey = this.#key(key);
     const noreply = this.#noreply(options.noreply);
-    const conn = this.#connection();
-    if (noreply) {
-      await conn.send("delete", (out) => encodeDelete(out, wireKey, true));
-      return true;
-    }
-    const reply = await conn.request("delete", EXPECT_LINE, (out) => encodeDelete(out, wireKey, false));
-    if (reply.type === "status" && reply.status === "DELETED") return true;
-    if (reply.type === "status" && reply.status === "NOT_FOUND") return false;
-    throw this.#unexpected(reply, "delete");
+    return await this.#simple("delete", noreply, (out, nr) => encodeDelete(out, wireKey, nr), "DELETED", "NOT_FOUND");
   }
 
   /** Deletes many keys, pipelined. Resolves `true`. */
@@ -574,15 +554,13 @@ export class Client {
     const wireKey = this.#key(key);
     const exptime = checkExpire(expire);
     const noreply = this.#noreply(options.noreply);
-    const conn = this.#connection();
-    if (noreply) {
-      await conn.send("touch", (out) => encodeTouch(out, wireKey, exptime, true));
-      return true;
-    }
-    const reply = await conn.request("touch", EXPECT_LINE, (out) => encodeTouch(out, wireKey, exptime, false));
-    if (reply.type === "status" && reply.status === "TOUCHED") return true;
-    if (reply.type === "status" && reply.status === "NOT_FOUND") return false;
-    throw this.#unexpected(reply, "touch");
+    return await this.#simple(
+      "touch",
+      noreply,
+      (out, nr) => encodeTouch(out, wireKey, exptime, nr),
+      "TOUCHED",
+      "NOT_FOUND",
+    );
   }
 
   // ---- server commands
@@ -602,13 +580,8 @@ export class Client {
   /** Sets the server's memory limit in megabytes. Resolves `true`. */
   async cacheMemlimit(megabytes: number): Promise<true> {
     const mb = checkInt("megabytes", megabytes, 0, 2147483647);
-    const reply = await this.#connection().request(
-      "cache_memlimit",
-      EXPECT_LINE,
-      (out) => encodeCacheMemlimit(out, mb, false),
-    );
-    if (reply.type === "status" && reply.status === "OK") return true;
-    throw this.#unexpected(reply, "cache_memlimit");
+    await this.#simple("cache_memlimit", false, (out, nr) => encodeCacheMemlimit(out, mb, nr), "OK");
+    return true;
   }
 
   /** The server's version string, such as `"1.6.18"`. */
@@ -622,14 +595,8 @@ export class Client {
   async verbosity(level: number, options: NoreplyOptions = {}): Promise<true> {
     const lvl = checkInt("level", level, 0, 2147483647);
     const noreply = this.#noreply(options.noreply);
-    const conn = this.#connection();
-    if (noreply) {
-      await conn.send("verbosity", (out) => encodeVerbosity(out, lvl, true));
-      return true;
-    }
-    const reply = await conn.request("verbosity", EXPECT_LINE, (out) => encodeVerbosity(out, lvl, false));
-    if (reply.type === "status" && reply.status === "OK") return true;
-    throw this.#unexpected(reply, "verbosity");
+    await this.#simple("verbosity", noreply, (out, nr) => encodeVerbosity(out, lvl, nr), "OK");
+    return true;
   }
 
   /**
@@ -639,14 +606,7 @@ export class Client {
   async flushAll(delay = 0, options: NoreplyOptions = {}): Promise<boolean> {
     const seconds = checkExpire(delay);
     const noreply = this.#noreply(options.noreply);
-    const conn = this.#connection();
-    if (noreply) {
-      await conn.send("flush_all", (out) => encodeFlushAll(out, seconds, true));
-      return true;
-    }
-    const reply = await conn.request("flush_all", EXPECT_LINE, (out) => encodeFlushAll(out, seconds, false));
-    if (reply.type === "status" && reply.status === "OK") return true;
-    throw this.#unexpected(reply, "flush_all");
+    return await this.#simple("flush_all", noreply, (out, nr) => encodeFlushAll(out, seconds, nr), "OK");
   }
 
   /**
@@ -718,22 +678,4 @@ export class Client {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-}
-
-/** Splits keys into commands whose lines stay under {@linkcode MAX_RETRIEVE_LINE}. */
-function splitKeys(keys: string[], headLength: number): string[][] {
-  const batches: string[][] = [];
-  let batch: string[] = [];
-  let length = headLength;
-  for (const key of keys) {
-    if (batch.length > 0 && length + 1 + key.length > MAX_RETRIEVE_LINE) {
-      batches.push(batch);
-      batch = [];
-      length = headLength;
-    }
-    batch.push(key);
-    length += 1 + key.length;
-  }
-  batches.push(batch);
-  return batches;
 }

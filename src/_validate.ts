@@ -1,0 +1,73 @@
+/**
+ * Argument checks shared by the clients: every number and token that goes
+ * into a command line is checked here before anything is written.
+ *
+ * @module
+ */
+
+import { MemcacheIllegalInputError, MemcacheUnknownError } from "./errors.ts";
+
+/** Longest retrieval line sent in one command; longer key lists are split. */
+export const MAX_RETRIEVE_LINE = 2048;
+
+export function checkInt(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new MemcacheIllegalInputError(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+export const checkExpire = (v: unknown) => checkInt("expire", v, -2147483648, 2147483647);
+export const checkFlags = (v: unknown) => checkInt("flags", v, 0, 0xffffffff);
+
+export function checkDelta(value: unknown): string {
+  if (typeof value === "bigint" && value >= 0n && value <= 0xffffffffffffffffn) return value.toString();
+  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return value.toString();
+  throw new MemcacheIllegalInputError(`value must be a non-negative integer below 2^64, got ${String(value)}`);
+}
+
+export function checkCas(value: unknown): string {
+  const text = typeof value === "string"
+    ? value
+    : typeof value === "bigint" || typeof value === "number"
+    ? String(value)
+    : "";
+  if (!/^\d{1,20}$/.test(text) || BigInt(text) > 0xffffffffffffffffn) {
+    throw new MemcacheIllegalInputError(`cas must be a decimal token (digits only), got ${String(value)}`);
+  }
+  return text;
+}
+
+export function checkToken(name: string, value: string): string {
+  // deno-lint-ignore no-control-regex
+  if (typeof value !== "string" || value === "" || /[\x00-\x20\x7f]/.test(value)) {
+    throw new MemcacheIllegalInputError(`${name} must be a non-empty token without spaces or control characters`);
+  }
+  return value;
+}
+
+export function parseCounter(text: string, command: string, server: string): number | bigint {
+  if (!/^\d+$/.test(text)) {
+    throw new MemcacheUnknownError(`Unexpected reply ${JSON.stringify(text)}`, { server, command });
+  }
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : BigInt(text);
+}
+
+/** Splits keys into commands whose lines stay under {@linkcode MAX_RETRIEVE_LINE}. */
+export function splitKeys(keys: string[], headLength: number): string[][] {
+  const batches: string[][] = [];
+  let batch: string[] = [];
+  let length = headLength;
+  for (const key of keys) {
+    if (batch.length > 0 && length + 1 + key.length > MAX_RETRIEVE_LINE) {
+      batches.push(batch);
+      batch = [];
+      length = headLength;
+    }
+    batch.push(key);
+    length += 1 + key.length;
+  }
+  batches.push(batch);
+  return batches;
+}
