@@ -162,6 +162,8 @@ export class Client {
   #closing = new Set<Promise<void>>();
 
   /**
+   * Creates a client for `server`; it connects on the first call, not here.
+   *
    * @param server where the server listens; see {@linkcode ServerSpec}.
    * @throws {TypeError} for an invalid server spec.
    * @throws {MemcacheIllegalInputError} for an invalid key prefix.

@@ -1,0 +1,176 @@
+// The installed npm package, as a Node or Bun user gets it: run by
+// scripts/stages/40-npm.sh inside a fresh project where the packed tarball was
+// installed, with MEMCACHED=host:port of a memcached the stage spawned.
+// Plain JavaScript, no test framework: the same file runs in `node`, `bun`
+// and `deno` (which takes the package from node_modules/ like npm: imports).
+// Prints one line per case and last "N passed, N failed".
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import net from "node:net";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import {
+  Client,
+  defaultSerde,
+  FLAG_JSON,
+  FLAG_TEXT,
+  MemcacheClientError,
+  MemcacheError,
+  MemcacheIllegalInputError,
+  parseServerSpec,
+} from "@memkit/memcache";
+import { NodeTransport } from "@memkit/memcache/node";
+
+const SPEC = process.env.MEMCACHED;
+if (!SPEC) throw new Error("set MEMCACHED=host:port");
+const runtime = typeof globalThis.Bun === "object" ? "bun" : typeof globalThis.Deno === "object" ? "deno" : "node";
+const entry = runtime === "deno" ? "mod.deno.js" : "mod.node.js";
+const cases = [];
+const test = (name, body) => cases.push({ name, body });
+let n = 0;
+const key = (name) => `npm-${runtime}-${process.pid}-${n++}-${name}`;
+
+/** Sends one raw command to memcached and returns the reply text. */
+function raw(command, end) {
+  const { host, port } = parseServerSpec(SPEC);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    let reply = "";
+    socket.on("error", reject);
+    socket.on("data", (chunk) => {
+      reply += chunk.toString("latin1");
+      if (reply.endsWith(end)) {
+        socket.destroy();
+        resolve(reply);
+      }
+    });
+    socket.write(command);
+  });
+}
+
+test(`"@memkit/memcache" resolves to the ${runtime} entry`, () => {
+  const url = import.meta.resolve("@memkit/memcache");
+  assert.ok(url.endsWith(`/node_modules/@memkit/memcache/${entry}`), url);
+  const pkg = JSON.parse(readFileSync(fileURLToPath(import.meta.resolve("@memkit/memcache/package.json")), "utf8"));
+  assert.equal(pkg.name, "@memkit/memcache");
+  assert.equal(pkg.type, "module");
+  assert.deepEqual(pkg.dependencies ?? {}, {});
+});
+
+test("set/get round-trips strings, integers, JSON and bytes with the default transport", async () => {
+  const client = new Client(SPEC);
+  try {
+    const [s, i, j, b] = [key("s"), key("i"), key("j"), key("b")];
+    assert.equal(await client.set(s, "héllo ✓"), true);
+    await client.set(i, 12345678901234567890n);
+    await client.set(j, { list: [1, "two", null] }, { expire: 60 });
+    await client.set(b, new Uint8Array([0, 13, 10, 255]));
+    assert.equal(await client.get(s), "héllo ✓");
+    assert.equal(await client.get(i), 12345678901234567890n);
+    assert.deepEqual(await client.get(j), { list: [1, "two", null] });
+    assert.deepEqual(await client.get(b), new Uint8Array([0, 13, 10, 255]));
+    assert.equal(await client.get(key("missing"), "fallback"), "fallback");
+    const many = await client.getMany([s, key("missing"), j]);
+    assert.deepEqual([...many.keys()], [s, j]);
+  } finally {
+    await client.close();
+  }
+});
+
+test("items are stored with pymemcache's flags (read back over a raw socket)", async () => {
+  const client = new Client(SPEC);
+  try {
+    const [s, j] = [key("s"), key("j")];
+    await client.set(s, "text", { noreply: false });
+    await client.set(j, [1, 2], { noreply: false });
+    assert.equal(await raw(`get ${s}\r\n`, "END\r\n"), `VALUE ${s} ${FLAG_TEXT} 4\r\ntext\r\nEND\r\n`);
+    assert.equal(await raw(`get ${j}\r\n`, "END\r\n"), `VALUE ${j} ${FLAG_JSON} 5\r\n[1,2]\r\nEND\r\n`);
+    assert.equal(typeof defaultSerde.serialize, "function");
+  } finally {
+    await client.close();
+  }
+});
+
+test("cas, incr/decr, add/replace, touch and delete", async () => {
+  const client = new Client(SPEC, { transport: new NodeTransport() });
+  try {
+    const [c, k] = [key("c"), key("k")];
+    await client.set(c, "v1");
+    const [value, cas] = await client.gets(c);
+    assert.equal(value, "v1");
+    assert.match(cas, /^\d+$/);
+    assert.equal(await client.cas(c, "v2", cas), true);
+    assert.equal(await client.cas(c, "v3", cas), false);
+    assert.equal(await client.cas(key("none"), "v", "1"), null);
+    await client.set(k, 10);
+    assert.equal(await client.incr(k, 5), 15);
+    assert.equal(await client.decr(k, 20), 0);
+    assert.equal(await client.incr(key("none"), 1), null);
+    assert.equal(await client.add(c, "x", { noreply: false }), false);
+    assert.equal(await client.replace(c, "v4", { noreply: false }), true);
+    assert.equal(await client.touch(c, 100, { noreply: false }), true);
+    assert.equal(await client.delete(c, { noreply: false }), true);
+    assert.equal(await client.delete(c, { noreply: false }), false);
+    assert.match(await client.version(), /^\d+\.\d+/);
+  } finally {
+    await client.close();
+  }
+});
+
+test("errors are the package's classes; bad input fails before any I/O", async () => {
+  assert.throws(() => new Client("bad host:11211"), TypeError);
+  const client = new Client(SPEC);
+  try {
+    const error = await client.set("has space", 1).then(() => null, (e) => e);
+    assert.ok(error instanceof MemcacheIllegalInputError);
+    assert.ok(error instanceof MemcacheClientError);
+    assert.ok(error instanceof MemcacheError);
+    assert.equal(error.name, "MemcacheIllegalInputError");
+    assert.equal(await client.set(key("after"), "ok", { noreply: false }), true);
+  } finally {
+    await client[Symbol.asyncDispose]();
+  }
+});
+
+test("a refused connection rejects with a MemcacheError", async () => {
+  const server = net.createServer();
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = server.address().port;
+  await new Promise((resolve) => server.close(resolve));
+  const client = new Client(`127.0.0.1:${port}`, { connectTimeout: 2000 });
+  try {
+    const error = await client.get("k").then(() => null, (e) => e);
+    assert.ok(error instanceof MemcacheError, `got ${error}`);
+  } finally {
+    await client.close();
+  }
+});
+
+test("@memkit/memcache/deno and /node can be imported in any of Node, Bun and Deno", async () => {
+  const { DenoTransport } = await import("@memkit/memcache/deno");
+  assert.equal(new DenoTransport().name, "deno");
+  assert.equal(new NodeTransport().name, "node");
+});
+
+test("require() gives the same classes as import (ESM only, no dual package)", () => {
+  const require = createRequire(import.meta.url);
+  const cjs = require("@memkit/memcache");
+  assert.equal(cjs.Client, Client);
+  assert.equal(require("@memkit/memcache/node").NodeTransport, NodeTransport);
+});
+
+let passed = 0;
+let failed = 0;
+for (const { name, body } of cases) {
+  try {
+    await body();
+    passed++;
+    console.log(`ok - ${runtime}: ${name}`);
+  } catch (error) {
+    failed++;
+    console.log(`not ok - ${runtime}: ${name}\n${error?.stack ?? error}`);
+  }
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exitCode = failed === 0 ? 0 : 1;
