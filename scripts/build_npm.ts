@@ -48,7 +48,9 @@ const options: ts.CompilerOptions = {
   target: ts.ScriptTarget.ES2022,
   module: ts.ModuleKind.ESNext,
   moduleResolution: ts.ModuleResolutionKind.Bundler,
-  lib: ["lib.es2022.d.ts", "lib.esnext.disposable.d.ts"],
+  // What Node 20, the oldest runtime supported, has: ES2022 plus well-formed
+  // string checks; Symbol.asyncDispose since Node 20.4.
+  lib: ["lib.es2022.d.ts", "lib.es2024.string.d.ts", "lib.esnext.disposable.d.ts"],
   types: ["node"],
   typeRoots: [`${ROOT}/node_modules/@types`],
   strict: true,
@@ -155,6 +157,7 @@ const packageJson = {
   files: ["*.js", "*.d.ts", "src/", "transports/"],
   sideEffects: ["./mod.js", "./mod.*.js"],
   engines: { node: ">=20" },
+  publishConfig: { access: "public" },
 };
 await Deno.writeTextFile(`${OUT}/package.json`, JSON.stringify(packageJson, null, 2) + "\n");
 for (const name of ["README.md", "LICENSE"]) {
