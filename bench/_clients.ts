@@ -1,0 +1,142 @@
+/**
+ * Every client measured, behind one small interface, each with its own
+ * default settings except where a scenario needs an acknowledged write.
+ *
+ * Peers are loaded only when asked for (and only on Node), so Deno and Bun
+ * never touch node_modules.
+ *
+ * @module
+ */
+
+import * as memkit from "../mod.ts";
+
+/** What a scenario needs from a client. */
+export interface Adapter {
+  /** The value (bytes or string), or null/undefined on a miss. */
+  get(key: string): Promise<unknown>;
+  /** An acknowledged set (the reply is waited for). */
+  set(key: string, value: Uint8Array): Promise<unknown>;
+  /** Fire-and-forget set where the client has one (S6 mixes both). */
+  setNoreply?(key: string, value: Uint8Array): Promise<unknown>;
+  /** Multi-get; resolves to the number of keys found. */
+  getMany(keys: string[]): Promise<number>;
+  delete(key: string): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/** The clients per runtime; "raw" is the baseline (see _raw.ts), not an adapter. */
+export const OURS = ["memkit", "memkit-pooled"];
+export const PEERS = ["memjs", "memcached", "memcache-client"];
+
+/** Whether this build of the library has a PooledClient. */
+export function hasPooled(): boolean {
+  return typeof (memkit as Record<string, unknown>).PooledClient === "function";
+}
+
+/** Opens `name` against 127.0.0.1:`port`, connected and ready. */
+export async function open(name: string, port: number): Promise<Adapter> {
+  const spec = `127.0.0.1:${port}`;
+  switch (name) {
+    case "memkit":
+      return await ours(new memkit.Client(spec));
+    case "memkit-pooled": {
+      // deno-lint-ignore no-explicit-any
+      const Pooled = (memkit as any).PooledClient;
+      if (typeof Pooled !== "function") throw new Error("this build has no PooledClient");
+      return await ours(new Pooled(spec, { maxPoolSize: 4 }));
+    }
+    case "memjs":
+      return await memjs(spec);
+    case "memcached":
+      return await memcached3(spec);
+    case "memcache-client":
+      return await memcacheClient(spec);
+  }
+  throw new Error(`unknown client ${name}`);
+}
+
+interface OursLike {
+  get(key: string): Promise<unknown>;
+  set(key: string, value: unknown, options?: { noreply?: boolean }): Promise<unknown>;
+  getMany(keys: string[]): Promise<Map<string, unknown>>;
+  delete(key: string, options?: { noreply?: boolean }): Promise<unknown>;
+  version(): Promise<string>;
+  close(): Promise<void>;
+}
+
+async function ours(client: OursLike): Promise<Adapter> {
+  await client.version();
+  const acked = { noreply: false };
+  return {
+    get: (key) => client.get(key),
+    set: (key, value) => client.set(key, value, acked),
+    setNoreply: (key, value) => client.set(key, value),
+    getMany: async (keys) => (await client.getMany(keys)).size,
+    delete: (key) => client.delete(key, acked),
+    close: () => client.close(),
+  };
+}
+
+// ---- peers (Node only). Their own defaults, promisified where they take callbacks.
+
+/**
+ * The peers recognise bytes only as a Node `Buffer` (a plain Uint8Array
+ * would be sent as JSON): the benchmark's constant values are wrapped once.
+ */
+const buffers = new WeakMap<Uint8Array, Uint8Array>();
+function asBuffer(value: Uint8Array): Uint8Array {
+  let buffer = buffers.get(value);
+  if (buffer === undefined) {
+    // deno-lint-ignore no-explicit-any
+    const NodeBuffer = (globalThis as any).Buffer;
+    buffer = NodeBuffer.from(value.buffer, value.byteOffset, value.byteLength) as Uint8Array;
+    buffers.set(value, buffer);
+  }
+  return buffer;
+}
+
+async function memjs(spec: string): Promise<Adapter> {
+  // deno-lint-ignore no-explicit-any
+  const memjs: any = (await import("memjs" as string)).default;
+  const client = memjs.Client.create(spec, { retries: 0, logger: { log() {} } });
+  await client.set("bench:warm", "1", { expires: 0 });
+  const get = async (key: string) => (await client.get(key)).value;
+  return {
+    get,
+    set: (key, value) => client.set(key, asBuffer(value), { expires: 0 }),
+    // memjs has no multi-get: the keys go out as concurrent gets.
+    getMany: async (keys) => (await Promise.all(keys.map(get))).filter((v) => v != null).length,
+    delete: (key) => client.delete(key),
+    close: () => Promise.resolve(client.close()),
+  };
+}
+
+async function memcached3(spec: string): Promise<Adapter> {
+  // deno-lint-ignore no-explicit-any
+  const Memcached: any = (await import("memcached" as string)).default;
+  const client = new Memcached(spec, { retries: 0 });
+  const call = <T>(fn: (cb: (error: unknown, data: T) => void) => void) =>
+    new Promise<T>((resolve, reject) => fn((error, data) => (error ? reject(error) : resolve(data))));
+  await call((cb) => client.set("bench:warm", "1", 0, cb));
+  return {
+    get: (key) => call((cb) => client.get(key, cb)),
+    set: (key, value) => call((cb) => client.set(key, asBuffer(value), 0, cb)),
+    getMany: async (keys) => Object.keys(await call<Record<string, unknown>>((cb) => client.getMulti(keys, cb))).length,
+    delete: (key) => call((cb) => client.del(key, cb)),
+    close: () => Promise.resolve(client.end()),
+  };
+}
+
+async function memcacheClient(spec: string): Promise<Adapter> {
+  // deno-lint-ignore no-explicit-any
+  const { MemcacheClient }: any = await import("memcache-client" as string);
+  const client = new MemcacheClient({ server: spec, logger: { error() {}, info() {}, debug() {}, warn() {} } });
+  await client.set("bench:warm", "1");
+  return {
+    get: async (key) => (await client.get(key))?.value,
+    set: (key, value) => client.set(key, asBuffer(value)),
+    getMany: async (keys) => Object.keys(await client.get(keys)).length,
+    delete: (key) => client.delete(key),
+    close: () => Promise.resolve(client.shutdown()),
+  };
+}
