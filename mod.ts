@@ -44,6 +44,12 @@ export {
   MemcacheUnknownError,
 } from "./src/errors.ts";
 export type { MemcacheErrorOptions } from "./src/errors.ts";
+export { HashClient } from "./src/hash_client.ts";
+export type { HashClientOptions } from "./src/hash_client.ts";
+export { PooledClient } from "./src/pooled_client.ts";
+export type { PooledClientOptions } from "./src/pooled_client.ts";
+export { RetryingClient } from "./src/retrying_client.ts";
+export type { ErrorClass, RetryableClient, RetryingClientOptions } from "./src/retrying_client.ts";
 export {
   CompressedSerde,
   defaultSerde,

@@ -1,0 +1,264 @@
+/**
+ * HashClient against several real memcached processes: placement, split
+ * multi-key calls, per-server commands, and failover with servers killed
+ * and restarted.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "./_harness.ts";
+import { Client, HashClient, MemcacheConnectionError, MemcacheError, MemcacheIllegalInputError } from "../mod.ts";
+import { RendezvousHash } from "../src/_rendezvous.ts";
+import { KetamaHash } from "../src/_ketama.ts";
+import { type MemcachedServer, startMemcached } from "./_memcached.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Starts `n` memcached servers; disposing the result stops them all. */
+async function cluster(n: number): Promise<MemcachedServer[] & AsyncDisposable> {
+  const servers = await Promise.all(Array.from({ length: n }, () => startMemcached()));
+  return Object.assign(servers, {
+    async [Symbol.asyncDispose]() {
+      await Promise.all(servers.map((s) => s[Symbol.asyncDispose]()));
+    },
+  });
+}
+
+/** Which keys each server holds, read with a plain Client per server. */
+async function holdings(servers: MemcachedServer[], keys: string[]): Promise<string[][]> {
+  return await Promise.all(servers.map(async (server) => {
+    await using direct = new Client(server.spec);
+    return [...(await direct.getMany(keys)).keys()].sort();
+  }));
+}
+
+/** A key the client places on `server`. */
+function keyOn(client: HashClient, server: MemcachedServer, prefix = "key"): string {
+  for (let i = 0;; i++) if (client.serverFor(`${prefix}${i}`) === server.spec) return `${prefix}${i}`;
+}
+
+const keys = Array.from({ length: 300 }, (_, i) => `key:${i}`);
+
+describe("HashClient: placement", () => {
+  it("rendezvous (default): each key is stored on the server pymemcache would pick, and only there", async () => {
+    await using servers = await cluster(3);
+    await using client = new HashClient(servers.map((s) => s.spec));
+    assert.deepEqual(await client.setMany(Object.fromEntries(keys.map((k) => [k, k])), { noreply: false }), []);
+    const ring = new RendezvousHash(servers.map((s) => `127.0.0.1:${s.port}`));
+    const expected = servers.map((s) => keys.filter((k) => ring.getNode(k) === `127.0.0.1:${s.port}`).sort());
+    assert.deepEqual(await holdings(servers, keys), expected);
+    assert.ok(expected.every((held) => held.length > 50), "every server holds a share");
+  });
+
+  it("ketama: each key is stored on the server libmemcached would pick, and only there", async () => {
+    await using servers = await cluster(3);
+    await using client = new HashClient(servers.map((s) => s.spec), { hasher: "ketama" });
+    await client.setMany(Object.fromEntries(keys.map((k) => [k, k])), { noreply: false });
+    const ring = new KetamaHash(servers.map((s) => ({ node: s.spec, host: "127.0.0.1", port: s.port })));
+    const expected = servers.map((s) => keys.filter((k) => ring.getNode(k) === s.spec).sort());
+    assert.deepEqual(await holdings(servers, keys), expected);
+    assert.ok(expected.every((held) => held.length > 50), "every server holds a share");
+  });
+
+  it("places by the key without the prefix; duplicates in the server list count once", async () => {
+    await using servers = await cluster(2);
+    const specs = servers.map((s) => s.spec);
+    await using plain = new HashClient(specs);
+    await using prefixed = new HashClient([...specs, specs[0]], { keyPrefix: "app:" });
+    assert.deepEqual(prefixed.servers, specs);
+    for (const k of keys) assert.equal(prefixed.serverFor(k), plain.serverFor(k));
+    await prefixed.set("k", "v", { noreply: false });
+    await using direct = new Client(prefixed.serverFor("k")!);
+    assert.equal(await direct.get("app:k"), "v");
+  });
+});
+
+describe("HashClient: commands across servers", () => {
+  it("multi-key calls are split per server and merged keyed as passed", async () => {
+    await using servers = await cluster(3);
+    await using client = new HashClient(servers.map((s) => s.spec), { keyPrefix: "p:" });
+    assert.deepEqual(await client.setMany(new Map(keys.map((k, i) => [k, i])), { noreply: false }), []);
+    const asked = ["missing", ...keys.slice(0, 50).reverse(), "key:7", "gone"];
+    const got = await client.getMany(asked);
+    assert.deepEqual([...got.keys()], keys.slice(0, 50).reverse()); // in the order passed, found keys only
+    got.forEach((v, k) => assert.equal(v, Number(k.slice(4))));
+    const withCas = await client.getsMany(keys.slice(0, 20));
+    assert.equal(withCas.size, 20);
+    withCas.forEach(([v, cas], k) => {
+      assert.equal(v, Number(k.slice(4)));
+      assert.match(cas, /^\d+$/);
+    });
+    assert.equal(await client.deleteMany(keys.slice(0, 100), { noreply: false }), true);
+    assert.equal((await client.getMany(keys)).size, 200);
+    const held = await holdings(servers, keys.map((k) => `p:${k}`));
+    assert.equal(held.flat().length, 200);
+    assert.ok(held.every((h) => h.length > 0));
+  });
+
+  it("single-key commands go to the key's server", async () => {
+    await using servers = await cluster(2);
+    await using client = new HashClient(servers.map((s) => s.spec), { defaultNoreply: false });
+    const [k0, k1] = [keyOn(client, servers[0]), keyOn(client, servers[1])];
+    assert.equal(await client.add(k0, 1), true);
+    assert.equal(await client.add(k0, 2), false);
+    assert.equal(await client.incr(k0, 5), 6);
+    assert.equal(await client.decr(k0, 1), 5);
+    assert.equal(await client.set(k1, "a"), true);
+    assert.equal(await client.append(k1, "b"), true);
+    assert.equal(await client.prepend(k1, "<"), true);
+    assert.equal(await client.replace(k1, "<ab>"), true);
+    const [value, cas] = await client.gets(k1);
+    assert.equal(value, "<ab>");
+    assert.equal(await client.cas(k1, "new", cas!), true);
+    assert.equal(await client.touch(k1, 100), true);
+    assert.equal(await client.gat(k1, 100), "new");
+    assert.equal((await client.gats(k1, 100))[0], "new");
+    assert.equal(await client.delete(k0), true);
+    assert.deepEqual(await holdings(servers, [k0, k1]), [[], [k1]]);
+  });
+
+  it("stats() and version() answer per server, keyed host:port; flushAll flushes every server", async () => {
+    await using servers = await cluster(3);
+    await using client = new HashClient(servers.map((s) => s.spec));
+    const stats = await client.stats();
+    assert.deepEqual([...stats.keys()], servers.map((s) => `127.0.0.1:${s.port}`));
+    const pids = [...stats.values()].map((s) => s.pid);
+    assert.equal(new Set(pids).size, 3);
+    assert.ok(pids.every((p) => typeof p === "number"));
+    const settings = await client.stats("settings");
+    assert.ok([...settings.values()].every((s) => s.growth_factor === 1.25));
+    const versions = await client.version();
+    assert.equal(versions.size, 3);
+    assert.ok([...versions.values()].every((v) => /^\d+\.\d+/.test(v)));
+    await client.setMany(Object.fromEntries(keys.map((k) => [k, 1])), { noreply: false });
+    assert.equal(await client.flushAll(0, { noreply: false }), true);
+    assert.equal((await client.getMany(keys)).size, 0);
+    assert.equal(await client.cacheMemlimit(100), true);
+    assert.ok([...(await client.stats("settings")).values()].every((s) => s.maxbytes === 100 * 1024 * 1024));
+  });
+
+  it("usePooling gives each server a PooledClient: up to maxPoolSize connections per server", async () => {
+    await using servers = await cluster(2);
+    await using probes = Object.assign(servers.map((s) => new Client(s.spec)), {
+      async [Symbol.asyncDispose]() {
+        await Promise.all(probes.map((p) => p.close()));
+      },
+    });
+    const baseline = await Promise.all(probes.map(async (p) => (await p.stats()).curr_connections as number));
+    const opened = async () =>
+      (await Promise.all(probes.map(async (p) => (await p.stats()).curr_connections as number))).map((n, i) =>
+        n - baseline[i]
+      );
+    await using pooled = new HashClient(servers.map((s) => s.spec), { usePooling: true, maxPoolSize: 3 });
+    const results = await Promise.all(keys.map((k, i) => pooled.set(k, i, { noreply: false })));
+    assert.ok(results.every((r) => r === true));
+    assert.deepEqual(await opened(), [3, 3]);
+    const values = await Promise.all(keys.map((k) => pooled.get(k)));
+    assert.deepEqual(values, keys.map((_, i) => i));
+    await using single = new HashClient(servers.map((s) => s.spec));
+    await Promise.all(keys.map((k) => single.get(k)));
+    assert.deepEqual(await opened(), [4, 4]); // one more each: a plain Client per server
+  });
+
+  it("checks keys and options before any I/O", async () => {
+    await using servers = await cluster(1);
+    await using client = new HashClient([servers[0].spec]);
+    await assert.rejects(client.getMany(["fine", "bad key"]), MemcacheIllegalInputError);
+    await assert.rejects(client.setMany({ fine: 1, "é": 2 }), MemcacheIllegalInputError);
+    assert.throws(() => client.serverFor("a b"), MemcacheIllegalInputError);
+    assert.equal((await client.stats()).get(servers[0].spec)!.cmd_get, 0);
+    // deno-lint-ignore no-explicit-any
+    assert.throws(() => new HashClient([servers[0].spec], { hasher: "md5" as any }), TypeError);
+    assert.throws(() => new HashClient([servers[0].spec], { retryTimeout: -1 }), TypeError);
+    assert.throws(() => new HashClient(["bad:port"]), TypeError);
+  });
+});
+
+describe("HashClient: failover", () => {
+  const retryTimeout = 300;
+  const deadTimeout = 800;
+
+  it("a killed server fails fast until retryTimeout, leaves the ring after its retries, and returns after deadTimeout", async () => {
+    await using servers = await cluster(3);
+    const specs = servers.map((s) => s.spec);
+    const options = { retryAttempts: 1, retryTimeout, deadTimeout, timeout: 2000 };
+    await using client = new HashClient(specs, options);
+    await using lenient = new HashClient(specs, { ...options, ignoreExc: true });
+    const victim = servers[1];
+    const k = keyOn(client, victim);
+    const other = keyOn(client, servers[0]);
+    await client.setMany({ [k]: "v", [other]: "o" }, { noreply: false });
+    await victim.stop();
+
+    // First failure: an error (a miss with ignoreExc); the other servers' keys still work.
+    await assert.rejects(client.get(k), MemcacheError);
+    assert.equal(await lenient.get(k, "dflt"), "dflt");
+    assert.deepEqual(await lenient.getMany([k, other]), new Map([[other, "o"]]));
+    // Within retryTimeout the server is not tried: fail fast.
+    await assert.rejects(client.get(k), (e) => e instanceof MemcacheConnectionError && /retried/.test(e.message));
+    await assert.rejects(client.set(k, "x"), MemcacheConnectionError); // not only the get family
+    assert.equal(await client.get(other), "o");
+    assert.equal(client.serverFor(k), victim.spec); // still in the ring
+
+    // After retryTimeout one call retries; it fails: that was the last retry, the server is dead.
+    await sleep(retryTimeout + 50);
+    await assert.rejects(client.get(k), MemcacheConnectionError);
+    assert.notEqual(client.serverFor(k), victim.spec);
+    assert.equal(await client.get(k), null); // its keys now fall to the others: a miss
+    await client.set(k, "moved", { noreply: false });
+    assert.equal(await client.get(k), "moved");
+
+    // Back after deadTimeout (restarted empty).
+    await victim.restart();
+    await sleep(deadTimeout + 50);
+    assert.equal(client.serverFor(k), victim.spec);
+    assert.equal(await client.get(k), null);
+    await client.set(k, "home", { noreply: false });
+    await using direct = new Client(victim.spec);
+    assert.equal(await direct.get(k), "home");
+  });
+
+  it("a successful retry clears the failure; requests in flight together count as one failure", async () => {
+    await using servers = await cluster(2);
+    await using client = new HashClient(servers.map((s) => s.spec), { retryAttempts: 1, retryTimeout, deadTimeout });
+    const victim = servers[0];
+    const onVictim = Array.from({ length: 40 }, (_, i) => keyOn(client, victim, `k${i}-`));
+    await victim.stop();
+    // 40 concurrent calls fail together: one failure, not 40 (retryAttempts 1 would otherwise kill it).
+    const settled = await Promise.allSettled(onVictim.map((k) => client.get(k)));
+    assert.ok(settled.every((r) => r.status === "rejected"));
+    assert.equal(client.serverFor(onVictim[0]), victim.spec);
+    await victim.restart();
+    await sleep(retryTimeout + 50);
+    assert.equal(await client.get(onVictim[0]), null); // the retry succeeds
+    await client.set(onVictim[0], "ok", { noreply: false });
+    // The failure was cleared: a new outage starts over (fails fast, stays in the ring).
+    await victim.stop();
+    await assert.rejects(client.get(onVictim[0]), MemcacheError);
+    await assert.rejects(client.get(onVictim[0]), /retried/);
+    assert.equal(client.serverFor(onVictim[0]), victim.spec);
+  });
+
+  it('every server dead: "All servers seem to be down right now", or the default with ignoreExc', async () => {
+    await using servers = await cluster(2);
+    const specs = servers.map((s) => s.spec);
+    await using client = new HashClient(specs, { retryAttempts: 0 });
+    await using lenient = new HashClient(specs, { retryAttempts: 0, ignoreExc: true });
+    const keyA = keyOn(client, servers[0]);
+    const keyB = keyOn(client, servers[1]);
+    await Promise.all(servers.map((s) => s.stop()));
+    for (const c of [client, lenient]) {
+      await assert.rejects(c.set(keyA, 1), MemcacheConnectionError); // retryAttempts 0: dead at once
+      await assert.rejects(c.set(keyB, 1), MemcacheConnectionError);
+    }
+    assert.equal(client.serverFor("anything"), null);
+    for (const call of [client.get("k"), client.set("k", 1), client.getMany(["a", "b"]), client.deleteMany(["a"])]) {
+      await assert.rejects(
+        call,
+        (e) => e instanceof MemcacheError && /All servers seem to be down right now/.test(e.message),
+      );
+    }
+    assert.equal(await lenient.get("k", "dflt"), "dflt");
+    assert.deepEqual(await lenient.gets("k"), [null, null]);
+    assert.deepEqual(await lenient.getMany(["a", "b"]), new Map());
+    await assert.rejects(lenient.set("k", 1), /All servers seem to be down/); // ignoreExc covers the get family
+  });
+});

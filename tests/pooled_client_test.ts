@@ -1,0 +1,166 @@
+/** PooledClient: connection limits, blocking, idle timeout, failed connections (real memcached). */
+import assert from "node:assert/strict";
+import { describe, it } from "./_harness.ts";
+import { Client, MemcacheError, MemcacheServerError, MemcacheUnknownError, PooledClient } from "../mod.ts";
+import { startFakeServer, startMemcached } from "./_memcached.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function connections(probe: Client): Promise<number> {
+  return (await probe.stats()).curr_connections as number;
+}
+
+describe("PooledClient", () => {
+  it("10,000 concurrent operations with maxPoolSize 4: all correct, never more than 4 connections", async () => {
+    await using server = await startMemcached({ args: ["-t", "4"] });
+    await using probe = new Client(server.spec);
+    await probe.setMany(Object.fromEntries(Array.from({ length: 2500 }, (_, j) => [`pre${j}`, j])), { noreply: false });
+    const baseline = await connections(probe); // the probe's own connection and the listener included
+    await using pool = new PooledClient(server.spec, { maxPoolSize: 4 });
+    let done = false;
+    const samples: number[] = [];
+    const sampling = (async () => {
+      while (!done) samples.push((await connections(probe)) - baseline);
+    })();
+    sampling.catch(() => {}); // awaited below; a failing run must not leave it unhandled
+    const ops: Promise<void>[] = [];
+    for (let i = 0; i < 10_000; i++) {
+      switch (i % 4) {
+        case 0: // k0 ... k2499
+          ops.push(pool.set(`k${i / 4}`, i / 4, { noreply: i % 8 === 0 }).then((r) => assert.equal(r, true)));
+          break;
+        case 1:
+          ops.push(pool.add(`fresh${i}`, i).then((r) => assert.equal(r, true)));
+          break;
+        case 2:
+          // keys stored before the run: concurrent calls may run on different connections
+          ops.push(
+            pool.getMany([`none${i}`, `pre${i >> 2}`]).then((m) =>
+              assert.deepEqual([...m], [[`pre${i >> 2}`, i >> 2]])
+            ),
+          );
+          break;
+        case 3:
+          ops.push(pool.incr(`missing${i}`, 1).then((r) => assert.equal(r, null)));
+          break;
+      }
+      assert.ok(pool.size <= 4);
+    }
+    try {
+      await Promise.all(ops);
+    } finally {
+      done = true;
+      await sampling;
+    }
+    assert.equal(pool.size, 4);
+    assert.equal((await connections(probe)) - baseline, 4); // all four stay open, idle
+    assert.ok(samples.length > 0);
+    assert.ok(Math.max(...samples) <= 4, `samples: ${samples.join(",")}`);
+    const values = await pool.getMany(Array.from({ length: 2500 }, (_, i) => `k${i}`));
+    assert.equal(values.size, 2500);
+    values.forEach((v, k) => assert.equal(v, Number(k.slice(1))));
+  });
+
+  it("gives concurrent calls a connection each, up to maxPoolSize, and reuses idle ones", async () => {
+    await using server = await startMemcached();
+    await using probe = new Client(server.spec);
+    const before = (await probe.stats()).total_connections as number;
+    await using pool = new PooledClient(server.spec, { maxPoolSize: 5 });
+    await Promise.all([pool.set("a", 1), pool.set("b", 2), pool.set("c", 3)]);
+    assert.equal(pool.size, 3);
+    for (let i = 0; i < 20; i++) assert.equal(await pool.get("a"), 1); // sequential: one idle connection serves all
+    assert.equal(pool.size, 3);
+    assert.equal((await probe.stats()).total_connections as number, before + 3);
+  });
+
+  it("poolBlocking: false rejects when every connection is busy; true (default) queues", async () => {
+    await using server = await startMemcached();
+    await using strict = new PooledClient(server.spec, { maxPoolSize: 2, poolBlocking: false });
+    const results = await Promise.allSettled([strict.get("a"), strict.get("b"), strict.get("c")]);
+    assert.equal(results[0].status, "fulfilled");
+    assert.equal(results[1].status, "fulfilled");
+    assert.equal(results[2].status, "rejected");
+    const reason = (results[2] as PromiseRejectedResult).reason;
+    assert.ok(reason instanceof MemcacheError);
+    assert.match(reason.message, /All 2 pooled connections are busy/);
+    assert.equal(await strict.get("a", "free again"), "free again");
+
+    await using blocking = new PooledClient(server.spec, { maxPoolSize: 2 });
+    const all = await Promise.all(Array.from({ length: 50 }, (_, i) => blocking.set(`k${i}`, i, { noreply: false })));
+    assert.deepEqual(all, Array(50).fill(true));
+    assert.equal(blocking.size, 2);
+  });
+
+  it("poolIdleTimeout closes connections left idle that long; the next call opens a new one", async () => {
+    await using server = await startMemcached();
+    await using probe = new Client(server.spec);
+    const baseline = await connections(probe);
+    await using pool = new PooledClient(server.spec, { maxPoolSize: 3, poolIdleTimeout: 50 });
+    await Promise.all([pool.set("k", "v"), pool.get("x"), pool.get("y")]);
+    assert.equal(pool.size, 3);
+    for (let i = 0; i < 400 && pool.size > 0; i++) await sleep(10);
+    assert.equal(pool.size, 0);
+    for (let i = 0; i < 200 && (await connections(probe)) > baseline; i++) await sleep(10);
+    assert.equal(await connections(probe), baseline); // memcached saw them close
+    assert.equal(await pool.get("k"), "v");
+    assert.equal(pool.size, 1);
+  });
+
+  it("a connection that failed is destroyed and never handed out again", async () => {
+    const sockets: unknown[] = [];
+    await using fake = await startFakeServer((socket, _text, all) => {
+      if (!sockets.includes(socket)) sockets.push(socket);
+      if (!all.endsWith("\r\n")) return;
+      // The first connection answers garbage; later ones answer properly.
+      socket.write(sockets.indexOf(socket) === 0 ? "HELLO THERE\r\n" : "VERSION 1.2.3\r\n");
+    });
+    await using pool = new PooledClient(fake.spec, { maxPoolSize: 1 });
+    await assert.rejects(pool.version(), MemcacheUnknownError);
+    assert.equal(pool.size, 0);
+    assert.equal(await pool.version(), "1.2.3");
+    assert.equal(await pool.version(), "1.2.3");
+    assert.equal(fake.connections(), 2);
+  });
+
+  it("a well-framed SERVER_ERROR keeps the connection", async () => {
+    await using server = await startMemcached({ args: ["-I", "1m"] });
+    await using pool = new PooledClient(server.spec, { maxPoolSize: 1 });
+    await pool.set("small", "ok", { noreply: false });
+    const before = (await pool.stats()).total_connections;
+    await assert.rejects(pool.set("huge", new Uint8Array(1_200_000), { noreply: false }), MemcacheServerError);
+    assert.equal(await pool.get("small"), "ok");
+    assert.equal((await pool.stats()).total_connections, before);
+  });
+
+  it("kill memcached mid-run: failed connections are replaced after a restart", async () => {
+    await using server = await startMemcached();
+    await using pool = new PooledClient(server.spec, { maxPoolSize: 3 });
+    await Promise.all(Array.from({ length: 30 }, (_, i) => pool.set(`k${i}`, i, { noreply: false })));
+    assert.equal(pool.size, 3);
+    await server.stop();
+    const failed = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => pool.get(`k${i}`)));
+    assert.ok(failed.every((r) => r.status === "rejected" && r.reason instanceof MemcacheError));
+    assert.equal(pool.size, 0);
+    await server.restart();
+    const fresh = await Promise.all(Array.from({ length: 30 }, (_, i) => pool.get(`k${i}`, "miss")));
+    assert.deepEqual(fresh, Array(30).fill("miss"));
+    assert.equal(pool.size, 3);
+  });
+
+  it("close() closes every connection and the pool stays usable; options are checked", async () => {
+    await using server = await startMemcached();
+    await using probe = new Client(server.spec);
+    const baseline = await connections(probe);
+    const pool = new PooledClient(server.spec, { maxPoolSize: 4 });
+    await Promise.all(Array.from({ length: 8 }, (_, i) => pool.set(`k${i}`, i)));
+    await pool.close();
+    assert.equal(pool.size, 0);
+    for (let i = 0; i < 200 && (await connections(probe)) > baseline; i++) await sleep(10);
+    assert.equal(await connections(probe), baseline);
+    assert.equal(await pool.get("k3"), 3);
+    await pool[Symbol.asyncDispose]();
+    assert.throws(() => new PooledClient(server.spec, { maxPoolSize: 0 }), TypeError);
+    assert.throws(() => new PooledClient(server.spec, { poolIdleTimeout: -1 }), TypeError);
+    assert.throws(() => new PooledClient("bad spec:x"), TypeError);
+  });
+});
