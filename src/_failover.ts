@@ -14,9 +14,9 @@
  * - it comes back exactly `deadTimeout` ms after it died (pymemcache checks
  *   only once per `deadTimeout`, so up to twice that);
  * - within `retryTimeout` a call fails at once with an error, or gives its
- *   default for the get family with `ignoreExc` (pymemcache returns the
- *   default for every command, even without `ignore_exc`); `retryTimeout: 0`
- *   retries at the very next call.
+ *   default with `ignoreExc` (pymemcache returns the default even without
+ *   `ignore_exc`, hiding the outage); `retryTimeout: 0` retries at the very
+ *   next call.
  *
  * @module
  */
@@ -53,7 +53,7 @@ export interface FailoverOptions {
   retryAttempts: number;
   retryTimeout: number;
   deadTimeout: number;
-  /** The get family returns its fallback instead of throwing. */
+  /** Failed calls resolve to their command's default instead of throwing. */
   ignoreExc: boolean;
 }
 
@@ -97,8 +97,8 @@ export class Failover<C extends NodeClient> {
   }
 
   /**
-   * Runs `call` on `node`. `fallback` is the result of a get-family call
-   * that fails with ignoreExc (not for bad input); other calls throw.
+   * Runs `call` on `node`. With ignoreExc a failed call (not bad input)
+   * resolves to `fallback()`, pymemcache's default for that command.
    * Within `retryTimeout` of a failure the node is not tried: the call
    * fails at once with `MemcacheConnectionError` (or gives the fallback).
    */

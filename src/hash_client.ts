@@ -53,6 +53,11 @@ function entriesOf(values: Mapping): Iterable<readonly [string, unknown]> {
   return Object.entries(values);
 }
 
+// pymemcache's HashClient defaults for a failed call under ignoreExc.
+const FALSE = () => false;
+const TRUE = () => true as const;
+const NULL = () => null;
+
 /**
  * A client for a cluster of memcached servers, mirroring pymemcache's
  * `HashClient`: each key lives on one server, chosen by hashing the key
@@ -69,13 +74,14 @@ function entriesOf(values: Mapping): Iterable<readonly [string, unknown]> {
  *
  * Failover, as pymemcache's: when a call to a server fails on the network
  * (connection refused or lost, timeout), the server is marked failed;
- * calls to it fail at once (`MemcacheConnectionError`, or a miss for the get
- * family with `ignoreExc`) until `retryTimeout` ms have passed, then one is
+ * calls to it fail at once (`MemcacheConnectionError`; with `ignoreExc`, the
+ * command's default as pymemcache's: a miss, `false` for storage, delete and
+ * touch, `null` for incr/decr) until `retryTimeout` ms have passed, then one is
  * let through. After `retryAttempts` failed retries the server is dead: it
  * leaves the ring, so its keys move to the other servers, and it comes back
  * after `deadTimeout` ms. With every server dead, calls reject with
  * `MemcacheConnectionError("All servers seem to be down right now")`
- * (the get family returns misses with `ignoreExc`).
+ * (the default of each command with `ignoreExc`).
  *
  * Server-wide commands (`stats`, `version`, `flushAll`, ...) go to every
  * server; those with a result resolve to a `Map` keyed by server
@@ -267,33 +273,33 @@ export class HashClient {
   // ---- storage
 
   /** As {@linkcode Client.set}, on the key's server: resolves `true`. */
-  set(key: string, value: unknown, options?: StoreOptions): Promise<true> {
-    return this.#key(key, (c) => c.set(key, value, options));
+  set(key: string, value: unknown, options?: StoreOptions): Promise<boolean> {
+    return this.#key(key, (c) => c.set(key, value, options), FALSE);
   }
 
   /** As {@linkcode Client.add}: `true` if stored (or noreply), `false` if the key exists. */
   add(key: string, value: unknown, options?: StoreOptions): Promise<boolean> {
-    return this.#key(key, (c) => c.add(key, value, options));
+    return this.#key(key, (c) => c.add(key, value, options), FALSE);
   }
 
   /** As {@linkcode Client.replace}: `true` if stored (or noreply), `false` if the key is absent. */
   replace(key: string, value: unknown, options?: StoreOptions): Promise<boolean> {
-    return this.#key(key, (c) => c.replace(key, value, options));
+    return this.#key(key, (c) => c.replace(key, value, options), FALSE);
   }
 
   /** As {@linkcode Client.append}: `true` if done (or noreply), `false` if absent. */
   append(key: string, value: unknown, options?: StoreOptions): Promise<boolean> {
-    return this.#key(key, (c) => c.append(key, value, options));
+    return this.#key(key, (c) => c.append(key, value, options), FALSE);
   }
 
   /** As {@linkcode Client.prepend}: `true` if done (or noreply), `false` if absent. */
   prepend(key: string, value: unknown, options?: StoreOptions): Promise<boolean> {
-    return this.#key(key, (c) => c.prepend(key, value, options));
+    return this.#key(key, (c) => c.prepend(key, value, options), FALSE);
   }
 
   /** As {@linkcode Client.cas}: `true` stored, `false` changed meanwhile, `null` not found. */
   cas(key: string, value: unknown, cas: string | number | bigint, options?: StoreOptions): Promise<boolean | null> {
-    return this.#key(key, (c) => c.cas(key, value, cas, options));
+    return this.#key(key, (c) => c.cas(key, value, cas, options), FALSE);
   }
 
   /**
@@ -303,11 +309,19 @@ export class HashClient {
    * @throws the first server's error, once every server has answered.
    */
   async setMany(values: Mapping, options?: StoreOptions): Promise<string[]> {
-    const groups = this.#group(entriesOf(values), ([k]) => k, false);
+    const pairs = [...entriesOf(values)];
+    const groups = this.#group(pairs, ([k]) => k, this.ignoreExc);
     const settled = await Promise.allSettled(
-      [...groups].map(([node, pairs]) => this.#failover.run(node, (c) => c.setMany(pairs, options))),
+      // With ignoreExc a failing server's keys are reported failed, as pymemcache.
+      [...groups].map(([node, group]) =>
+        this.#failover.run(node, (c) => c.setMany(group, options), () => group.map(([k]) => k))
+      ),
     );
     const failed: string[] = [];
+    if (this.ignoreExc) { // keys no live server could take (every server dead) failed too
+      const placed = new Set([...groups.values()].flat().map(([k]) => k));
+      for (const [k] of pairs) if (!placed.has(k)) failed.push(k);
+    }
     for (const outcome of settled) {
       if (outcome.status === "rejected") throw outcome.reason;
       failed.push(...outcome.value);
@@ -366,14 +380,14 @@ export class HashClient {
 
   /** As {@linkcode Client.delete}: `true` if deleted (or noreply), `false` if absent. */
   delete(key: string, options?: NoreplyOptions): Promise<boolean> {
-    return this.#key(key, (c) => c.delete(key, options));
+    return this.#key(key, (c) => c.delete(key, options), FALSE);
   }
 
   /** As {@linkcode Client.deleteMany}, split per server: resolves `true`. */
   async deleteMany(keys: Iterable<string>, options?: NoreplyOptions): Promise<true> {
-    const groups = this.#group(keys, (k) => k, false);
+    const groups = this.#group(keys, (k) => k, this.ignoreExc);
     const settled = await Promise.allSettled(
-      [...groups].map(([node, group]) => this.#failover.run(node, (c) => c.deleteMany(group, options))),
+      [...groups].map(([node, group]) => this.#failover.run(node, (c) => c.deleteMany(group, options), TRUE)),
     );
     for (const outcome of settled) if (outcome.status === "rejected") throw outcome.reason;
     return true;
@@ -386,17 +400,17 @@ export class HashClient {
 
   /** As {@linkcode Client.incr}: the new value, or `null` if absent or with noreply. */
   incr(key: string, value: number | bigint, options?: NoreplyOptions): Promise<number | bigint | null> {
-    return this.#key(key, (c) => c.incr(key, value, options));
+    return this.#key(key, (c) => c.incr(key, value, options), NULL);
   }
 
   /** As {@linkcode Client.decr}: the new value (memcached stops at 0), or `null`. */
   decr(key: string, value: number | bigint, options?: NoreplyOptions): Promise<number | bigint | null> {
-    return this.#key(key, (c) => c.decr(key, value, options));
+    return this.#key(key, (c) => c.decr(key, value, options), NULL);
   }
 
   /** As {@linkcode Client.touch}: `true` if touched (or noreply), `false` if absent. */
   touch(key: string, expire = 0, options?: NoreplyOptions): Promise<boolean> {
-    return this.#key(key, (c) => c.touch(key, expire, options));
+    return this.#key(key, (c) => c.touch(key, expire, options), FALSE);
   }
 
   // ---- server-wide commands: every server, dead or alive
