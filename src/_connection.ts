@@ -105,6 +105,9 @@ export class Connection {
   #parser: ReplyParser;
   #closing: Promise<void> | null = null;
   #quitting = false;
+  /** Set for context-bound transports (Workers): is the caller in the opening request? */
+  #inContext: (() => boolean) | undefined;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
   /** Resolves once the connection is closed, whatever the reason. */
   readonly closed: Promise<void>;
   #markClosed!: () => void;
@@ -126,9 +129,21 @@ export class Connection {
     this.#connect();
   }
 
-  /** True until the connection starts closing; only then may it take requests. */
+  /**
+   * True until the connection starts closing; only then may it take
+   * requests. Always false from another request's context (Workers).
+   */
   get usable(): boolean {
-    return this.#state !== CLOSED && !this.#quitting && this.#closing === null;
+    return this.#state !== CLOSED && !this.#quitting && this.#closing === null && !this.foreign;
+  }
+
+  /**
+   * True when the transport binds sockets to the request that opened them
+   * (Workers) and the caller runs in another request: such a connection is
+   * not the caller's to use, close or wait for.
+   */
+  get foreign(): boolean {
+    return this.#inContext !== undefined && !this.#inContext();
   }
 
   /** Requests sent and not yet answered, plus noreply ones not yet flushed. */
@@ -180,6 +195,7 @@ export class Connection {
    * Resolves when the connection is closed. No request is taken after it.
    */
   quit(encode: (out: Outbox) => void): Promise<void> {
+    if (this.foreign) return Promise.resolve(); // its own request closes it once idle
     if (!this.usable) return this.closed;
     encode(this.#outbox);
     this.#quitting = true;
@@ -192,6 +208,7 @@ export class Connection {
    * waiting for replies are rejected with MemcacheConnectionError.
    */
   close(): Promise<void> {
+    if (this.foreign) return Promise.resolve(); // its own request closes it once idle
     if (this.#closing !== null) return this.#closing;
     if (this.#state === CLOSED) return Promise.resolve();
     if (this.#state === CONNECTING && this.#outbox.length === 0) {
@@ -240,9 +257,11 @@ export class Connection {
       onClose: (error?: Error) => this.#onTransportClose(error),
     };
     const transport = this.#transport;
-    const connecting = this.#connecting = "connect" in transport
-      ? transport.connect(this.#address, connectOptions, handlers)
-      : transport.then((t) => t.connect(this.#address, connectOptions, handlers));
+    const start = (t: Transport) => {
+      this.#inContext = t.contextCheck?.(); // in the opening caller's context (a microtask of it)
+      return t.connect(this.#address, connectOptions, handlers);
+    };
+    const connecting = this.#connecting = "connect" in transport ? start(transport) : transport.then(start);
     this.#opened = (timedOut ? Promise.race([connecting, timedOut]) : connecting).then(
       (socket) => {
         clearTimeout(connectTimer);
@@ -325,7 +344,21 @@ export class Connection {
     if (this.#unflushed.size > 0) {
       for (const u of this.#unflushed.drain()) u.resolve();
       this.#disarmIfIdle();
+      if (this.#waiting.size === 0) this.#closeWhenIdle();
     }
+  }
+
+  /**
+   * Context-bound transports (Workers): once nothing is in flight, close
+   * after the current macrotask. Calls made together, or awaited one after
+   * another, share the connection; no socket outlives its request's work.
+   */
+  #closeWhenIdle(): void {
+    if (this.#inContext === undefined || this.#idleTimer !== undefined || this.#state !== OPEN) return;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      if (this.#state === OPEN && this.usable && this.pending === 0 && this.#outbox.length === 0) void this.close();
+    }, 0);
   }
 
   #closeAfterQuit(): void {
@@ -378,6 +411,7 @@ export class Connection {
       }
     }
     if (this.#quitting && this.#waiting.size === 0) this.#closeAfterQuit();
+    else if (this.#waiting.size === 0 && this.#unflushed.size === 0) this.#closeWhenIdle();
   }
 
   #onTransportClose(error?: Error): void {
@@ -412,6 +446,10 @@ export class Connection {
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
+    }
+    if (this.#idleTimer !== undefined) {
+      clearTimeout(this.#idleTimer);
+      this.#idleTimer = undefined;
     }
     this.#socket = null;
     this.#abort.abort(new MemcacheConnectionError("Connection closed while connecting", { server: this.name }));

@@ -159,7 +159,8 @@ export class Client {
   #options: ClientOptions;
   #transport: Transport | Promise<Transport> | undefined;
   #conn: Connection | null = null;
-  #closing = new Set<Promise<void>>();
+  /** Every connection opened and not yet closed. */
+  #closing = new Set<Connection>();
 
   /**
    * Creates a client for `server`; it connects on the first call, not here.
@@ -215,14 +216,17 @@ export class Client {
     );
     // close() and quit() wait for every connection this client opened to be
     // fully closed, including ones that died on their own: no socket leaks.
-    this.#track(conn.closed);
+    this.#track(conn);
     return conn;
   }
 
-  /** Waits for a connection to close, keeping track so close() can await it. */
-  #track(closing: Promise<void>): Promise<void> {
-    this.#closing.add(closing);
-    return closing.finally(() => this.#closing.delete(closing));
+  /** Keeps track of a connection until it is closed, so close() can await it. */
+  #track(conn: Connection): void {
+    // Workers: an idle connection of another request is closed by that
+    // request, or was closed by the runtime when it ended: stop tracking it.
+    for (const other of this.#closing) if (other.pending === 0 && other.foreign) this.#closing.delete(other);
+    this.#closing.add(conn);
+    conn.closed.finally(() => this.#closing.delete(conn));
   }
 
   /**
@@ -672,8 +676,13 @@ export class Client {
     await this.#settled();
   }
 
+  /** Waits for this client's connections to close (Workers: only the calling request's). */
   async #settled(): Promise<void> {
-    while (this.#closing.size > 0) await Promise.all(this.#closing);
+    for (;;) {
+      const own = [...this.#closing].filter((conn) => !conn.foreign);
+      if (own.length === 0) return;
+      await Promise.all(own.map((conn) => conn.closed));
+    }
   }
 
   /** Same as {@linkcode Client.close}, for `await using`. */

@@ -97,6 +97,22 @@ export interface Transport {
     options: TransportConnectOptions,
     handlers: TransportHandlers,
   ): Promise<TransportSocket>;
+  /**
+   * Only for runtimes whose sockets belong to the request that opened them
+   * (Cloudflare Workers). Called, in the caller's context, as a connection
+   * starts opening; the function it returns answers, whenever called
+   * later, whether the current caller runs in that same context. The core
+   * then hands such a connection new requests only from its own context,
+   * never closes or waits for it from another, and closes it once idle
+   * (after the current macrotask), so no socket outlives the request work
+   * that opened it.
+   */
+  contextCheck?(): () => boolean;
+  /**
+   * Most connections one caller may have open at once (Workers: 6 per
+   * request); pooled clients keep their default pool size below it.
+   */
+  readonly maxConnections?: number;
 }
 
 /** The display name of an address: `"host:port"` (IPv6 in brackets) or the socket path. */
