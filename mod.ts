@@ -22,6 +22,12 @@ import type { Transport } from "./src/transport.ts";
 function runtimeTransport(): Promise<Transport> {
   // deno-lint-ignore no-explicit-any
   const g = globalThis as any;
+  // Workers: `cloudflare:sockets` is only ever loaded here, so importing this
+  // module elsewhere never touches it (and bundlers for Workers use the
+  // "workerd" entry of the npm package, which has no other transport).
+  if (g.navigator?.userAgent === "Cloudflare-Workers") {
+    return import("./transports/cloudflare.ts").then((m) => new m.CloudflareTransport());
+  }
   if (typeof g.Deno?.connect === "function") {
     return import("./transports/deno.ts").then((m) => new m.DenoTransport());
   }

@@ -1,0 +1,211 @@
+/**
+ * `CloudflareTransport`: memcached connections from Cloudflare Workers, over
+ * `connect()` from `cloudflare:sockets`.
+ *
+ * `import { Client } from "@memkit/memcache"` picks this transport by itself
+ * inside a Worker; import it directly to pass it explicitly.
+ *
+ * Workers bind a socket to the request that opened it. This transport tells
+ * the core so ({@linkcode CloudflareTransport.contextCheck}): a client made at
+ * module scope opens a connection per request that uses it, never writes to
+ * another request's socket, and closes each connection once its work is done.
+ *
+ * Limits of the platform: TCP only (no unix sockets); TLS trusts the
+ * platform's certificate store only (no `caCerts`, no `serverName`, no
+ * skipping verification); `noDelay` and `keepAlive` are not settable; at most
+ * six connections may be open at once per request
+ * ({@linkcode WORKERS_MAX_CONNECTIONS}).
+ *
+ * @example
+ * ```ts ignore
+ * import { Client } from "@memkit/memcache";
+ * import { CloudflareTransport } from "@memkit/memcache/cloudflare";
+ *
+ * export default {
+ *   async fetch(request: Request, env: { MEMCACHED: string }, ctx: ExecutionContext) {
+ *     const client = new Client(env.MEMCACHED, { transport: new CloudflareTransport(), connectTimeout: 2000 });
+ *     const hits = await client.incr("hits", 1);
+ *     ctx.waitUntil(client.close());
+ *     return new Response(`hits: ${hits}`);
+ *   },
+ * };
+ * ```
+ *
+ * @module
+ */
+
+// @ts-ignore: the Workers runtime's own module has no types here (typed below)
+import { connect as cloudflareConnect } from "cloudflare:sockets";
+import type {
+  ServerAddress,
+  Transport,
+  TransportConnectOptions,
+  TransportHandlers,
+  TransportSocket,
+} from "../src/transport.ts";
+
+/**
+ * Outgoing connections a Worker may have open at once per request; more wait
+ * until one closes. Pooled clients on Workers stay below it by default.
+ */
+export const WORKERS_MAX_CONNECTIONS = 6;
+
+/** The part of `cloudflare:sockets` used here (typed locally: Deno cannot resolve that module). */
+interface WorkersSocket {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  readonly opened: Promise<unknown>;
+  readonly closed: Promise<void>;
+  close(): Promise<void>;
+}
+type Connect = (
+  address: { hostname: string; port: number },
+  options: { secureTransport: "on" | "off"; allowHalfOpen: boolean },
+) => WorkersSocket;
+
+const connect = cloudflareConnect as Connect;
+
+/** Connects with `connect()` from `cloudflare:sockets`; TCP only. */
+export class CloudflareTransport implements Transport {
+  /** Always `"cloudflare"`. */
+  readonly name = "cloudflare";
+  /** {@linkcode WORKERS_MAX_CONNECTIONS}: pooled clients default below it. */
+  readonly maxConnections: number = WORKERS_MAX_CONNECTIONS;
+
+  /**
+   * Opens a connection; see {@linkcode Transport.connect}. Resolves once the
+   * socket is open (`socket.opened`), or rejects when it fails or `signal`
+   * aborts (Workers has no connect timeout of its own).
+   *
+   * @throws {TypeError} for a unix socket path, or TLS options Workers cannot honour.
+   */
+  async connect(
+    address: ServerAddress,
+    options: TransportConnectOptions,
+    handlers: TransportHandlers,
+  ): Promise<TransportSocket> {
+    if ("path" in address) throw new TypeError(`CloudflareTransport connects over TCP only, not to ${address.path}`);
+    const tls = options.tls;
+    if (tls) {
+      if (tls.caCerts?.length) {
+        throw new TypeError("CloudflareTransport cannot add CA certificates: Workers trusts the platform's store only");
+      }
+      if (tls.rejectUnauthorized === false) {
+        throw new TypeError("CloudflareTransport cannot skip certificate checks");
+      }
+      if (tls.serverName !== undefined && tls.serverName !== address.host) {
+        throw new TypeError("CloudflareTransport cannot set a TLS server name other than the host");
+      }
+    }
+    const signal = options.signal;
+    signal?.throwIfAborted();
+    const socket = connect(
+      { hostname: address.host, port: address.port },
+      { secureTransport: tls ? "on" : "off", allowHalfOpen: false },
+    );
+    if (signal) {
+      let onAbort!: () => void;
+      const aborted = new Promise<never>((_, reject) => {
+        onAbort = () => reject(signal.reason);
+        signal.addEventListener("abort", onAbort, { once: true });
+      });
+      try {
+        await Promise.race([socket.opened, aborted]);
+      } catch (error) {
+        socket.close().catch(() => {});
+        throw error;
+      } finally {
+        signal.removeEventListener("abort", onAbort);
+      }
+    } else {
+      try {
+        await socket.opened;
+      } catch (error) {
+        socket.close().catch(() => {});
+        throw error;
+      }
+    }
+    return new CloudflareSocket(socket, handlers);
+  }
+
+  /**
+   * Workers binds a socket to the request that opened it: from another
+   * request, a write rejects once and then hangs. This returns a check made
+   * in the opening request, answering later whether the caller still runs in
+   * it, so the core never hands a connection another request's work.
+   *
+   * It rests on the same rule: an `AbortSignal` made during a request
+   * belongs to that request, and reading it from another one throws
+   * synchronously, whether that request is still running or finished.
+   */
+  contextCheck(): () => boolean {
+    const marker = new AbortController();
+    return () => {
+      try {
+        void marker.signal.aborted;
+        return true;
+      } catch {
+        return false;
+      }
+    };
+  }
+}
+
+class CloudflareSocket implements TransportSocket {
+  #socket: WorkersSocket;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #handlers: TransportHandlers;
+  #lastWrite: Promise<void> = Promise.resolve();
+  #closing = false;
+  #closed = false;
+  #reading: Promise<void>;
+  #failure: Error | undefined;
+
+  constructor(socket: WorkersSocket, handlers: TransportHandlers) {
+    this.#socket = socket;
+    this.#handlers = handlers;
+    this.#writer = socket.writable.getWriter();
+    this.#reading = this.#readLoop(socket.readable.getReader());
+  }
+
+  async #readLoop(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+    let error: Error | undefined;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (value.length > 0) this.#handlers.onData(value);
+      }
+    } catch (e) {
+      if (!this.#closing) error = e instanceof Error ? e : new Error(String(e));
+    }
+    this.#shut();
+    this.#handlers.onClose(this.#failure ?? error);
+  }
+
+  #shut(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#socket.close().catch(() => {});
+  }
+
+  write(data: Uint8Array): void {
+    if (this.#closed || this.#closing) return;
+    // WritableStream queues writes in order; the promise only reports failure.
+    this.#lastWrite = this.#writer.write(data).catch((e) => {
+      // e.g. "Cannot perform I/O on behalf of a different request": never
+      // write to this socket again; the read loop ends and reports it.
+      this.#failure ??= e instanceof Error ? e : new Error(String(e));
+      this.#shut();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.#closing) {
+      this.#closing = true;
+      await this.#lastWrite;
+      this.#shut();
+    }
+    await this.#reading;
+  }
+}
