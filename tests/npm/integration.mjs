@@ -15,10 +15,12 @@ import {
   defaultSerde,
   FLAG_JSON,
   FLAG_TEXT,
+  HashClient,
   MemcacheClientError,
   MemcacheError,
   MemcacheIllegalInputError,
   parseServerSpec,
+  PooledClient,
 } from "@memkit/memcache";
 import { NodeTransport } from "@memkit/memcache/node";
 
@@ -115,6 +117,21 @@ test("cas, incr/decr, add/replace, touch and delete", async () => {
     assert.match(await client.version(), /^\d+\.\d+/);
   } finally {
     await client.close();
+  }
+});
+
+test("PooledClient and HashClient from the package", async () => {
+  const pooled = new PooledClient(SPEC, { maxPoolSize: 3 });
+  const hashed = new HashClient([SPEC]);
+  try {
+    const keys = Array.from({ length: 12 }, (_, i) => key(`p${i}`));
+    await Promise.all(keys.map((k, i) => pooled.set(k, i, { noreply: false })));
+    assert.deepEqual(await Promise.all(keys.map((k) => pooled.get(k))), keys.map((_, i) => i));
+    await hashed.setMany(Object.fromEntries(keys.map((k) => [k, `h-${k}`])));
+    const found = await hashed.getMany(keys);
+    assert.deepEqual([...found.values()], keys.map((k) => `h-${k}`));
+  } finally {
+    await Promise.all([pooled.close(), hashed.close()]);
   }
 });
 

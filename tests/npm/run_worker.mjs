@@ -97,6 +97,17 @@ test("30 sequential and 10 concurrent requests, each with its own client", async
   );
 });
 
+test("a module-scope client serves 20 sequential and 10 concurrent requests", async () => {
+  for (let i = 0; i < 20; i++) {
+    const res = await fetch(`/shared/mod-${i}`, { method: "PUT", body: `m${i}` });
+    assert.equal(res.status, 204, await res.text());
+  }
+  const replies = await Promise.all(Array.from({ length: 10 }, (_, i) => fetch(`/shared/mod-${i * 2}`)));
+  assert.deepEqual(await Promise.all(replies.map((r) => r.text())), Array.from({ length: 10 }, (_, i) => `m${i * 2}`));
+  const again = await fetch("/shared/mod-19");
+  assert.equal(await again.text(), "m19");
+});
+
 let passed = 0;
 let failed = 0;
 try {

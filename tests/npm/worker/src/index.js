@@ -1,35 +1,45 @@
-// A Worker using @memkit/memcache as its README shows: one client per
-// request, closed after the response with ctx.waitUntil. The transport is
-// picked by the package itself (the "workerd" export condition).
+// A Worker using @memkit/memcache as the README shows. The transport is picked
+// by the package itself (its "workerd" export condition).
+//   /kv/<key>      one client per request, closed after the response (ctx.waitUntil)
+//   /shared/<key>  one client at module scope, shared by every request
+// GET → the value or 404; PUT → stores the body. GET /selftest runs a few
+// commands and returns their results as JSON.
 import { Client } from "@memkit/memcache";
 
+const OPTIONS = { connectTimeout: 2000, timeout: 2000 };
+let shared;
+
 export default {
-  /**
-   * GET /kv/<key> → the value, or 404; PUT /kv/<key> → stores the body.
-   * GET /selftest → runs a few commands and returns what they gave, as JSON.
-   */
   async fetch(request, env, ctx) {
-    const client = new Client(env.MEMCACHED, { connectTimeout: 2000, timeout: 2000 });
+    const { pathname } = new URL(request.url);
+    if (pathname.startsWith("/shared/")) {
+      shared ??= new Client(env.MEMCACHED, OPTIONS);
+      return await handle(shared, request, pathname.slice("/shared/".length));
+    }
+    const client = new Client(env.MEMCACHED, OPTIONS);
     try {
-      const { pathname } = new URL(request.url);
-      if (pathname.startsWith("/kv/")) {
-        const key = decodeURIComponent(pathname.slice(4));
-        if (request.method === "PUT") {
-          await client.set(key, await request.text(), { expire: 60 });
-          return new Response(null, { status: 204 });
-        }
-        const value = await client.get(key);
-        return value === null ? new Response("not found", { status: 404 }) : new Response(String(value));
-      }
+      if (pathname.startsWith("/kv/")) return await handle(client, request, pathname.slice("/kv/".length));
       if (pathname === "/selftest") return Response.json(await selftest(client));
       return new Response("not found", { status: 404 });
-    } catch (error) {
-      return new Response(`${error?.name}: ${error?.message}`, { status: 500 });
     } finally {
       ctx.waitUntil(client.close());
     }
   },
 };
+
+async function handle(client, request, key) {
+  try {
+    key = decodeURIComponent(key);
+    if (request.method === "PUT") {
+      await client.set(key, await request.text(), { expire: 60 });
+      return new Response(null, { status: 204 });
+    }
+    const value = await client.get(key);
+    return value === null ? new Response("not found", { status: 404 }) : new Response(String(value));
+  } catch (error) {
+    return new Response(`${error?.name}: ${error?.message}`, { status: 500 });
+  }
+}
 
 async function selftest(client) {
   const prefix = `w${Date.now()}-`;
