@@ -23,6 +23,12 @@ export interface Expectation {
   expect: number;
   /** For EXPECT_RAW: the bytes that end the reply. */
   endTokens?: Uint8Array;
+  /**
+   * For EXPECT_VALUES: the keys asked for, in order. A returned key whose
+   * bytes equal the next of these gets that very string, so hits cost no
+   * decoding; any other key is decoded from its bytes.
+   */
+  keys?: readonly string[];
 }
 
 /** One item of a retrieval reply. */
@@ -89,14 +95,26 @@ export class ProtocolError extends Error {
   }
 }
 
-function startsWith(line: Uint8Array, prefix: Uint8Array): boolean {
-  if (line.length < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (line[i] !== prefix[i]) return false;
+/** Whether `buf[start, end)` begins with `prefix`. */
+function startsWith(buf: Uint8Array, start: number, end: number, prefix: Uint8Array): boolean {
+  if (end - start < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (buf[start + i] !== prefix[i]) return false;
   return true;
 }
 
-function equals(line: Uint8Array, word: Uint8Array): boolean {
-  return line.length === word.length && startsWith(line, word);
+/** Whether `buf[start, end)` is `word`. */
+function equals(buf: Uint8Array, start: number, end: number, word: Uint8Array): boolean {
+  return end - start === word.length && startsWith(buf, start, end, word);
+}
+
+/** Whether `buf[start, end)` holds `key`, ASCII only (anything else is decoded instead). */
+function isAsciiKey(key: string, buf: Uint8Array, start: number, end: number): boolean {
+  if (key.length !== end - start) return false;
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if (c > 127 || c !== buf[start + i]) return false;
+  }
+  return true;
 }
 
 /** Decodes protocol text: ASCII by hand (short, hot), anything else as UTF-8. */
@@ -123,16 +141,16 @@ function parseUint(bytes: Uint8Array, start: number, end: number): number {
   return n;
 }
 
-function classifyError(line: Uint8Array): Reply | undefined {
+function classifyError(buf: Uint8Array, start = 0, end = buf.length): Reply | undefined {
   // "ERROR", "ERROR <text>", and 1.6's "ERROR: shutdown not enabled"
-  if (startsWith(line, ERROR)) {
-    return { type: "error", kind: "ERROR", message: decodeText(line) };
+  if (startsWith(buf, start, end, ERROR)) {
+    return { type: "error", kind: "ERROR", message: decodeText(buf, start, end) };
   }
-  if (startsWith(line, CLIENT_ERROR)) {
-    return { type: "error", kind: "CLIENT_ERROR", message: decodeText(line) };
+  if (startsWith(buf, start, end, CLIENT_ERROR)) {
+    return { type: "error", kind: "CLIENT_ERROR", message: decodeText(buf, start, end) };
   }
-  if (startsWith(line, SERVER_ERROR)) {
-    return { type: "error", kind: "SERVER_ERROR", message: decodeText(line) };
+  if (startsWith(buf, start, end, SERVER_ERROR)) {
+    return { type: "error", kind: "SERVER_ERROR", message: decodeText(buf, start, end) };
   }
   return undefined;
 }
@@ -157,6 +175,12 @@ export class ReplyParser {
   #items: Item[] = [];
   #entries: [string, string][] = [];
   #pendingItem: Item | null = null;
+  /** Length of the pending item's value, before its buffer exists. */
+  #want = 0;
+  /** Where the next VALUE line's key is looked for in the expected keys. */
+  #keyCursor = 0;
+  /** Field bounds of the VALUE line being parsed (start, end pairs). */
+  #fields = new Int32Array(8);
   /** EXPECT_RAW accumulation. */
   #raw: Uint8Array | null = null;
 
@@ -172,7 +196,12 @@ export class ReplyParser {
   }
 
   /** Feeds bytes; the chunk is not kept after the call returns. */
-  feed(chunk: Uint8Array): void {
+  feed(input: Uint8Array): void {
+    // Work on a plain Uint8Array: on a Node Buffer every subarray goes
+    // through Buffer's species constructor, and Buffer#slice does not copy.
+    const chunk = input.constructor === Uint8Array
+      ? input
+      : new Uint8Array(input.buffer, input.byteOffset, input.length);
     let pos = 0;
     const end = chunk.length;
     while (pos < end) {
@@ -205,19 +234,47 @@ export class ReplyParser {
         this.#keepPartial(chunk.subarray(pos));
         return;
       }
-      let line: Uint8Array;
+      // Lines are read in place, as [start, end) of a buffer without the CRLF.
       if (this.#partial !== null) {
-        line = concat(this.#partial, chunk.subarray(pos, nl));
+        const line = concat(this.#partial, chunk.subarray(pos, nl));
         this.#partial = null;
+        pos = nl + 1;
+        if (line.length === 0 || line[line.length - 1] !== CR) {
+          throw new ProtocolError("a reply line did not end with \\r\\n");
+        }
+        this.#line(line, 0, line.length - 1, expectation);
       } else {
-        line = chunk.subarray(pos, nl);
+        if (nl === pos || chunk[nl - 1] !== CR) {
+          throw new ProtocolError("a reply line did not end with \\r\\n");
+        }
+        const start = pos;
+        pos = nl + 1;
+        this.#line(chunk, start, nl - 1, expectation);
       }
-      pos = nl + 1;
-      if (line.length === 0 || line[line.length - 1] !== CR) {
-        throw new ProtocolError("a reply line did not end with \\r\\n");
-      }
-      this.#line(line.subarray(0, line.length - 1), expectation.expect);
+      if (this.#pendingItem !== null) pos = this.#startValue(chunk, pos);
     }
+  }
+
+  /**
+   * A VALUE line was read: a value that is all in this chunk is taken in one
+   * copy (with its CRLF, if that is here too); a longer one gets its buffer,
+   * filled as chunks come. Returns the new position in `chunk`.
+   */
+  #startValue(chunk: Uint8Array, pos: number): number {
+    const want = this.#want;
+    if (chunk.length - pos < want) {
+      this.#value = new Uint8Array(want);
+      this.#filled = 0;
+      return pos;
+    }
+    const item = this.#pendingItem!;
+    this.#pendingItem = null;
+    item.value = chunk.slice(pos, pos + want);
+    this.#items.push(item);
+    pos += want;
+    if (pos + 1 < chunk.length && chunk[pos] === CR && chunk[pos + 1] === LF) return pos + 2;
+    this.#needEmptyLine = true;
+    return pos;
   }
 
   #keepPartial(rest: Uint8Array): void {
@@ -228,31 +285,39 @@ export class ReplyParser {
     this.#partial = joined;
   }
 
-  #line(line: Uint8Array, expect: number): void {
+  /** One reply line, `buf[start, end)` without its CRLF. */
+  #line(buf: Uint8Array, start: number, end: number, expectation: Expectation): void {
     if (this.#needEmptyLine) {
-      if (line.length !== 0) {
+      if (end !== start) {
         throw new ProtocolError("value bytes were not followed by \\r\\n");
       }
       this.#needEmptyLine = false;
       return;
     }
-    const error = classifyError(line);
+    const expect = expectation.expect;
+    // The hot lines first: they can never be mistaken for an error line.
+    if (expect === EXPECT_VALUES && startsWith(buf, start, end, VALUE_)) {
+      return this.#valueLine(buf, start, end, expectation.keys);
+    }
+    const error = classifyError(buf, start, end);
     if (error !== undefined) {
       this.#items = [];
       this.#entries = [];
+      this.#keyCursor = 0;
       this.#emit(error);
       return;
     }
     if (expect === EXPECT_LINE) {
       for (let i = 0; i < STATUS_BYTES.length; i++) {
-        if (equals(line, STATUS_BYTES[i])) return this.#emit(STATUS_REPLIES[i]);
+        if (equals(buf, start, end, STATUS_BYTES[i])) return this.#emit(STATUS_REPLIES[i]);
       }
-      return this.#emit({ type: "line", text: decodeText(line) });
+      return this.#emit({ type: "line", text: decodeText(buf, start, end) });
     }
-    if (equals(line, END)) {
+    if (equals(buf, start, end, END)) {
       if (expect === EXPECT_VALUES) {
         const items = this.#items;
         this.#items = [];
+        this.#keyCursor = 0;
         return this.#emit({ type: "values", items });
       }
       const entries = this.#entries;
@@ -260,16 +325,17 @@ export class ReplyParser {
       return this.#emit({ type: "stats", entries });
     }
     if (expect === EXPECT_VALUES) {
-      if (!startsWith(line, VALUE_)) {
-        throw new ProtocolError(`unexpected line in a retrieval reply: ${quote(line)}`);
-      }
-      return this.#valueLine(line);
+      throw new ProtocolError(`unexpected line in a retrieval reply: ${quote(buf.subarray(start, end))}`);
     }
     // EXPECT_STATS: "STAT name value", "ITEM name [..]", or a one-line answer
     // such as RESET (stats reset) or OK (stats detail on).
-    if (this.#entries.length === 0 && (equals(line, STATUS_BYTES[8]) || equals(line, STATUS_BYTES[6]))) {
+    if (
+      this.#entries.length === 0 &&
+      (equals(buf, start, end, STATUS_BYTES[8]) || equals(buf, start, end, STATUS_BYTES[6]))
+    ) {
       return this.#emit({ type: "stats", entries: [] });
     }
+    const line = buf.subarray(start, end);
     const text = decodeText(line);
     const first = text.indexOf(" ");
     const second = first === -1 ? -1 : text.indexOf(" ", first + 1);
@@ -279,28 +345,40 @@ export class ReplyParser {
     );
   }
 
-  /** `VALUE <key> <flags> <bytes> [<cas>]` */
-  #valueLine(line: Uint8Array): void {
-    const fields: number[] = [];
-    let start = VALUE_.length;
-    for (let i = start; i <= line.length; i++) {
-      if (i === line.length || line[i] === SP) {
-        if (i === start) throw new ProtocolError(`malformed VALUE line: ${quote(line)}`);
-        fields.push(start, i);
-        start = i + 1;
+  /** `VALUE <key> <flags> <bytes> [<cas>]`, in `buf[start, end)`. */
+  #valueLine(buf: Uint8Array, start: number, end: number, keys: readonly string[] | undefined): void {
+    const fields = this.#fields;
+    const malformed = () => new ProtocolError(`malformed VALUE line: ${quote(buf.subarray(start, end))}`);
+    let count = 0;
+    let from = start + VALUE_.length;
+    for (let i = from; i <= end; i++) {
+      if (i === end || buf[i] === SP) {
+        if (i === from || count === 4) throw malformed();
+        fields[2 * count] = from;
+        fields[2 * count + 1] = i;
+        count++;
+        from = i + 1;
       }
     }
-    const count = fields.length / 2;
-    if (count !== 3 && count !== 4) throw new ProtocolError(`malformed VALUE line: ${quote(line)}`);
-    const flags = parseUint(line, fields[2], fields[3]);
-    const length = parseUint(line, fields[4], fields[5]);
-    if (flags < 0 || flags > 0xffffffff || length < 0) {
-      throw new ProtocolError(`malformed VALUE line: ${quote(line)}`);
+    if (count !== 3 && count !== 4) throw malformed();
+    const flags = parseUint(buf, fields[2], fields[3]);
+    const length = parseUint(buf, fields[4], fields[5]);
+    if (flags < 0 || flags > 0xffffffff || length < 0) throw malformed();
+    let key: string | undefined;
+    if (keys !== undefined) {
+      // Hits come back in request order: look from after the previous one.
+      for (let j = this.#keyCursor; j < keys.length; j++) {
+        if (isAsciiKey(keys[j], buf, fields[0], fields[1])) {
+          key = keys[j];
+          this.#keyCursor = j + 1;
+          break;
+        }
+      }
     }
-    const item: Item = { key: decodeText(line, fields[0], fields[1]), flags, value: EMPTY };
+    const item: Item = { key: key ?? decodeText(buf, fields[0], fields[1]), flags, value: EMPTY };
     if (count === 4) {
-      const cas = decodeText(line, fields[6], fields[7]);
-      if (!/^\d+$/.test(cas)) throw new ProtocolError(`malformed VALUE line: ${quote(line)}`);
+      const cas = decodeText(buf, fields[6], fields[7]);
+      if (!/^\d+$/.test(cas)) throw malformed();
       item.cas = cas;
     }
     if (length === 0) {
@@ -308,8 +386,7 @@ export class ReplyParser {
       this.#needEmptyLine = true;
     } else {
       this.#pendingItem = item;
-      this.#value = new Uint8Array(length);
-      this.#filled = 0;
+      this.#want = length;
     }
   }
 
@@ -332,7 +409,9 @@ export class ReplyParser {
     const nl = bytes.indexOf(LF);
     const firstLine = bytes.subarray(0, nl === -1 ? bytes.length : nl);
     const error = classifyError(
-      firstLine[firstLine.length - 1] === CR ? firstLine.subarray(0, firstLine.length - 1) : firstLine,
+      firstLine,
+      0,
+      firstLine[firstLine.length - 1] === CR ? firstLine.length - 1 : firstLine.length,
     );
     this.#emit(error ?? { type: "raw", bytes });
     return pos + (at + endTokens.length - before);
