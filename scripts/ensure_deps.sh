@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # the platform binaries (deno, workerd) that this registry serves, and `npm ci`
 # refuses a lock without every platform's optional packages. --no-save keeps
 # package.json and the lock as committed.
-if [ ! -x node_modules/.bin/deno ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ ! -x node_modules/deno/deno ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "==> npm install (dev toolchain from package-lock.json: deno, bun, typescript, miniflare, ...)"
   npm install --no-save --no-audit --no-fund --loglevel=error
   # npm links node_modules/.bin/deno to the native binary, and `deno task`
