@@ -474,8 +474,48 @@ export class Outbox {
 
   /** Appends text as UTF-8. */
   text(s: string): void {
-    this.#ensure(s.length * 3);
-    this.#len += encoder.encodeInto(s, this.#buf.subarray(this.#len)).written;
+    const n = s.length;
+    this.#ensure(n * 3);
+    const buf = this.#buf;
+    let len = this.#len;
+    if (n <= 256) {
+      // Command lines are short ASCII: a loop beats a call into encodeInto.
+      for (let i = 0; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 127) {
+          this.#len = len + encoder.encodeInto(s.slice(i), buf.subarray(len)).written;
+          return;
+        }
+        buf[len++] = c;
+      }
+      this.#len = len;
+      return;
+    }
+    this.#len = len + encoder.encodeInto(s, buf.subarray(len)).written;
+  }
+
+  /** Appends an integer in decimal, written digit by digit (no string). */
+  int(n: number): void {
+    this.#ensure(24);
+    const buf = this.#buf;
+    let len = this.#len;
+    if (n < 0) {
+      buf[len++] = 45; // "-"
+      n = -n;
+    }
+    let digits = 1;
+    for (let m = n; m >= 10; m = Math.floor(m / 10)) digits++;
+    for (let i = len + digits - 1; i >= len; i--) {
+      buf[i] = 48 + (n % 10);
+      n = Math.floor(n / 10);
+    }
+    this.#len = len + digits;
+  }
+
+  /** Appends one byte. */
+  byte(b: number): void {
+    this.#ensure(1);
+    this.#buf[this.#len++] = b;
   }
 
   /** Appends bytes (copied). */
@@ -512,19 +552,37 @@ export function encodeStore(
   noreply: boolean,
   cas?: string,
 ): void {
-  out.text(
-    `${command} ${key} ${flags} ${exptime} ${value.length}${cas === undefined ? "" : " " + cas}${
-      noreply ? NOREPLY : CRLF
-    }`,
-  );
+  // Piece by piece: no string is built per request.
+  out.text(command);
+  out.byte(SP);
+  out.text(key);
+  out.byte(SP);
+  out.int(flags);
+  out.byte(SP);
+  out.int(exptime);
+  out.byte(SP);
+  out.int(value.length);
+  if (cas !== undefined) {
+    out.byte(SP);
+    out.text(cas);
+  }
+  out.text(noreply ? NOREPLY : CRLF);
   out.bytes(value);
   out.text(CRLF);
 }
 
 /** `get|gets <key>*` and `gat|gats <exptime> <key>*` */
 export function encodeRetrieve(out: Outbox, command: string, keys: readonly string[], exptime?: number): void {
-  const head = exptime === undefined ? command : `${command} ${exptime}`;
-  out.text(keys.length === 1 ? `${head} ${keys[0]}\r\n` : `${head} ${keys.join(" ")}\r\n`);
+  out.text(command);
+  if (exptime !== undefined) {
+    out.byte(SP);
+    out.int(exptime);
+  }
+  for (let i = 0; i < keys.length; i++) {
+    out.byte(SP);
+    out.text(keys[i]);
+  }
+  out.text(CRLF);
 }
 
 /** `delete <key> [noreply]` */
