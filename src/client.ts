@@ -110,6 +110,8 @@ export type Value = any;
 export type Mapping = Map<string, unknown> | Record<string, unknown> | Iterable<readonly [string, unknown]>;
 
 const encoder = new TextEncoder();
+/** What #fetchOne resolves for a miss. */
+const MISS: unique symbol = Symbol("miss");
 
 function isPromise<T>(value: unknown): value is Promise<T> {
   return typeof (value as Promise<T> | null)?.then === "function";
@@ -415,8 +417,8 @@ export class Client {
 
   /** The value of `key`, or `defaultValue` on a miss. */
   async get(key: string, defaultValue: Value = null): Promise<Value> {
-    const found = await this.#fetch("get", [key], false);
-    return found.has(key) ? found.get(key) : defaultValue;
+    const found = await this.#fetchOne("get", key, false);
+    return found === MISS ? defaultValue : found;
   }
 
   /** The values of the keys found, keyed as passed (without the prefix). */
@@ -435,8 +437,8 @@ export class Client {
     defaultValue: Value = null,
     casDefault: string | null = null,
   ): Promise<[Value, string | null]> {
-    const found = await this.#fetch("gets", [key], true);
-    return found.get(key) ?? [defaultValue, casDefault];
+    const found = await this.#fetchOne("gets", key, true);
+    return found === MISS ? [defaultValue, casDefault] : found as [Value, string];
   }
 
   /** `[value, cas]` of every key found, keyed as passed. */
@@ -446,8 +448,8 @@ export class Client {
 
   /** Like {@linkcode Client.get}, setting the item's expiry to `expire` seconds. */
   async gat(key: string, expire = 0, defaultValue: Value = null): Promise<Value> {
-    const found = await this.#fetch("gat", [key], false, checkExpire(expire));
-    return found.has(key) ? found.get(key) : defaultValue;
+    const found = await this.#fetchOne("gat", key, false, checkExpire(expire));
+    return found === MISS ? defaultValue : found;
   }
 
   /** Like {@linkcode Client.gets}, setting the item's expiry to `expire` seconds. */
@@ -457,8 +459,33 @@ export class Client {
     defaultValue: Value = null,
     casDefault: string | null = null,
   ): Promise<[Value, string | null]> {
-    const found = await this.#fetch("gats", [key], true, checkExpire(expire));
-    return found.get(key) ?? [defaultValue, casDefault];
+    const found = await this.#fetchOne("gats", key, true, checkExpire(expire));
+    return found === MISS ? [defaultValue, casDefault] : found as [Value, string];
+  }
+
+  /**
+   * The single-key path of get, gets, gat and gats: what {@linkcode Client.getMany}
+   * does for one key, without its maps and batching. Resolves the value
+   * (`[value, cas]` with `withCas`), or {@linkcode MISS}.
+   */
+  async #fetchOne(command: string, key: string, withCas: boolean, expire?: number): Promise<unknown> {
+    const keys = [this.#key(key)]; // throws before any I/O
+    try {
+      const reply = await this.#connection().request(
+        command,
+        EXPECT_VALUES,
+        (out) => encodeRetrieve(out, command, keys, expire),
+        keys,
+      );
+      const item = (reply as { items: Item[] }).items[0];
+      if (item === undefined) return MISS;
+      let value = this.serde.deserialize(key, item.value, item.flags);
+      if (isPromise(value)) value = await value;
+      return withCas ? [value, item.cas ?? null] : value;
+    } catch (error) {
+      if (this.ignoreExc) return MISS;
+      throw error;
+    }
   }
 
   #fetch(command: string, keys: string[], withCas: false, expire?: number): Promise<Map<string, Value>>;
@@ -468,8 +495,12 @@ export class Client {
     const result = new Map<string, unknown>();
     if (wire.length === 0) return result;
     try {
-      const byWire = new Map<string, string>();
-      for (let i = 0; i < wire.length; i++) byWire.set(wire[i], keys[i]);
+      // Without a prefix the wire keys are the keys: no map needed.
+      let byWire: Map<string, string> | undefined;
+      if (this.keyPrefix !== "") {
+        byWire = new Map<string, string>();
+        for (let i = 0; i < wire.length; i++) byWire.set(wire[i], keys[i]);
+      }
       const conn = this.#connection();
       const batches = splitKeys(wire, command.length + (expire === undefined ? 0 : 12));
       const replies = await Promise.all(
@@ -480,11 +511,13 @@ export class Client {
       const pending: Promise<void>[] = [];
       for (const reply of replies) {
         for (const item of (reply as { items: Item[] }).items) {
-          const key = byWire.get(item.key)!;
+          const key = byWire === undefined ? item.key : byWire.get(item.key)!;
           const value = this.serde.deserialize(key, item.value, item.flags);
-          const put = (v: unknown) => void result.set(key, withCas ? [v, item.cas ?? null] : v);
-          if (isPromise(value)) pending.push(value.then(put));
-          else put(value);
+          if (isPromise(value)) {
+            pending.push(value.then((v) => void result.set(key, withCas ? [v, item.cas ?? null] : v)));
+          } else {
+            result.set(key, withCas ? [value, item.cas ?? null] : value);
+          }
         }
       }
       if (pending.length) await Promise.all(pending);
