@@ -163,6 +163,8 @@ export class Client {
   #conn: Connection | null = null;
   /** Every connection opened and not yet closed. */
   #closing = new Set<Connection>();
+  /** Those of them that carry the pipeline (not rawCommand's). */
+  #pipelines = new Set<Connection>();
 
   /**
    * Creates a client for `server`; it connects on the first call, not here.
@@ -195,7 +197,12 @@ export class Client {
   #connection(): Connection {
     const conn = this.#conn;
     if (conn !== null && conn.usable) return conn;
-    return this.#conn = this.#open();
+    // Workers: #conn may be another request's; this request's own may still be open.
+    for (const own of this.#pipelines) if (own.usable) return this.#conn = own;
+    const fresh = this.#conn = this.#open();
+    this.#pipelines.add(fresh);
+    fresh.closed.finally(() => this.#pipelines.delete(fresh));
+    return fresh;
   }
 
   #open(): Connection {
@@ -226,7 +233,12 @@ export class Client {
   #track(conn: Connection): void {
     // Workers: an idle connection of another request is closed by that
     // request, or was closed by the runtime when it ended: stop tracking it.
-    for (const other of this.#closing) if (other.pending === 0 && other.foreign) this.#closing.delete(other);
+    for (const other of this.#closing) {
+      if (other.pending === 0 && other.foreign) {
+        this.#closing.delete(other);
+        this.#pipelines.delete(other);
+      }
+    }
     this.#closing.add(conn);
     conn.closed.finally(() => this.#closing.delete(conn));
   }
