@@ -52,6 +52,8 @@ export {
 export type { MemcacheErrorOptions } from "./src/errors.ts";
 export { HashClient } from "./src/hash_client.ts";
 export type { HashClientOptions } from "./src/hash_client.ts";
+export { MemcachedCache } from "./src/memcached_cache.ts";
+export type { CacheClientLike, MemcachedCacheOptions } from "./src/memcached_cache.ts";
 export { PooledClient } from "./src/pooled_client.ts";
 export type { PooledClientOptions } from "./src/pooled_client.ts";
 export { RetryingClient } from "./src/retrying_client.ts";
