@@ -8,7 +8,20 @@
  * @module
  */
 
-import * as memkit from "../mod.ts";
+import { Client } from "../src/client.ts";
+import type { Transport } from "../src/transport.ts";
+
+/**
+ * The library from its sources with the runtime's transport passed in (not
+ * through mod.ts, whose Workers branch a Node bundle must not contain).
+ */
+async function transport(): Promise<Transport> {
+  // deno-lint-ignore no-explicit-any
+  if (typeof (globalThis as any).Deno?.connect === "function") {
+    return new (await import("../transports/deno.ts")).DenoTransport();
+  }
+  return new (await import("../transports/node.ts")).NodeTransport();
+}
 
 /** What a scenario needs from a client. */
 export interface Adapter {
@@ -24,27 +37,18 @@ export interface Adapter {
   close(): Promise<void>;
 }
 
-/** The clients per runtime; "raw" is the baseline (see _raw.ts), not an adapter. */
-export const OURS = ["memkit", "memkit-pooled"];
-export const PEERS = ["memjs", "memcached", "memcache-client"];
-
-/** Whether this build of the library has a PooledClient. */
-export function hasPooled(): boolean {
-  return typeof (memkit as Record<string, unknown>).PooledClient === "function";
-}
-
 /** Opens `name` against 127.0.0.1:`port`, connected and ready. */
 export async function open(name: string, port: number): Promise<Adapter> {
   const spec = `127.0.0.1:${port}`;
   switch (name) {
     case "memkit":
-      return await ours(new memkit.Client(spec));
+      return await ours(new Client(spec, { transport: await transport() }));
     case "memkit-pooled": {
-      // deno-lint-ignore no-explicit-any
-      const Pooled = (memkit as any).PooledClient;
-      if (typeof Pooled !== "function") throw new Error("this build has no PooledClient");
-      return await ours(new Pooled(spec, { maxPoolSize: 4 }));
+      const { PooledClient } = await import("../src/pooled_client.ts");
+      return await ours(new PooledClient(spec, { transport: await transport(), maxPoolSize: 4 }));
     }
+    case "floor":
+      return await (await import("./_floor.ts")).floor(port);
     case "memjs":
       return await memjs(spec);
     case "memcached":

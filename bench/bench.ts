@@ -12,15 +12,15 @@
  * Options (flag or environment variable):
  *   --quick                 short run (3 × 300 ms, S6 with 200,000 ops)
  *   --repeats N             BENCH_REPEATS       (default 3)
- *   --duration MS           BENCH_DURATION_MS   per scenario and repeat (default 1000)
- *   --warmup MS             BENCH_WARMUP_MS     before each measurement (default 300)
+ *   --duration MS           BENCH_DURATION_MS   per scenario and repeat (default 800)
+ *   --warmup MS             BENCH_WARMUP_MS     before each measurement (default 200)
  *   --s6-ops N              BENCH_S6_OPS        (default 1,000,000)
  *   --runtimes a,b          BENCH_RUNTIMES      node,deno,bun
- *   --clients a,b           BENCH_CLIENTS       raw,memkit,memkit-pooled,memjs,memcached,memcache-client
+ *   --clients a,b           BENCH_CLIENTS       raw,floor,memkit,memkit-pooled,memjs,memcached,memcache-client
  *   --scenarios a,b         BENCH_SCENARIOS     S1,...,S6
  *   --s6-peers              BENCH_S6_PEERS=1    also run S6 for the peers (slow)
  *   --out PATH              BENCH_OUT           (default bench/RESULTS.md; "-" to write nothing)
- *   --pin auto|none         BENCH_PIN           CPU placement, see `Placement` (default auto)
+ *   --pin same|split|none   BENCH_PIN           CPU placement, see `Placement` (default same)
  *   BENCH_NODE_FLAGS        extra node flags for the children, e.g. "--cpu-prof --cpu-prof-dir=bench/.out/prof"
  *   MEMCACHED_BIN, MEMCACHED_ARGS   which memcached, extra arguments
  *
@@ -33,7 +33,7 @@ const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const OUT_DIR = `${ROOT}/bench/.out`;
 const RUNTIMES = ["node", "deno", "bun"] as const;
 type Runtime = typeof RUNTIMES[number];
-const ALL_CLIENTS = ["raw", "memkit", "memkit-pooled", "memjs", "memcached", "memcache-client"];
+const ALL_CLIENTS = ["raw", "floor", "memkit", "memkit-pooled", "memjs", "memcached", "memcache-client"];
 const PEERS = ["memjs", "memcached", "memcache-client"];
 const ALL_SCENARIOS: Scenario[] = ["S1", "S2", "S3", "S4", "S5", "S6"];
 /** PooledClient is measured where more connections can help: concurrent requests. */
@@ -62,7 +62,7 @@ interface Options {
   s6Peers: boolean;
   out: string;
   nodeFlags: string[];
-  pin: "auto" | "none";
+  pin: Placement;
 }
 
 function parseOptions(args: string[]): Options {
@@ -115,8 +115,8 @@ function parseOptions(args: string[]): Options {
   return {
     quick,
     repeats: int("repeats", "BENCH_REPEATS", 3, 1),
-    durationMs: int("duration", "BENCH_DURATION_MS", quick ? 300 : 1000, 10),
-    warmupMs: int("warmup", "BENCH_WARMUP_MS", quick ? 150 : 300, 0),
+    durationMs: int("duration", "BENCH_DURATION_MS", quick ? 300 : 800, 10),
+    warmupMs: int("warmup", "BENCH_WARMUP_MS", quick ? 150 : 200, 0),
     s6Ops: int("s6-ops", "BENCH_S6_OPS", quick ? 200_000 : 1_000_000, 1000),
     runtimes: list("runtimes", "BENCH_RUNTIMES", RUNTIMES),
     clients: list("clients", "BENCH_CLIENTS", ALL_CLIENTS),
@@ -124,7 +124,7 @@ function parseOptions(args: string[]): Options {
     s6Peers: flags.has("s6-peers") || env("BENCH_S6_PEERS") === "1",
     out: flags.get("out") ?? env("BENCH_OUT") ?? `${ROOT}/bench/RESULTS.md`,
     nodeFlags: (env("BENCH_NODE_FLAGS") ?? "").split(/\s+/).filter(Boolean),
-    pin: list("pin", "BENCH_PIN", ["auto", "none"] as const)[0] ?? "auto",
+    pin: list("pin", "BENCH_PIN", ["same", "split", "none"] as const)[0] ?? "same",
   };
 }
 
@@ -241,7 +241,7 @@ async function bundleForNode(): Promise<void> {
   await Deno.mkdir(OUT_DIR, { recursive: true });
   const out = await new Deno.Command(`${ROOT}/node_modules/.bin/esbuild`, {
     args: [
-      "bench/runner.ts",
+      "./bench/runner.ts",
       "--bundle",
       "--platform=node",
       "--format=esm",
@@ -262,26 +262,26 @@ async function bundleForNode(): Promise<void> {
 let current: Deno.ChildProcess | undefined;
 
 /**
- * Where processes run. A wake-up across cores costs a VM such as the one
- * the issue was measured on ~60 µs, more than a whole loopback round trip
- * (~9 µs on one core), and the scheduler places processes at random: left
- * alone, sequential scenarios measure that placement, not the client. With
- * `auto` (and `taskset`, ≥ 2 cores) scenarios with one request in flight
- * (S1, S4, S5) run the client and memcached on the same core, so they
- * measure the CPU cost of a round trip; the concurrent ones (S2, S3, S6)
- * put them on different cores, so each side has a core of its own.
+ * Where the client and memcached run. On a small VM (the issue's: 2 vCPUs)
+ * a wake-up across cores costs ~60 µs, more than a whole loopback round
+ * trip on one core (~9 µs), and where the scheduler puts the two processes
+ * changes from run to run: unpinned, the same code measured 150k or 310k
+ * gets/s. `same` (the default, with taskset and ≥ 2 cores) runs both on
+ * core 0, so every number is the CPU cost of the work: client + kernel +
+ * memcached, stable to a few percent. `split` gives each its own core
+ * (memcached on 1): closer to a remote server, noisier. `none` leaves it
+ * to the scheduler.
  */
-type Placement = "same" | "split" | "free";
-const SEQUENTIAL: Scenario[] = ["S1", "S4", "S5"];
+type Placement = "same" | "split" | "none";
 
-async function canPin(options: Options): Promise<boolean> {
-  if (options.pin === "none" || navigator.hardwareConcurrency < 2) return false;
-  return (await capture("taskset", ["-c", "0", "true"])) !== undefined;
+async function effectivePlacement(options: Options): Promise<Placement> {
+  if (options.pin === "none" || navigator.hardwareConcurrency < 2) return "none";
+  return (await capture("taskset", ["-c", "0", "true"])) === undefined ? "none" : options.pin;
 }
 
-/** Pins every thread of memcached for the next child; returns the child's command prefix. */
+/** Pins every thread of memcached; returns the command prefix that pins a child. */
 async function place(placement: Placement, memcachedPid: number): Promise<string[]> {
-  if (placement === "free") return [];
+  if (placement === "none") return [];
   const cpu = placement === "same" ? "0" : "1";
   if ((await capture("taskset", ["-a", "-p", "-c", cpu, String(memcachedPid)])) === undefined) {
     throw new Error("taskset could not pin memcached");
@@ -381,14 +381,14 @@ async function main(): Promise<void> {
   });
   if (runtimes.includes("node")) await bundleForNode();
   // PooledClient only if the library has one yet.
-  const probe = await import("../mod.ts");
-  const pooled = typeof (probe as Record<string, unknown>).PooledClient === "function";
+  // PooledClient only if the library has one yet.
+  const pooled = await Deno.stat(`${ROOT}/src/pooled_client.ts`).then(() => true, () => false);
   const clientsFor = (runtime: Runtime) =>
     options.clients.filter((c) => (runtime === "node" || !PEERS.includes(c)) && (c !== "memkit-pooled" || pooled));
   const scenariosFor = (client: string) =>
     options.scenarios.filter((s) => s !== "S6" && (client !== "memkit-pooled" || POOLED_SCENARIOS.includes(s)));
 
-  const pinned = await canPin(options);
+  const placement = await effectivePlacement(options);
   const server = await startMemcached();
   const stopAll = async () => {
     try {
@@ -426,42 +426,38 @@ async function main(): Promise<void> {
       s6WarmupOps: Math.min(50_000, Math.round(options.s6Ops / 10)),
     };
     const perScenarioMs = options.warmupMs + options.durationMs;
-    const groups: [Placement, (s: Scenario) => boolean][] = pinned
-      ? [["same", (s) => SEQUENTIAL.includes(s)], ["split", (s) => !SEQUENTIAL.includes(s)]]
-      : [["free", () => true]];
+    const prefix = await place(placement, server.pid);
     for (let repeat = 1; repeat <= options.repeats; repeat++) {
       for (const runtime of runtimes) {
-        for (const [placement, inGroup] of groups) {
-          for (const client of clientsFor(runtime)) {
-            const scenarios = scenariosFor(client).filter(inGroup);
-            if (scenarios.length === 0) continue;
-            const label = `[${repeat}/${options.repeats}] ${runtime} ${client} ${scenarios.join(",")}`;
-            const budget = 30_000 + scenarios.length * perScenarioMs * 4;
-            const prefix = await place(placement, server.pid);
-            const { results, error } = await runChild(
-              runtime,
-              options,
-              { ...base, runtime, client, scenarios },
-              budget,
-              prefix,
-            );
-            for (const r of results) rowOf(r.scenario, runtime, client).values.push(r);
-            if (error) {
-              for (const s of scenarios.slice(results.length)) rowOf(s, runtime, client).error = error;
-            }
-            console.error(
-              `${label}${error ? `  FAILED: ${error}` : ""}  (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
-            );
+        for (const client of clientsFor(runtime)) {
+          const scenarios = scenariosFor(client);
+          if (scenarios.length === 0) continue;
+          const label = `[${repeat}/${options.repeats}] ${runtime} ${client} ${scenarios.join(",")}`;
+          const budget = 30_000 + scenarios.length * perScenarioMs * 4;
+          const { results, error } = await runChild(
+            runtime,
+            options,
+            { ...base, runtime, client, scenarios },
+            budget,
+            prefix,
+          );
+          for (const r of results) rowOf(r.scenario, runtime, client).values.push(r);
+          if (error) {
+            for (const s of scenarios.slice(results.length)) rowOf(s, runtime, client).error = error;
           }
+          console.error(
+            `${label}${error ? `  FAILED: ${error}` : ""}  (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
+          );
         }
       }
     }
     if (options.scenarios.includes("S6")) {
       for (const runtime of runtimes) {
         for (const client of clientsFor(runtime)) {
-          if (client === "raw" || client === "memkit-pooled" || (PEERS.includes(client) && !options.s6Peers)) continue;
+          if (["raw", "floor", "memkit-pooled"].includes(client) || (PEERS.includes(client) && !options.s6Peers)) {
+            continue;
+          }
           const budget = 60_000 + options.s6Ops / 5;
-          const prefix = await place(pinned ? "split" : "free", server.pid);
           const { results, error } = await runChild(
             runtime,
             options,
@@ -499,7 +495,7 @@ async function main(): Promise<void> {
     memcachedVersion,
     runtimes,
     pooled,
-    pinned,
+    placement,
   });
   console.log(report);
   if (options.out !== "-") {
@@ -515,7 +511,7 @@ interface RunInfo {
   memcachedVersion: string;
   runtimes: Runtime[];
   pooled: boolean;
-  pinned: boolean;
+  placement: Placement;
 }
 
 async function render(options: Options, rows: Map<string, Row>, info: RunInfo): Promise<string> {
@@ -559,10 +555,15 @@ async function render(options: Options, rows: Map<string, Row>, info: RunInfo): 
       (options.quick ? " (**--quick**)" : ""),
     `- Raw baseline: commands encoded before the clock starts, the same number in flight as the clients, ` +
       `replies counted by length (not parsed or copied); \`node:net\` on Node and Bun, \`Deno.connect\` on Deno`,
-    info.pinned
-      ? "- CPU placement (taskset): S1, S4 and S5 (one request in flight) run the client and memcached on the same " +
-        "core, so they measure the CPU cost of a round trip rather than the VM's ~60 µs cross-core wake-up; " +
-        "S2, S3 and S6 run them on different cores"
+    "- floor: a minimal client on the same socket (bench/_floor.ts): one promise per request, commands " +
+      "coalesced per tick, values parsed and copied out, nothing else (no validation, serde, timeouts or errors). " +
+      "It is what the promise-per-request API itself costs: our client can at best approach it",
+    info.placement === "same"
+      ? "- CPU placement (`--pin same`, taskset): the client and memcached share core 0, so each number is the CPU " +
+        "cost of the work (client + kernel + memcached) and not the VM's ~60 µs cross-core wake-ups, which made " +
+        "unpinned runs vary 2× from run to run. A ratio is (memcached + kernel + raw client) ÷ (memcached + kernel + client)"
+      : info.placement === "split"
+      ? "- CPU placement (`--pin split`, taskset): the client on core 0, memcached on core 1"
       : "- CPU placement: left to the scheduler (`--pin none`, or no taskset)",
     "",
   );
