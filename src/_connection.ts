@@ -3,7 +3,8 @@
  * flushed in one transport write per tick, and matched to replies in order.
  *
  * A connection is single-use: once anything leaves its stream in an unknown
- * state (timeout, unexpected close, a reply it cannot place, CLIENT_ERROR)
+ * state (timeout, unexpected close, a reply it cannot place, CLIENT_ERROR to
+ * a command with a data block)
  * it closes, rejects every request still waiting, and its owner opens a
  * new one for the next call.
  *
@@ -40,6 +41,9 @@ interface Waiting extends Expectation {
   /** For retrievals: the wire keys asked for, in order. */
   keys?: readonly string[];
 }
+
+/** Commands whose line is followed by a data block (or whose framing is the caller's). */
+const DATA_COMMANDS = new Set(["set", "add", "replace", "append", "prepend", "cas", "raw"]);
 
 /** A noreply request waiting to be flushed. */
 interface Unflushed {
@@ -154,8 +158,8 @@ export class Connection {
   /**
    * Encodes a request with `encode` and resolves with its reply. Error
    * replies reject: ERROR → MemcacheUnknownCommandError, CLIENT_ERROR →
-   * MemcacheClientError (and the connection closes), SERVER_ERROR →
-   * MemcacheServerError (the connection stays).
+   * MemcacheClientError (the connection closes after a command with a data
+   * block), SERVER_ERROR → MemcacheServerError (the connection stays).
    */
   request(
     command: string,
@@ -407,7 +411,13 @@ export class Connection {
         w.reject(new MemcacheUnknownCommandError(reply.message, options));
       } else {
         w.reject(new MemcacheClientError(reply.message, options));
-        this.#fail(() => new MemcacheConnectionError("Connection closed after a CLIENT_ERROR", options));
+        // A one-line command's CLIENT_ERROR (incr of a non-number, ...) is well
+        // framed: the server read exactly that line. After a command with a
+        // data block ("bad data chunk") or a raw one, where the server stopped
+        // reading is unknown: the stream cannot be trusted.
+        if (DATA_COMMANDS.has(w.command)) {
+          this.#fail(() => new MemcacheConnectionError("Connection closed after a CLIENT_ERROR", options));
+        }
       }
     }
     if (this.#quitting && this.#waiting.size === 0) this.#closeAfterQuit();

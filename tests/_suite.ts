@@ -508,6 +508,19 @@ export function clientSuite(target: SuiteTarget): void {
       assert.equal(fake.connections(), 2);
     });
 
+    test("CLIENT_ERROR to a one-line command keeps the connection: incr of a non-number", async () => {
+      await using server = await target.startMemcached();
+      await using client = makeClient(server.spec);
+      await client.set("text", "abc", { noreply: false });
+      // The get and decr are pipelined behind the failing incr: a closed
+      // connection would reject them with MemcacheConnectionError.
+      const results = await Promise.allSettled([client.incr("text", 1), client.get("text"), client.decr("text", 1)]);
+      assert.ok((results[0] as PromiseRejectedResult).reason instanceof MemcacheClientError);
+      assert.match((results[0] as PromiseRejectedResult).reason.message, /non-numeric/);
+      assert.deepEqual(results[1], { status: "fulfilled", value: "abc" });
+      assert.ok((results[2] as PromiseRejectedResult).reason instanceof MemcacheClientError);
+    });
+
     test("ignoreExc turns get-family errors into misses", async () => {
       const port = await target.freePort();
       await using client = makeClient(`127.0.0.1:${port}`, { ignoreExc: true });
