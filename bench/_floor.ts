@@ -97,7 +97,11 @@ export async function floor(port: number): Promise<Adapter> {
     else throw new Error(`floor: unexpected reply ${new TextDecoder().decode(buf.subarray(start, end))}`);
     return next;
   };
-  socket.onData = (chunk) => {
+  socket.onData = (input) => {
+    // A plain Uint8Array view, so slice() copies (Node's Buffer#slice would not).
+    const chunk = input.constructor === Uint8Array
+      ? input
+      : new Uint8Array(input.buffer, input.byteOffset, input.length);
     let pos = 0;
     while (pos < chunk.length) {
       if (value !== null) {
