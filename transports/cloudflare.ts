@@ -100,7 +100,8 @@ export class CloudflareTransport implements Transport {
     const signal = options.signal;
     signal?.throwIfAborted();
     const socket = connect(
-      { hostname: address.host, port: address.port },
+      // connect() wants IPv6 literals in brackets (parseServerSpec strips them).
+      { hostname: address.host.includes(":") ? `[${address.host}]` : address.host, port: address.port },
       { secureTransport: tls ? "on" : "off", allowHalfOpen: false },
     );
     if (signal) {

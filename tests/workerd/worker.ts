@@ -166,6 +166,16 @@ describe("workerd", () => {
     await rejectsWith(tlsToPlain.get("k"), MemcacheError); // TLS to a plaintext port
   });
 
+  it('IPv6 loopback: [::1]:port and { host: "::1" }', async () => {
+    await using server = await startMemcached({ args: ["-l", "::1"] }); // and 127.0.0.1
+    const port = Number(server.spec.slice(server.spec.lastIndexOf(":") + 1));
+    for (const spec of [`[::1]:${port}`, { host: "::1", port }]) {
+      await using client = new Client(spec, { transport });
+      await client.set("v6", "over ::1", { noreply: false });
+      assert.equal(await client.get("v6"), "over ::1");
+    }
+  });
+
   it("unix paths and TLS options Workers cannot honour are refused with a TypeError, before connecting", async () => {
     const refused: [string, ClientOptions, RegExp][] = [
       ["unix:/tmp/memcached.sock", {}, /TCP only/],
