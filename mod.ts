@@ -17,7 +17,10 @@
  */
 
 import { setDefaultTransportLoader } from "./src/_default_transport.ts";
-import type { Transport } from "./src/transport.ts";
+import { type Transport, WORKERS_MAX_CONNECTIONS } from "./src/transport.ts";
+
+// deno-lint-ignore no-explicit-any
+const inWorkers = (globalThis as any).navigator?.userAgent === "Cloudflare-Workers";
 
 function runtimeTransport(): Promise<Transport> {
   // deno-lint-ignore no-explicit-any
@@ -25,7 +28,7 @@ function runtimeTransport(): Promise<Transport> {
   // Workers: `cloudflare:sockets` is only ever loaded here, so importing this
   // module elsewhere never touches it (and bundlers for Workers use the
   // "workerd" entry of the npm package, which has no other transport).
-  if (g.navigator?.userAgent === "Cloudflare-Workers") {
+  if (inWorkers) {
     return import("./transports/cloudflare.ts").then((m) => new m.CloudflareTransport());
   }
   if (typeof g.Deno?.connect === "function") {
@@ -34,7 +37,7 @@ function runtimeTransport(): Promise<Transport> {
   return import("./transports/node.ts").then((m) => new m.NodeTransport());
 }
 
-setDefaultTransportLoader(runtimeTransport);
+setDefaultTransportLoader(runtimeTransport, { maxConnections: inWorkers ? WORKERS_MAX_CONNECTIONS : undefined });
 
 export { Client } from "./src/client.ts";
 export type { ClientOptions, Mapping, NoreplyOptions, StoreOptions, Value } from "./src/client.ts";

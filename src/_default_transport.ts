@@ -10,11 +10,30 @@ import type { Transport } from "./transport.ts";
 
 let loader: (() => Promise<Transport>) | undefined;
 let loaded: Promise<Transport> | undefined;
+let maxConnections: number | undefined;
 
-/** Registers how to load the runtime's transport (done by mod.ts). */
-export function setDefaultTransportLoader(load: () => Promise<Transport>): void {
+/**
+ * Registers how to load the runtime's transport (done by mod.ts), and the
+ * runtime's limit on simultaneous connections, if it has one (Workers: 6),
+ * known before the transport loads so pools can size themselves.
+ */
+export function setDefaultTransportLoader(
+  load: () => Promise<Transport>,
+  limits: { maxConnections?: number } = {},
+): void {
   loader = load;
   loaded = undefined;
+  maxConnections = limits.maxConnections;
+}
+
+/**
+ * The most connections a pool should open by default over `transport`
+ * (or the runtime's transport): one fewer than the runtime allows, leaving
+ * room for a rawCommand or another client. `fallback` where there is no limit.
+ */
+export function defaultPoolLimit(transport: Transport | undefined, fallback: number): number {
+  const limit = transport ? transport.maxConnections : maxConnections;
+  return limit === undefined ? fallback : Math.max(1, Math.min(fallback, limit - 1));
 }
 
 /** The runtime's transport, loaded once. */

@@ -13,6 +13,7 @@ import { RendezvousHash } from "./_rendezvous.ts";
 import { PooledClient, type PooledClientOptions } from "./pooled_client.ts";
 import type { Serde } from "./serde.ts";
 import { parseServerSpec, type ServerSpec } from "./transport.ts";
+import { defaultPoolLimit } from "./_default_transport.ts";
 
 /**
  * Options of {@linkcode HashClient}: those of {@linkcode ClientOptions},
@@ -157,14 +158,19 @@ export class HashClient {
     this.retryTimeout = checkMs("retryTimeout", retryTimeout ?? 1000);
     this.deadTimeout = checkMs("deadTimeout", deadTimeout ?? 60000);
 
+    const specs = [...servers];
+    // Pooling on a runtime with a connection limit (Workers: 6): the servers
+    // share it, so the default per-server pool is that limit split between them.
+    const poolSize = maxPoolSize ??
+      Math.max(1, Math.floor(defaultPoolLimit(options.transport, 10 * specs.length) / Math.max(1, specs.length)));
     const ketama: { node: string; host: string; port: number }[] = [];
-    for (const spec of servers) {
+    for (const spec of specs) {
       const address = parseServerSpec(spec);
       // pymemcache names a node "host:port" (no IPv6 brackets), or the socket path.
       const name = "path" in address ? address.path : `${address.host}:${address.port}`;
       if (this.#nodes.some((n) => n.name === name)) continue;
       const client = usePooling
-        ? new PooledClient(spec, { ...innerOptions, maxPoolSize, poolIdleTimeout, poolBlocking })
+        ? new PooledClient(spec, { ...innerOptions, maxPoolSize: poolSize, poolIdleTimeout, poolBlocking })
         : new Client(spec, innerOptions);
       this.#nodes.push({ name, client, failure: null, generation: 0, deadAt: null });
       ketama.push("path" in address ? { node: name, host: address.path, port: 0 } : { node: name, ...address });

@@ -22,6 +22,7 @@ import {
 } from "./errors.ts";
 import type { Serde } from "./serde.ts";
 import type { ServerAddress, ServerSpec } from "./transport.ts";
+import { defaultPoolLimit } from "./_default_transport.ts";
 
 /** Options of {@linkcode PooledClient}: those of {@linkcode ClientOptions} plus the pool's. */
 export interface PooledClientOptions extends ClientOptions {
@@ -150,7 +151,8 @@ export class PooledClient {
     this.defaultNoreply = this.#template.defaultNoreply;
     this.ignoreExc = this.#template.ignoreExc;
     this.allowUnicodeKeys = this.#template.allowUnicodeKeys;
-    this.maxPoolSize = maxPoolSize ?? DEFAULT_MAX_POOL_SIZE;
+    // On a runtime with a connection limit (Workers: 6) the default stays below it.
+    this.maxPoolSize = maxPoolSize ?? defaultPoolLimit(options.transport, DEFAULT_MAX_POOL_SIZE);
     if (!Number.isInteger(this.maxPoolSize) || this.maxPoolSize < 1) {
       throw new TypeError(`maxPoolSize must be a positive integer, got ${String(maxPoolSize)}`);
     }

@@ -115,6 +115,14 @@ export interface Transport {
   readonly maxConnections?: number;
 }
 
+/**
+ * Outgoing connections a Cloudflare Worker may have open at once per
+ * request; more wait until one closes. Pooled clients on Workers stay below
+ * it by default. (Here, not in transports/cloudflare.ts, so mod.ts can size
+ * pools without loading `cloudflare:sockets`.)
+ */
+export const WORKERS_MAX_CONNECTIONS = 6;
+
 /** The display name of an address: `"host:port"` (IPv6 in brackets) or the socket path. */
 export function addressName(address: ServerAddress): string {
   if ("path" in address) return address.path;

@@ -44,11 +44,8 @@ import type {
   TransportSocket,
 } from "../src/transport.ts";
 
-/**
- * Outgoing connections a Worker may have open at once per request; more wait
- * until one closes. Pooled clients on Workers stay below it by default.
- */
-export const WORKERS_MAX_CONNECTIONS = 6;
+export { WORKERS_MAX_CONNECTIONS } from "../src/transport.ts";
+import { WORKERS_MAX_CONNECTIONS } from "../src/transport.ts";
 
 /** The part of `cloudflare:sockets` used here (typed locally: Deno cannot resolve that module). */
 interface WorkersSocket {

@@ -13,8 +13,8 @@
  * @module
  */
 
-import net from "node:net";
-import tls from "node:tls";
+import type * as Net from "node:net";
+import type * as Tls from "node:tls";
 import type {
   ServerAddress,
   Transport,
@@ -22,6 +22,11 @@ import type {
   TransportHandlers,
   TransportSocket,
 } from "../src/transport.ts";
+
+// Loaded on first connect, not at import: a bundle of the sources for another
+// runtime (a Worker without nodejs_compat) may contain this module unused.
+let modules: Promise<[typeof Net, typeof Tls]> | undefined;
+const load = () => (modules ??= Promise.all([import("node:net"), import("node:tls")]));
 
 /** Connects with `node:net` / `node:tls`; unix sockets by path. */
 export class NodeTransport implements Transport {
@@ -34,11 +39,21 @@ export class NodeTransport implements Transport {
     options: TransportConnectOptions,
     handlers: TransportHandlers,
   ): Promise<TransportSocket> {
+    return load().then(([net, tls]) => this.#open(net, tls, address, options, handlers));
+  }
+
+  #open(
+    net: typeof Net,
+    tls: typeof Tls,
+    address: ServerAddress,
+    options: TransportConnectOptions,
+    handlers: TransportHandlers,
+  ): Promise<TransportSocket> {
     return new Promise<TransportSocket>((resolve, reject) => {
       const signal = options.signal;
       if (signal?.aborted) return reject(signal.reason);
       const tcp = "path" in address ? undefined : address;
-      let socket: net.Socket;
+      let socket: Net.Socket;
       const ready = options.tls ? "secureConnect" : "connect";
       if (options.tls) {
         socket = tls.connect({
