@@ -36,8 +36,10 @@ export interface ConnectionOptions extends Omit<TransportConnectOptions, "signal
 interface Waiting extends Expectation {
   command: string;
   deadline: number;
-  resolve: (reply: Reply) => void;
+  resolve: (value: unknown) => void;
   reject: (error: Error) => void;
+  /** Turns the reply into the request's result; what it throws rejects. */
+  map?: (reply: Reply) => unknown;
   /** For retrievals: the wire keys asked for, in order. */
   keys?: readonly string[];
 }
@@ -156,19 +158,21 @@ export class Connection {
   }
 
   /**
-   * Encodes a request with `encode` and resolves with its reply. Error
-   * replies reject: ERROR → MemcacheUnknownCommandError, CLIENT_ERROR →
+   * Encodes a request with `encode` and resolves with its reply, or with
+   * `map(reply)` when given (what `map` throws rejects). Error replies
+   * reject: ERROR → MemcacheUnknownCommandError, CLIENT_ERROR →
    * MemcacheClientError (the connection closes after a command with a data
    * block), SERVER_ERROR → MemcacheServerError (the connection stays).
    */
-  request(
+  request<T = Reply>(
     command: string,
     expect: number,
     encode: (out: Outbox) => void,
     keys?: readonly string[],
     endTokens?: Uint8Array,
-  ): Promise<Reply> {
-    return new Promise<Reply>((resolve, reject) => {
+    map?: (reply: Reply) => T,
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
       if (!this.usable) return reject(this.#closedError(command));
       encode(this.#outbox);
       this.#waiting.push({
@@ -177,8 +181,9 @@ export class Connection {
         endTokens,
         keys,
         deadline: this.#deadline(),
-        resolve,
+        resolve: resolve as (value: unknown) => void,
         reject,
+        map,
       });
       this.#scheduled();
     });
@@ -402,7 +407,15 @@ export class Connection {
     const w = this.#waiting.shift()!;
     this.#disarmIfIdle();
     if (reply.type !== "error") {
-      w.resolve(reply);
+      if (w.map === undefined) w.resolve(reply);
+      else {
+        // `map` instead of a `.then` on the caller's side: one promise per request, not two.
+        try {
+          w.resolve(w.map(reply));
+        } catch (error) {
+          w.reject(error as Error);
+        }
+      }
     } else {
       const options = { server: this.name, command: w.command };
       if (reply.kind === "SERVER_ERROR") {

@@ -272,9 +272,8 @@ export class Client {
    * @throws {MemcacheIllegalInputError} for a bad key, value, expire or flags (nothing is sent).
    * @throws {MemcacheServerError} e.g. for a value over the server's item size (with noreply the server stays silent).
    */
-  async set(key: string, value: unknown, options: StoreOptions = {}): Promise<true> {
-    await this.#store("set", key, value, options);
-    return true;
+  set(key: string, value: unknown, options: StoreOptions = {}): Promise<true> {
+    return this.#store("set", key, value, options, undefined, true) as Promise<true>;
   }
 
   /** Stores only if the key is absent: `true` if stored (or noreply), `false` if it exists. */
@@ -339,7 +338,8 @@ export class Client {
    * Shared path of the storage commands. Encodes synchronously when the
    * serde is synchronous, so calls go out in call order.
    * Resolves `undefined` for noreply, `true` (STORED), `false` (NOT_STORED
-   * or EXISTS) or `null` (NOT_FOUND).
+   * or EXISTS) or `null` (NOT_FOUND); with `always`, `true` for all of them
+   * (set's result, without another promise on top).
    */
   #store(
     command: string,
@@ -347,6 +347,7 @@ export class Client {
     value: unknown,
     options: StoreOptions,
     cas?: string,
+    always = false,
   ): Promise<boolean | null | undefined> {
     try {
       const wireKey = this.#key(key);
@@ -355,7 +356,7 @@ export class Client {
       const flagsOverride = options.flags === undefined ? undefined : checkFlags(options.flags);
       const serialized = this.serde.serialize(key, value);
       const go = (pair: [Uint8Array | string, number]) =>
-        this.#sendStore(command, wireKey, pair, flagsOverride, expire, noreply, cas);
+        this.#sendStore(command, wireKey, pair, flagsOverride, expire, noreply, cas, always);
       return isPromise<[Uint8Array | string, number]>(serialized) ? serialized.then(go) : go(serialized);
     } catch (error) {
       return Promise.reject(error);
@@ -370,6 +371,7 @@ export class Client {
     expire: number,
     noreply: boolean,
     cas: string | undefined,
+    always: boolean,
   ): Promise<boolean | null | undefined> {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
     if (!(bytes instanceof Uint8Array)) {
@@ -380,17 +382,17 @@ export class Client {
     const flags = flagsOverride ?? checkFlags(serdeFlags);
     const encode = (out: Outbox) => encodeStore(out, command, wireKey, flags, expire, bytes, noreply, cas);
     const conn = this.#connection();
-    if (noreply) return conn.send(command, encode).then(() => undefined);
-    return conn.request(command, EXPECT_LINE, encode).then((reply) => {
+    if (noreply) return conn.send(command, encode).then(() => (always ? true : undefined));
+    return conn.request(command, EXPECT_LINE, encode, undefined, undefined, (reply) => {
       if (reply.type === "status") {
         switch (reply.status) {
           case "STORED":
             return true;
           case "NOT_STORED":
           case "EXISTS":
-            return false;
+            return always || false;
           case "NOT_FOUND":
-            return null;
+            return always || null;
         }
       }
       throw this.#unexpected(reply, command);
