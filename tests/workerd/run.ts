@@ -386,6 +386,14 @@ try {
         await requests(200, 20, (i) => `/scenario/per-request?key=pr-conc-${i}&pause=${i % 2}`);
       },
     );
+    await report(
+      "module-scope MemcachedCache: 200 requests, 20 concurrent; a shared counter ends exact",
+      async () => {
+        await requests(200, 20, (i) => `/scenario/cache?key=cache-${i}&pause=${i % 2}`);
+        await requests(100, 20, () => `/scenario/cache-counter?key=hits`);
+        assert.equal(await call(`/scenario/cache-counter?key=hits`), "101");
+      },
+    );
     await report("module-scope Client: a noreply set in ctx.waitUntil lands after the response", async () => {
       for (const size of [10, 500_000]) {
         for (let i = 0; i < 10; i++) {

@@ -18,6 +18,7 @@ import {
   Client,
   type ClientOptions,
   MemcacheConnectionError,
+  MemcachedCache,
   MemcacheError,
   MemcacheTimeoutError,
   PooledClient,
@@ -220,6 +221,21 @@ describe("workerd", () => {
 /** Made at module scope, as users write it; shared by every request of the isolate. */
 let moduleClient: Client | undefined;
 let modulePool: PooledClient | undefined;
+let moduleCache: MemcachedCache | undefined;
+
+/** cachelib-style use of a module-scope MemcachedCache; throws if any result is not this request's own. */
+async function cacheWork(cache: MemcachedCache, key: string, pause: number): Promise<void> {
+  assert.equal(await cache.set(key, { key, n: [1, 2] }, 60), true);
+  if (pause > 0) await sleep(pause);
+  assert.deepEqual(await cache.get(key), { key, n: [1, 2] });
+  assert.equal(await cache.add(key, "other"), false);
+  assert.equal(await cache.has(key), true);
+  assert.deepEqual(await cache.getMany(key, `${key}-missing`, "bad key"), [{ key, n: [1, 2] }, null, null]);
+  assert.equal(await cache.dec(`${key}-n`, 2), -2);
+  assert.equal(await cache.inc(`${key}-n`, 5), 3);
+  assert.deepEqual(await cache.deleteMany(key, `${key}-n`), [key, `${key}-n`]);
+  assert.equal(await cache.get(key), null);
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -253,6 +269,14 @@ async function scenario(url: URL, ctx: Context): Promise<Response> {
       modulePool ??= new PooledClient(env.MEMCACHED);
       await work(modulePool, key, ops, pause);
       return new Response("ok");
+    case "/scenario/cache": // a MemcachedCache made at module scope, as Flask apps keep theirs
+      moduleCache ??= new MemcachedCache([env.MEMCACHED], { keyPrefix: "w:" });
+      await cacheWork(moduleCache, key, pause);
+      return new Response("ok");
+    case "/scenario/cache-counter": { // one shared counter, many requests
+      moduleCache ??= new MemcachedCache([env.MEMCACHED], { keyPrefix: "w:" });
+      return Response.json(await moduleCache.inc(key));
+    }
     case "/scenario/per-request": { // the README's pattern
       const client = new Client(env.MEMCACHED);
       try {
@@ -279,6 +303,7 @@ async function scenario(url: URL, ctx: Context): Promise<Response> {
       moduleClient ??= new Client(env.MEMCACHED);
       await moduleClient.close();
       await modulePool?.close();
+      await moduleCache?.close();
       return new Response("ok");
   }
   return new Response("no such scenario", { status: 404 });
