@@ -1,18 +1,30 @@
 /**
- * The demo: `npm run demo` (or `deno task demo`). Talks to the first server
- * in MEMCACHED_SERVERS ("host:port,host:port"), or to a memcached it starts
- * on a free loopback port when that is unset.
+ * The demo: `npm run demo` (or `deno task demo`). Talks to the servers in
+ * MEMCACHED_SERVERS ("host:port,host:port"; Client uses the first), or to
+ * two memcached processes it starts on free loopback ports when that is unset.
  */
 import process from "node:process";
-import { Client, CompressedSerde, MemcacheError, MemcacheIllegalInputError, MemcacheServerError } from "../mod.ts";
+import {
+  Client,
+  CompressedSerde,
+  HashClient,
+  MemcachedCache,
+  MemcacheError,
+  MemcacheIllegalInputError,
+  MemcacheServerError,
+} from "../mod.ts";
 import { startMemcached } from "../tests/_memcached.ts";
 
 const configured = process.env.MEMCACHED_SERVERS?.split(",").map((s) => s.trim()).filter(Boolean);
 await using started = configured?.length ? undefined : await startMemcached();
-const server = configured?.[0] ?? started!.spec;
+await using second = configured?.length ? undefined : await startMemcached();
+const servers = configured?.length ? configured : [started!.spec, second!.spec];
+const server = servers[0];
 const show = (label: string, value: unknown) => console.log(`  ${label.padEnd(44)} ${Deno.inspect(value)}`);
 
-console.log(`@memkit/memcache demo against ${server}${started ? " (a memcached this demo started)" : ""}\n`);
+console.log(
+  `@memkit/memcache demo against ${servers.join(", ")}${started ? " (memcached processes it started)" : ""}\n`,
+);
 await using client = new Client(server, { timeout: 2000, keyPrefix: "demo:" });
 
 console.log("Storage and retrieval (pymemcache semantics, flags shared with Python):");
@@ -69,6 +81,28 @@ try {
   show("nothing listening", `${(e as Error).name}: ${(e as Error).message}`);
   console.assert(e instanceof MemcacheError);
 }
+
+console.log(`\nHashClient: keys spread over ${servers.length} server(s), placed as pymemcache's HashClient would:`);
+await using cluster = new HashClient(servers, { timeout: 2000, keyPrefix: "demo:" });
+const spread = new Map<string, number>();
+for (let i = 0; i < 1000; i++) {
+  const owner = cluster.serverFor(`user:${i}`)!;
+  spread.set(owner, (spread.get(owner) ?? 0) + 1);
+}
+show("1,000 keys per server", Object.fromEntries(spread));
+const users = Array.from({ length: 100 }, (_, i) => `user:${i}`);
+await cluster.setMany(Object.fromEntries(users.map((k, i) => [k, i])));
+show("getMany of 100 keys, split per server", `${(await cluster.getMany(users)).size} found`);
+await cluster.deleteMany(users);
+
+console.log("\ncachelib's MemcachedCache:");
+await using cache = new MemcachedCache(servers, { keyPrefix: "demo-cache:" });
+await cache.set("page", "<html>…</html>", 30);
+show('has("page") (no value transferred)', await cache.has("page"));
+show('dec("stock", 3) on a missing key', await cache.dec("stock", 3));
+show('dec("stock", 2): below zero, still exact', await cache.dec("stock", 2));
+show('getDict("page", "nope", "bad key!")', await cache.getDict("page", "nope", "bad key!"));
+await cache.deleteMany("page", "stock");
 
 const stats = await client.stats();
 console.log(`\nServer: memcached ${stats.version}, ${stats.curr_items} items, ${stats.curr_connections} connections.`);
