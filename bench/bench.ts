@@ -634,13 +634,22 @@ async function render(options: Options, rows: Map<string, Row>, info: RunInfo): 
         `${mb(heap[0])} → ${mb(heap.at(-1)!)}`,
         mb(heap.at(-1)! - heap[0]),
         heap.map(mb).join(", "),
-        `${mb(rss[0])} → ${mb(rss.at(-1)!)}`,
         mb(rss.at(-1)! - rss[0]),
+        rss.map(mb).join(", "),
       ];
     });
     out.push(
       table(
-        ["Runtime", "Client", "ops/s", "Heap MB", "Heap growth MB", "Heap samples MB", "RSS MB", "RSS growth MB"],
+        [
+          "Runtime",
+          "Client",
+          "ops/s",
+          "Heap MB",
+          "Heap growth MB",
+          "Heap samples MB",
+          "RSS growth MB",
+          "RSS samples MB",
+        ],
         body,
       ),
       "",

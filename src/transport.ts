@@ -116,6 +116,34 @@ export interface Transport {
 }
 
 /**
+ * Waits for `opening` unless `signal` aborts first; then rejects with the
+ * signal's reason and hands whatever `opening` still produces to `discard`,
+ * so a connect that loses the race never leaks. For transports whose
+ * runtime's connect takes no AbortSignal.
+ */
+export async function raceAbort<T>(
+  opening: Promise<T>,
+  signal: AbortSignal | undefined,
+  discard: (late: T) => void,
+): Promise<T> {
+  if (!signal) return await opening;
+  signal.throwIfAborted();
+  let onAbort!: () => void;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([opening, aborted]);
+  } catch (error) {
+    opening.then(discard, () => {});
+    throw error;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/**
  * Outgoing connections a Cloudflare Worker may have open at once per
  * request; more wait until one closes. Pooled clients on Workers stay below
  * it by default. (Here, not in transports/cloudflare.ts, so mod.ts can size

@@ -122,7 +122,8 @@ export function testCertificate(): { cert: string; certPath: string; keyPath: st
   };
 }
 
-function probe(target: { port: number; host: string } | { path: string }): Promise<boolean> {
+/** True when something accepts connections at `target`. */
+export function probe(target: { port: number; host: string } | { path: string }): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = "path" in target ? net.connect({ path: target.path }) : net.connect(target);
     const done = (ok: boolean) => {
@@ -136,7 +137,8 @@ function probe(target: { port: number; host: string } | { path: string }): Promi
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Resolves after `ms` milliseconds. */
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Starts a memcached this test owns; `await using server = await startMemcached()`. */
 export async function startMemcached(options: MemcachedOptions = {}): Promise<MemcachedServer> {

@@ -7,13 +7,12 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "./_harness.ts";
 import { Client, MemcacheServerError } from "../mod.ts";
 import { clientSuite, type SuiteServer } from "./_suite.ts";
-import { freePort, type MemcachedServer, startFakeServer, startMemcached } from "./_memcached.ts";
+import { freePort, type MemcachedServer, probe, sleep, startFakeServer, startMemcached } from "./_memcached.ts";
 
 const BIN = "nutcracker";
 
@@ -24,22 +23,6 @@ function haveTwemproxy(): boolean {
   } catch {
     return false;
   }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function probe(target: { host: string; port: number } | { path: string }): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = "path" in target ? net.connect({ path: target.path }) : net.connect(target);
-    const done = (ok: boolean) => {
-      socket.removeAllListeners();
-      socket.on("error", () => {});
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.once("connect", () => done(true));
-    socket.once("error", () => done(false));
-  });
 }
 
 /** A twemproxy fronting two memcached servers; stop/restart act on all three. */

@@ -36,16 +36,17 @@
 
 // @ts-ignore: the Workers runtime's own module has no types here (typed below)
 import { connect as cloudflareConnect } from "cloudflare:sockets";
-import type {
-  ServerAddress,
-  Transport,
-  TransportConnectOptions,
-  TransportHandlers,
-  TransportSocket,
+import {
+  raceAbort,
+  type ServerAddress,
+  type Transport,
+  type TransportConnectOptions,
+  type TransportHandlers,
+  type TransportSocket,
+  WORKERS_MAX_CONNECTIONS,
 } from "../src/transport.ts";
 
-export { WORKERS_MAX_CONNECTIONS } from "../src/transport.ts";
-import { WORKERS_MAX_CONNECTIONS } from "../src/transport.ts";
+export { WORKERS_MAX_CONNECTIONS };
 
 /** The part of `cloudflare:sockets` used here (typed locally: Deno cannot resolve that module). */
 interface WorkersSocket {
@@ -101,27 +102,12 @@ export class CloudflareTransport implements Transport {
       { hostname: address.host.includes(":") ? `[${address.host}]` : address.host, port: address.port },
       { secureTransport: tls ? "on" : "off", allowHalfOpen: false },
     );
-    if (signal) {
-      let onAbort!: () => void;
-      const aborted = new Promise<never>((_, reject) => {
-        onAbort = () => reject(signal.reason);
-        signal.addEventListener("abort", onAbort, { once: true });
-      });
-      try {
-        await Promise.race([socket.opened, aborted]);
-      } catch (error) {
-        socket.close().catch(() => {});
-        throw error;
-      } finally {
-        signal.removeEventListener("abort", onAbort);
-      }
-    } else {
-      try {
-        await socket.opened;
-      } catch (error) {
-        socket.close().catch(() => {});
-        throw error;
-      }
+    try {
+      // Workers' connect() has no timeout: the connect timeout aborts `signal`.
+      await raceAbort(socket.opened, signal, () => {});
+    } catch (error) {
+      socket.close().catch(() => {});
+      throw error;
     }
     return new CloudflareSocket(socket, handlers);
   }

@@ -12,12 +12,13 @@
  * @module
  */
 
-import type {
-  ServerAddress,
-  Transport,
-  TransportConnectOptions,
-  TransportHandlers,
-  TransportSocket,
+import {
+  raceAbort,
+  type ServerAddress,
+  type Transport,
+  type TransportConnectOptions,
+  type TransportHandlers,
+  type TransportSocket,
 } from "../src/transport.ts";
 
 const READ_SIZE = 65536;
@@ -58,27 +59,8 @@ export class DenoTransport implements Transport {
     options: TransportConnectOptions,
     handlers: TransportHandlers,
   ): Promise<TransportSocket> {
-    const signal = options.signal;
-    signal?.throwIfAborted();
-    const opening = open(address, options);
-    let conn: Deno.Conn;
-    if (signal) {
-      let onAbort!: () => void;
-      const aborted = new Promise<never>((_, reject) => {
-        onAbort = () => reject(signal.reason);
-        signal.addEventListener("abort", onAbort, { once: true });
-      });
-      try {
-        conn = await Promise.race([opening, aborted]);
-      } catch (error) {
-        opening.then((late) => late.close(), () => {}); // lost the race: do not leak it
-        throw error;
-      } finally {
-        signal.removeEventListener("abort", onAbort);
-      }
-    } else {
-      conn = await opening;
-    }
+    options.signal?.throwIfAborted();
+    const conn = await raceAbort(open(address, options), options.signal, (late) => late.close());
     return new DenoSocket(conn, handlers);
   }
 }
