@@ -7,25 +7,12 @@
  */
 
 import { MemcacheIllegalInputError } from "./errors.ts";
+import { utf8Length } from "./_protocol.ts";
 
 /** memcached's longest key, in bytes, prefix included. */
 export const MAX_KEY_LENGTH = 250;
 
 const encoder = new TextEncoder();
-
-function utf8Length(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      n += 4;
-      i++;
-    } else n += 3;
-  }
-  return n;
-}
 
 /**
  * Checks `prefix + key` and returns it as the wire key. With

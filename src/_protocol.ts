@@ -183,6 +183,10 @@ export class ReplyParser {
   #fields = new Int32Array(8);
   /** EXPECT_RAW accumulation. */
   #raw: Uint8Array | null = null;
+  /** The reply being read asks for several keys: small values share slabs (see #alloc). */
+  #multi = false;
+  #slab: Uint8Array = EMPTY;
+  #slabUsed = 0;
 
   constructor(head: () => Expectation | undefined, emit: (reply: Reply) => void) {
     this.#head = head;
@@ -263,18 +267,45 @@ export class ReplyParser {
   #startValue(chunk: Uint8Array, pos: number): number {
     const want = this.#want;
     if (chunk.length - pos < want) {
-      this.#value = new Uint8Array(want);
+      this.#value = this.#alloc(want);
       this.#filled = 0;
       return pos;
     }
     const item = this.#pendingItem!;
     this.#pendingItem = null;
-    item.value = chunk.slice(pos, pos + want);
+    const value = item.value = this.#alloc(want);
+    value.set(chunk.subarray(pos, pos + want));
     this.#items.push(item);
     pos += want;
     if (pos + 1 < chunk.length && chunk[pos] === CR && chunk[pos + 1] === LF) return pos + 2;
     this.#needEmptyLine = true;
     return pos;
+  }
+
+  /**
+   * A buffer for a value of `n` bytes. The small values of one multi-key
+   * reply are carved out of shared slabs, as Node's Buffer pool does: in V8
+   * every new ArrayBuffer costs about as much as parsing a whole reply, so
+   * one per 100-byte value would dominate a multi-get. Values of different
+   * replies, hence of different calls, never share a buffer.
+   */
+  #alloc(n: number): Uint8Array {
+    if (!this.#multi || n > SLAB_VALUE_MAX) return new Uint8Array(n);
+    let at = this.#slabUsed;
+    if (at + n > this.#slab.length) {
+      this.#slab = new Uint8Array(SLAB_SIZE);
+      at = 0;
+    }
+    this.#slabUsed = (at + n + 7) & ~7; // 8-byte aligned, for typed-array views of values
+    return this.#slab.subarray(at, at + n);
+  }
+
+  /** A retrieval reply is complete (or failed): its slab is not used again. */
+  #endReply(): void {
+    this.#items = [];
+    this.#keyCursor = 0;
+    this.#slab = EMPTY;
+    this.#slabUsed = 0;
   }
 
   #keepPartial(rest: Uint8Array): void {
@@ -301,9 +332,8 @@ export class ReplyParser {
     }
     const error = classifyError(buf, start, end);
     if (error !== undefined) {
-      this.#items = [];
+      this.#endReply();
       this.#entries = [];
-      this.#keyCursor = 0;
       this.#emit(error);
       return;
     }
@@ -316,8 +346,7 @@ export class ReplyParser {
     if (equals(buf, start, end, END)) {
       if (expect === EXPECT_VALUES) {
         const items = this.#items;
-        this.#items = [];
-        this.#keyCursor = 0;
+        this.#endReply();
         return this.#emit({ type: "values", items });
       }
       const entries = this.#entries;
@@ -365,6 +394,7 @@ export class ReplyParser {
     const length = parseUint(buf, fields[4], fields[5]);
     if (flags < 0 || flags > 0xffffffff || length < 0) throw malformed();
     let key: string | undefined;
+    this.#multi = keys !== undefined && keys.length > 1;
     if (keys !== undefined) {
       // Hits come back in request order: look from after the previous one.
       for (let j = this.#keyCursor; j < keys.length; j++) {
@@ -422,6 +452,11 @@ export class ReplyParser {
 export const MAX_RAW = 64 * 1024 * 1024;
 
 const EMPTY = new Uint8Array(0);
+/** Slab size for small values, and the largest value carved from one. */
+const SLAB_SIZE = 8192;
+const SLAB_VALUE_MAX = 4096;
+/** Size of the outbox's buffer, which commands of many ticks share. */
+const OUTBOX_SLAB = 16384;
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
@@ -450,26 +485,31 @@ function quote(line: Uint8Array): string {
  * one write.
  */
 export class Outbox {
+  /** Pending bytes are `#buf[#start, #len)`; what lies before was taken. */
   #buf: Uint8Array;
+  #start = 0;
   #len = 0;
 
-  constructor(initial = 16384) {
+  constructor(initial = OUTBOX_SLAB) {
     this.#buf = new Uint8Array(initial);
   }
 
   /** Bytes waiting. */
   get length(): number {
-    return this.#len;
+    return this.#len - this.#start;
   }
 
   #ensure(extra: number): void {
-    const need = this.#len + extra;
-    if (need <= this.#buf.length) return;
-    let size = this.#buf.length * 2;
-    while (size < need) size *= 2;
-    const bigger = new Uint8Array(size);
-    bigger.set(this.#buf.subarray(0, this.#len));
-    this.#buf = bigger;
+    if (this.#len + extra <= this.#buf.length) return;
+    // A new buffer: bytes already taken may still be in a transport's hands.
+    const pending = this.#len - this.#start;
+    let size = OUTBOX_SLAB;
+    while (size < pending + extra) size *= 2;
+    const fresh = new Uint8Array(size);
+    fresh.set(this.#buf.subarray(this.#start, this.#len));
+    this.#buf = fresh;
+    this.#start = 0;
+    this.#len = pending;
   }
 
   /** Appends text as UTF-8. */
@@ -525,13 +565,21 @@ export class Outbox {
     this.#len += b.length;
   }
 
-  /** Removes and returns everything written so far. */
+  /**
+   * Removes and returns everything written so far: a view that is never
+   * written to again (later commands go after it, or into a new buffer), so
+   * a transport may hold it until its write completes. A view instead of a
+   * copy, since a new ArrayBuffer per tick costs more than encoding a get.
+   */
   take(): Uint8Array {
-    const len = this.#len;
-    this.#len = 0;
-    if (len < 65536) return this.#buf.slice(0, len);
-    const out = this.#buf.subarray(0, len);
-    this.#buf = new Uint8Array(16384);
+    const out = this.#buf.subarray(this.#start, this.#len);
+    if (this.#buf.length > OUTBOX_SLAB) {
+      // Grown for a large value: do not keep it.
+      this.#buf = new Uint8Array(OUTBOX_SLAB);
+      this.#start = this.#len = 0;
+    } else {
+      this.#start = this.#len;
+    }
     return out;
   }
 }
@@ -541,17 +589,44 @@ export class Outbox {
 const NOREPLY = " noreply\r\n";
 const CRLF = "\r\n";
 
-/** `set|add|replace|append|prepend|cas <key> <flags> <exptime> <bytes> [<cas>] [noreply]` + data */
+/**
+ * Bytes of `s` as UTF-8, as TextEncoder writes it: a surrogate pair is 4
+ * bytes, a lone surrogate becomes U+FFFD (3 bytes).
+ */
+export function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 2; // two code units, four bytes
+      i++;
+    } else n += 2;
+  }
+  return n;
+}
+
+/** Strings up to this many code units are written straight into the outbox; longer ones encoded first. */
+const DIRECT_TEXT_MAX = 16384;
+
+/**
+ * `set|add|replace|append|prepend|cas <key> <flags> <exptime> <bytes> [<cas>] [noreply]` + data.
+ * A string value is sent UTF-8 encoded.
+ */
 export function encodeStore(
   out: Outbox,
   command: string,
   key: string,
   flags: number,
   exptime: number,
-  value: Uint8Array,
+  data: Uint8Array | string,
   noreply: boolean,
   cas?: string,
 ): void {
+  // A short string goes into the outbox as it is: no buffer of its own.
+  const direct = typeof data === "string" && data.length <= DIRECT_TEXT_MAX;
+  const value = typeof data !== "string" ? data : direct ? EMPTY : encoder.encode(data);
   // Piece by piece: no string is built per request.
   out.text(command);
   out.byte(SP);
@@ -561,13 +636,14 @@ export function encodeStore(
   out.byte(SP);
   out.int(exptime);
   out.byte(SP);
-  out.int(value.length);
+  out.int(direct ? utf8Length(data as string) : value.length);
   if (cas !== undefined) {
     out.byte(SP);
     out.text(cas);
   }
   out.text(noreply ? NOREPLY : CRLF);
-  out.bytes(value);
+  if (direct) out.text(data as string);
+  else out.bytes(value);
   out.text(CRLF);
 }
 

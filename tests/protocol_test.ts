@@ -15,6 +15,7 @@ import {
   ProtocolError,
   type Reply,
   ReplyParser,
+  utf8Length,
 } from "../src/_protocol.ts";
 
 const enc = new TextEncoder();
@@ -155,6 +156,19 @@ describe("encoders", () => {
     assert.equal(take((o) => encodeStore(o, "set", "ключ", 0, 0, new Uint8Array(0), false)), "set ключ 0 0 0\r\n\r\n");
   });
 
+  it("a string value is framed by its UTF-8 byte count, as TextEncoder encodes it", () => {
+    const strings = ["", "plain", "é", "ключ", "😀x", "\ud800", "a\udc00b", "\ud83d\ud83d", "z".repeat(20_000) + "é"];
+    for (const s of strings) {
+      const bytes = enc.encode(s);
+      const out = new Outbox(8);
+      encodeStore(out, "set", "k", 16, 0, s, false);
+      const wire = out.take();
+      const header = enc.encode(`set k 16 0 ${bytes.length}\r\n`);
+      assert.deepEqual(wire, new Uint8Array([...header, ...bytes, 13, 10]), JSON.stringify(s.slice(0, 10)));
+      assert.equal(utf8Length(s), bytes.length);
+    }
+  });
+
   it("retrieval, arithmetic, and an outbox that grows and resets", () => {
     assert.equal(take((o) => encodeRetrieve(o, "get", ["a", "b"])), "get a b\r\n");
     assert.equal(take((o) => encodeRetrieve(o, "gats", ["a"], 30)), "gats 30 a\r\n");
@@ -168,5 +182,57 @@ describe("encoders", () => {
     assert.equal(out.length, 0);
     out.text("x");
     assert.equal(dec.decode(out.take()), "x");
+  });
+});
+
+describe("buffers handed out", () => {
+  it("small values of one multi-get share a slab but never each other's bytes; big ones own theirs", () => {
+    const values = Array.from({ length: 200 }, (_, i) => "v".repeat(i % 97) + String(i));
+    const big = "B".repeat(10_000);
+    const text = values.map((v, i) => `VALUE k${i} 0 ${v.length}\r\n${v}\r\n`).join("") +
+      `VALUE big 0 ${big.length}\r\n${big}\r\nEND\r\n`;
+    const multi = { expect: EXPECT_VALUES, keys: [...values.map((_, i) => `k${i}`), "big"] };
+    for (const chunks of [[enc.encode(text)], [enc.encode(text.slice(0, 777)), enc.encode(text.slice(777))]]) {
+      const [reply] = parse([multi], chunks);
+      assert.equal(reply.type, "values");
+      const items = (reply as { items: { value: Uint8Array }[] }).items;
+      assert.equal(items.length, 201);
+      // Writing every byte of every value must leave every other value intact.
+      for (const item of items) item.value.fill(0x21);
+      for (const item of items) assert.ok(item.value.every((b) => b === 0x21));
+      items.forEach((item, i) => assert.equal(item.value.length, i < 200 ? values[i].length : big.length));
+      assert.equal(items[200].value.byteLength, items[200].value.buffer.byteLength, "a big value owns its buffer");
+      // The chunks fed in are not aliased: changing them changes no value.
+      for (const chunk of chunks) chunk.fill(0);
+      assert.ok(items.every((item) => item.value.every((b) => b === 0x21)));
+    }
+  });
+
+  it("values of different replies never share a buffer", () => {
+    const one = (key: string) => ({ expect: EXPECT_VALUES, keys: [key] });
+    const two = (a: string, b: string) => ({ expect: EXPECT_VALUES, keys: [a, b] });
+    const text = "VALUE a 0 3\r\naaa\r\nEND\r\nVALUE b 0 3\r\nbbb\r\nEND\r\n" +
+      "VALUE c 0 3\r\nccc\r\nVALUE d 0 3\r\nddd\r\nEND\r\nVALUE e 0 3\r\neee\r\nEND\r\n";
+    const replies = parse([one("a"), one("b"), two("c", "d"), two("e", "f")], [enc.encode(text)]);
+    const buffers = replies.flatMap((r) => (r as { items: { value: Uint8Array }[] }).items.map((i) => i.value.buffer));
+    assert.equal(buffers.length, 5);
+    assert.equal(buffers[2], buffers[3], "one multi-get's small values share a slab");
+    assert.equal(new Set([buffers[0], buffers[1], buffers[2], buffers[4]]).size, 4);
+    // A single-key reply's value owns its whole buffer: nothing else can be read through it.
+    assert.equal(buffers[0].byteLength, 3);
+  });
+
+  it("bytes taken from the outbox are never written again", () => {
+    const out = new Outbox(64);
+    const taken: [Uint8Array, string][] = [];
+    for (let i = 0; i < 5000; i++) {
+      const line = `get key-${i}\r\n`;
+      encodeRetrieve(out, "get", [`key-${i}`]);
+      if (i % 7 === 0) out.bytes(new Uint8Array(i * 50).fill(66)); // sometimes big enough to grow
+      const bytes = out.take();
+      taken.push([bytes, dec.decode(bytes.subarray(0, line.length))]);
+      assert.equal(out.length, 0);
+    }
+    for (const [bytes, line] of taken) assert.equal(dec.decode(bytes.subarray(0, line.length)), line);
   });
 });
