@@ -102,6 +102,19 @@ export interface NoreplyOptions {
   noreply?: boolean;
 }
 
+/** What a serde's serialize returns. */
+type Serialized = [Uint8Array | string, number];
+
+/** A storage call checked and ready to encode. */
+interface PreparedStore {
+  wireKey: string;
+  noreply: boolean;
+  expire: number;
+  /** Flags given by the caller, overriding the serde's. */
+  flags: number | undefined;
+  serialized: Serialized | Promise<Serialized>;
+}
+
 /** A memcached item's value, as the serde returns it. */
 // deno-lint-ignore no-explicit-any
 export type Value = any;
@@ -317,11 +330,15 @@ export class Client {
    * were not stored; always empty with noreply.
    */
   async setMany(values: Mapping, options: StoreOptions = {}): Promise<string[]> {
-    const noreply = this.#noreply(options.noreply);
     const pairs = [...entriesOf(values)];
-    const results = await Promise.all(
-      pairs.map(([key, value]) => this.#store("set", key, value, { ...options, noreply })),
-    );
+    // Every key and value is checked and serialized before any is sent:
+    // one bad pair fails the call with nothing written.
+    const prepared = pairs.map(([key, value]) => this.#prepareStore(key, value, options));
+    const serialized = await Promise.all(prepared.map((p) => p.serialized));
+    prepared.forEach((p, i) => this.#checkSerialized(p.wireKey, serialized[i][0], serialized[i][1], p.flags));
+    // Sent in one synchronous loop: one write, in order.
+    const sends = prepared.map((p, i) => this.#sendStore("set", p, serialized[i], undefined, false));
+    const results = await Promise.all(sends);
     const failed: string[] = [];
     results.forEach((stored, i) => {
       if (stored === false) failed.push(pairs[i][0]);
@@ -350,37 +367,38 @@ export class Client {
     always = false,
   ): Promise<boolean | null | undefined> {
     try {
-      const wireKey = this.#key(key);
-      const noreply = this.#noreply(options.noreply);
-      const expire = options.expire === undefined ? 0 : checkExpire(options.expire);
-      const flagsOverride = options.flags === undefined ? undefined : checkFlags(options.flags);
-      const serialized = this.serde.serialize(key, value);
-      const go = (pair: [Uint8Array | string, number]) =>
-        this.#sendStore(command, wireKey, pair, flagsOverride, expire, noreply, cas, always);
-      return isPromise<[Uint8Array | string, number]>(serialized) ? serialized.then(go) : go(serialized);
+      const prepared = this.#prepareStore(key, value, options);
+      const serialized = prepared.serialized;
+      return isPromise<Serialized>(serialized)
+        ? serialized.then((pair) => this.#sendStore(command, prepared, pair, cas, always))
+        : this.#sendStore(command, prepared, serialized, cas, always);
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
+  /** Checks a storage call's key and options and starts serializing its value; sends nothing. */
+  #prepareStore(key: string, value: unknown, options: StoreOptions): PreparedStore {
+    return {
+      wireKey: this.#key(key),
+      noreply: this.#noreply(options.noreply),
+      expire: options.expire === undefined ? 0 : checkExpire(options.expire),
+      flags: options.flags === undefined ? undefined : checkFlags(options.flags),
+      serialized: this.serde.serialize(key, value),
+    };
+  }
+
+  /** Checks what the serde returned, then encodes and sends; throws before sending on bad serde output. */
   #sendStore(
     command: string,
-    wireKey: string,
-    [data, serdeFlags]: [Uint8Array | string, number],
-    flagsOverride: number | undefined,
-    expire: number,
-    noreply: boolean,
+    store: PreparedStore,
+    [data, serdeFlags]: Serialized,
     cas: string | undefined,
     always: boolean,
   ): Promise<boolean | null | undefined> {
-    const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    if (!(bytes instanceof Uint8Array)) {
-      throw new MemcacheIllegalInputError(
-        `The serde must return a string or Uint8Array for ${JSON.stringify(wireKey)}`,
-      );
-    }
-    const flags = flagsOverride ?? checkFlags(serdeFlags);
-    const encode = (out: Outbox) => encodeStore(out, command, wireKey, flags, expire, bytes, noreply, cas);
+    const { wireKey, expire, noreply } = store;
+    const flags = this.#checkSerialized(wireKey, data, serdeFlags, store.flags);
+    const encode = (out: Outbox) => encodeStore(out, command, wireKey, flags, expire, data, noreply, cas);
     const conn = this.#connection();
     if (noreply) return conn.send(command, encode).then(() => (always ? true : undefined));
     return conn.request(command, EXPECT_LINE, encode, undefined, undefined, (reply) => {
@@ -397,6 +415,16 @@ export class Client {
       }
       throw this.#unexpected(reply, command);
     });
+  }
+
+  /** The flags to send; throws when the serde returned something that cannot be sent. */
+  #checkSerialized(wireKey: string, data: unknown, serdeFlags: number, flags: number | undefined): number {
+    if (typeof data !== "string" && !(data instanceof Uint8Array)) {
+      throw new MemcacheIllegalInputError(
+        `The serde must return a string or Uint8Array for ${JSON.stringify(wireKey)}`,
+      );
+    }
+    return flags ?? checkFlags(serdeFlags);
   }
 
   /**
@@ -430,9 +458,8 @@ export class Client {
   // ---- retrieval
 
   /** The value of `key`, or `defaultValue` on a miss. */
-  async get(key: string, defaultValue: Value = null): Promise<Value> {
-    const found = await this.#fetchOne("get", key, false);
-    return found === MISS ? defaultValue : found;
+  get(key: string, defaultValue: Value = null): Promise<Value> {
+    return this.#fetchOne("get", key, false, undefined, defaultValue);
   }
 
   /** The values of the keys found, keyed as passed (without the prefix). */
@@ -446,13 +473,12 @@ export class Client {
   }
 
   /** `[value, cas]` of `key`, or `[defaultValue, casDefault]` on a miss. */
-  async gets(
+  gets(
     key: string,
     defaultValue: Value = null,
     casDefault: string | null = null,
   ): Promise<[Value, string | null]> {
-    const found = await this.#fetchOne("gets", key, true);
-    return found === MISS ? [defaultValue, casDefault] : found as [Value, string];
+    return this.#fetchOne("gets", key, true, undefined, [defaultValue, casDefault]);
   }
 
   /** `[value, cas]` of every key found, keyed as passed. */
@@ -461,45 +487,56 @@ export class Client {
   }
 
   /** Like {@linkcode Client.get}, setting the item's expiry to `expire` seconds. */
-  async gat(key: string, expire = 0, defaultValue: Value = null): Promise<Value> {
-    const found = await this.#fetchOne("gat", key, false, checkExpire(expire));
-    return found === MISS ? defaultValue : found;
+  gat(key: string, expire = 0, defaultValue: Value = null): Promise<Value> {
+    return this.#fetchOne("gat", key, false, expire, defaultValue);
   }
 
   /** Like {@linkcode Client.gets}, setting the item's expiry to `expire` seconds. */
-  async gats(
+  gats(
     key: string,
     expire = 0,
     defaultValue: Value = null,
     casDefault: string | null = null,
   ): Promise<[Value, string | null]> {
-    const found = await this.#fetchOne("gats", key, true, checkExpire(expire));
-    return found === MISS ? [defaultValue, casDefault] : found as [Value, string];
+    return this.#fetchOne("gats", key, true, expire, [defaultValue, casDefault]);
   }
 
   /**
    * The single-key path of get, gets, gat and gats: what {@linkcode Client.getMany}
-   * does for one key, without its maps and batching. Resolves the value
-   * (`[value, cas]` with `withCas`), or {@linkcode MISS}.
+   * does for one key, without its maps and batching, and in one promise: the
+   * value (`[value, cas]` with `withCas`) or `miss`. Bad input rejects even
+   * with ignoreExc; only the request's own failures become `miss`.
    */
-  async #fetchOne(command: string, key: string, withCas: boolean, expire?: number): Promise<unknown> {
-    const keys = [this.#key(key)]; // throws before any I/O
+  #fetchOne<T>(command: string, key: string, withCas: boolean, expire: number | undefined, miss: T): Promise<T> {
+    let keys: string[];
+    let exptime: number | undefined;
     try {
-      const reply = await this.#connection().request(
+      exptime = expire === undefined ? undefined : checkExpire(expire);
+      keys = [this.#key(key)]; // throws before any I/O
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    let result: Promise<T>;
+    try {
+      result = this.#connection().request(
         command,
         EXPECT_VALUES,
-        (out) => encodeRetrieve(out, command, keys, expire),
+        (out) => encodeRetrieve(out, command, keys, exptime),
         keys,
+        undefined,
+        (reply) => {
+          const item = (reply as { items: Item[] }).items[0];
+          if (item === undefined) return miss;
+          const value = this.serde.deserialize(key, item.value, item.flags);
+          if (!withCas) return value as T;
+          const cas = item.cas ?? null;
+          return (isPromise(value) ? value.then((v) => [v, cas]) : [value, cas]) as T;
+        },
       );
-      const item = (reply as { items: Item[] }).items[0];
-      if (item === undefined) return MISS;
-      let value = this.serde.deserialize(key, item.value, item.flags);
-      if (isPromise(value)) value = await value;
-      return withCas ? [value, item.cas ?? null] : value;
     } catch (error) {
-      if (this.ignoreExc) return MISS;
-      throw error;
+      result = Promise.reject(error);
     }
+    return this.ignoreExc ? result.catch(() => miss) : result;
   }
 
   #fetch(command: string, keys: string[], withCas: false, expire?: number): Promise<Map<string, Value>>;
@@ -706,10 +743,10 @@ export class Client {
    * client stays usable: the next call reconnects.
    */
   async quit(): Promise<void> {
-    const conn = this.#conn;
+    const own = this.#own();
     this.#conn = null;
-    if (conn) await conn.quit(encodeQuit);
-    await this.#settled();
+    // rawCommand's connections close by themselves after their reply.
+    await Promise.all(own.map((conn) => this.#pipelines.has(conn) ? conn.quit(encodeQuit) : conn.closed));
   }
 
   /**
@@ -717,19 +754,18 @@ export class Client {
    * requests still waiting for replies reject. The client stays usable.
    */
   async close(): Promise<void> {
-    const conn = this.#conn;
+    const own = this.#own();
     this.#conn = null;
-    if (conn) await conn.close();
-    await this.#settled();
+    await Promise.all(own.map((conn) => conn.close()));
   }
 
-  /** Waits for this client's connections to close (Workers: only the calling request's). */
-  async #settled(): Promise<void> {
-    for (;;) {
-      const own = [...this.#closing].filter((conn) => !conn.foreign);
-      if (own.length === 0) return;
-      await Promise.all(own.map((conn) => conn.closed));
-    }
+  /**
+   * This client's connections open now (Workers: only the calling
+   * request's). close() and quit() act on these and wait for them alone:
+   * calls made meanwhile open a new connection, which they leave alone.
+   */
+  #own(): Connection[] {
+    return [...this.#closing].filter((conn) => !conn.foreign);
   }
 
   /** Same as {@linkcode Client.close}, for `await using`. */

@@ -466,8 +466,10 @@ export class PooledClient {
     const clients = [...this.#idle.map((i) => i.client), ...this.#busy.keys()];
     this.#idle = [];
     this.#busy.clear();
-    await Promise.all(clients.map(end));
-    while (this.#closing.size > 0) await Promise.all(this.#closing);
+    // Connections destroyed before this call are waited for too; ones that
+    // calls made meanwhile open are theirs, not this call's.
+    const destroyed = [...this.#closing];
+    await Promise.all([...clients.map(end), ...destroyed]);
   }
 
   /** Same as {@linkcode PooledClient.close}, for `await using`. */

@@ -332,6 +332,28 @@ export function clientSuite(target: SuiteTarget): void {
       await client.quit();
     });
 
+    test("close() and quit() finish while new calls are made, which reconnect", async () => {
+      await using server = await target.startMemcached();
+      const client = makeClient(server.spec);
+      await client.set("k", "v", { noreply: false });
+      for (const stop of ["close", "quit"] as const) {
+        const stopping = client[stop]();
+        const during = [client.get("k"), client.set("k2", stop, { noreply: false })];
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const hung = new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`${stop}() did not finish`)), 10_000);
+        });
+        try {
+          await Promise.race([stopping, hung]);
+        } finally {
+          clearTimeout(timer);
+        }
+        assert.deepEqual(await Promise.all(during), ["v", true]);
+        assert.equal(await client.get("k2"), stop);
+      }
+      await client.close();
+    });
+
     test("noreply writes queued before close() still reach the server", async () => {
       await using server = await target.startMemcached();
       const client = makeClient(server.spec);
@@ -372,10 +394,27 @@ export function clientSuite(target: SuiteTarget): void {
         await rejectsWith(client.touch(key), MemcacheIllegalInputError, why);
         await rejectsWith(client.getMany(["fine", key]), MemcacheIllegalInputError, why);
         await rejectsWith(client.deleteMany(["fine", key]), MemcacheIllegalInputError, why);
+        await rejectsWith(client.setMany([["fine", "v"], [key, "v"]]), MemcacheIllegalInputError, why);
         assert.throws(() => client.checkKey(key), MemcacheIllegalInputError);
       }
       assert.equal(fake.received(), "");
       assert.equal(fake.connections(), 0);
+    });
+
+    test("setMany with one bad pair writes none of them", async () => {
+      await using fake = await target.startFakeServer((socket, _text, all) => {
+        if (all.endsWith("version\r\n")) socket.write("VERSION 1.6.0\r\n");
+      });
+      await using client = makeClient(fake.spec);
+      const calls: [string, Promise<unknown>][] = [
+        ["bad key last", client.setMany([["a", "v"], ["b", "v"], ["bad key", "v"]])],
+        ["bad value last", client.setMany([["a", "v"], ["b", Symbol("no serde for this")]])],
+        ["bad expire", client.setMany({ a: "v" }, { expire: -1.5 })],
+      ];
+      for (const [name, call] of calls) await assert.rejects(call, Error, name);
+      // A request behind them: whatever they had queued would reach the server first.
+      await client.version();
+      assert.equal(fake.received(), "version\r\n");
     });
 
     test("the prefix counts toward 250 bytes; checkKey returns the wire bytes", async () => {
