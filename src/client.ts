@@ -123,8 +123,6 @@ export type Value = any;
 export type Mapping = Map<string, unknown> | Record<string, unknown> | Iterable<readonly [string, unknown]>;
 
 const encoder = new TextEncoder();
-/** What #fetchOne resolves for a miss. */
-const MISS: unique symbol = Symbol("miss");
 
 function isPromise<T>(value: unknown): value is Promise<T> {
   return typeof (value as Promise<T> | null)?.then === "function";
