@@ -281,11 +281,16 @@ export class Connection {
       },
       (error: unknown) => {
         clearTimeout(connectTimer);
-        const failure = error instanceof MemcacheError ? error : new MemcacheConnectionError(
-          `Could not connect: ${error instanceof Error ? error.message : String(error)}`,
-          { server: this.name, cause: error },
+        if (error instanceof MemcacheError) return this.#fail(() => error);
+        const reason = error instanceof Error ? error.message : String(error);
+        // One error per request, each naming its own command.
+        this.#fail((w) =>
+          new MemcacheConnectionError(`Could not connect: ${reason}`, {
+            server: this.name,
+            command: w.command,
+            cause: error,
+          })
         );
-        this.#fail(() => failure);
       },
     );
   }
