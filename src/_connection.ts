@@ -114,6 +114,8 @@ export class Connection {
   /** Set for context-bound transports (Workers): is the caller in the opening request? */
   #inContext: (() => boolean) | undefined;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Context-bound transports: when a byte last arrived, or the connection last went busy. */
+  #lastProgress = 0;
   /** Resolves once the connection is closed, whatever the reason. */
   readonly closed: Promise<void>;
   #markClosed!: () => void;
@@ -158,6 +160,16 @@ export class Connection {
   }
 
   /**
+   * Context-bound transports (Workers): ms this connection has had requests
+   * in flight with no byte arriving; 0 when nothing is pending. The
+   * connection of a request whose invocation was cancelled mid-call stays
+   * like this for good: the runtime never runs its callbacks again.
+   */
+  get stalledFor(): number {
+    return this.pending === 0 || this.#inContext === undefined ? 0 : Date.now() - this.#lastProgress;
+  }
+
+  /**
    * Encodes a request with `encode` and resolves with its reply, or with
    * `map(reply)` when given (what `map` throws rejects). Error replies
    * reject: ERROR → MemcacheUnknownCommandError, CLIENT_ERROR →
@@ -175,6 +187,7 @@ export class Connection {
     return new Promise<T>((resolve, reject) => {
       if (!this.usable) return reject(this.#closedError(command));
       encode(this.#outbox);
+      this.#busy();
       this.#waiting.push({
         command,
         expect,
@@ -194,6 +207,7 @@ export class Connection {
     return new Promise<void>((resolve, reject) => {
       if (!this.usable) return reject(this.#closedError(command));
       encode(this.#outbox);
+      this.#busy();
       this.#unflushed.push({ command, deadline: this.#deadline(), resolve, reject });
       this.#scheduled();
     });
@@ -384,8 +398,14 @@ export class Connection {
     }
   }
 
+  /** A request is about to be queued: see {@linkcode Connection.stalledFor}. */
+  #busy(): void {
+    if (this.#inContext !== undefined && this.pending === 0) this.#lastProgress = Date.now();
+  }
+
   #onData(chunk: Uint8Array): void {
     if (this.#state === CLOSED) return;
+    if (this.#inContext !== undefined) this.#lastProgress = Date.now();
     try {
       this.#parser.feed(chunk);
     } catch (error) {

@@ -102,6 +102,9 @@ export interface NoreplyOptions {
   noreply?: boolean;
 }
 
+/** Workers: a connection of another request stalled this long (ms) was abandoned by it. */
+const ABANDONED_MS = 60_000;
+
 /** What a serde's serialize returns. */
 type Serialized = [Uint8Array | string, number];
 
@@ -244,8 +247,11 @@ export class Client {
   #track(conn: Connection): void {
     // Workers: an idle connection of another request is closed by that
     // request, or was closed by the runtime when it ended: stop tracking it.
+    // So is one stalled mid-call for a minute: its request was cancelled,
+    // and nothing of it will run again (kept, it would pile up in a
+    // long-lived isolate).
     for (const other of this.#closing) {
-      if (other.pending === 0 && other.foreign) {
+      if (other.foreign && (other.pending === 0 || other.stalledFor > ABANDONED_MS)) {
         this.#closing.delete(other);
         this.#pipelines.delete(other);
       }
