@@ -91,6 +91,12 @@ export class Failover<C extends NodeClient> {
     return name === null ? null : this.#byName.get(name)!;
   }
 
+  /** The nodes in the ring now (dead ones whose deadTimeout has passed come back first), for server-wide calls. */
+  live(): Node<C>[] {
+    if (this.#dead.size > 0) this.#revive();
+    return [...this.#byName.values()].filter((node) => node.deadAt === null);
+  }
+
   /** The error of a call with no live server. */
   allDown(): MemcacheConnectionError {
     return new MemcacheConnectionError("All servers seem to be down right now");

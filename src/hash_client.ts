@@ -58,6 +58,8 @@ function entriesOf(values: Mapping): Iterable<readonly [string, unknown]> {
 const FALSE = () => false;
 const TRUE = () => true as const;
 const NULL = () => null;
+/** A server-wide call's result for a server that failed under ignoreExc: left out. */
+const NO_ANSWER: unique symbol = Symbol("no answer");
 
 /**
  * A client for a cluster of memcached servers, mirroring pymemcache's
@@ -85,8 +87,12 @@ const NULL = () => null;
  * (the default of each command with `ignoreExc`).
  *
  * Server-wide commands (`stats`, `version`, `flushAll`, ...) go to every
- * server; those with a result resolve to a `Map` keyed by server
- * (`"host:port"`).
+ * server in the ring, each through the same failover as key commands; dead
+ * servers are skipped until `deadTimeout` brings them back. Those with a
+ * result resolve to a `Map` keyed by server (`"host:port"`) with an entry per
+ * server that answered. With `ignoreExc` a failing server is left out of
+ * that `Map` (and makes `flushAll` resolve `false`); without it, its error
+ * rejects once every server has answered.
  *
  * @example
  * ```ts ignore
@@ -265,15 +271,26 @@ export class HashClient {
     return result;
   }
 
-  /** A server-wide call on every server, in parallel; the first failure rejects once all are done. */
-  async #all<T>(call: (client: Inner) => Promise<T>): Promise<Map<string, T>> {
-    const settled = await Promise.allSettled(this.#nodes.map((n) => call(n.client)));
-    const result = new Map<string, T>();
+  /**
+   * A server-wide call on every live server, in parallel, each through
+   * failover as a key command. Dead servers (out of the ring) are skipped.
+   * With ignoreExc a failing server is left out of `answers`; without it,
+   * the first failure rejects once every server is done. With every server
+   * dead: "All servers seem to be down right now", or no answers with
+   * ignoreExc. `complete`: every server answered.
+   */
+  async #all<T>(call: (client: Inner) => Promise<T>): Promise<{ answers: Map<string, T>; complete: boolean }> {
+    const live = this.#failover.live();
+    if (live.length === 0 && !this.ignoreExc) throw this.#failover.allDown();
+    const settled = await Promise.allSettled(
+      live.map((n) => this.#failover.run<T | typeof NO_ANSWER>(n, call, () => NO_ANSWER)),
+    );
+    const answers = new Map<string, T>();
     settled.forEach((outcome, i) => {
       if (outcome.status === "rejected") throw outcome.reason;
-      result.set(this.#nodes[i].client.server, outcome.value);
+      if (outcome.value !== NO_ANSWER) answers.set(live[i].client.server, outcome.value as T);
     });
-    return result;
+    return { answers, complete: answers.size === this.#nodes.length };
   }
 
   // ---- storage
@@ -419,49 +436,91 @@ export class HashClient {
     return this.#key(key, (c) => c.touch(key, expire, options), FALSE);
   }
 
-  // ---- server-wide commands: every server, dead or alive
+  // ---- server-wide commands: every live server, with failover
 
   /**
-   * Statistics of every server, keyed by server (`"host:port"` or the
-   * socket path), each as {@linkcode Client.stats}.
+   * Statistics of every live server, keyed by server (`"host:port"` or the
+   * socket path), each as {@linkcode Client.stats}. A dead server (out of
+   * the ring until `deadTimeout` has passed) has no entry; with `ignoreExc`
+   * neither has a server that failed (pymemcache gives it `False`).
    *
-   * @throws the first server's error, once every server has answered.
+   * @throws {MemcacheConnectionError} without `ignoreExc`: the first
+   *   server's failure, once every server has answered; with every server
+   *   dead, "All servers seem to be down right now".
    */
-  stats(...args: string[]): Promise<Map<string, Record<string, string | number | boolean>>> {
-    return this.#all((c) => c.stats(...args));
+  async stats(...args: string[]): Promise<Map<string, Record<string, string | number | boolean>>> {
+    return (await this.#all((c) => c.stats(...args))).answers;
   }
 
-  /** Sets every server's memory limit in megabytes. Resolves `true`. */
+  /**
+   * Sets every live server's memory limit in megabytes. Resolves `true`
+   * (with `ignoreExc`, even if a server failed, as `deleteMany`).
+   *
+   * @throws as {@linkcode HashClient.stats}.
+   */
   async cacheMemlimit(megabytes: number): Promise<true> {
     await this.#all((c) => c.cacheMemlimit(megabytes));
     return true;
   }
 
-  /** Every server's version string, keyed by server. */
-  version(): Promise<Map<string, string>> {
-    return this.#all((c) => c.version());
+  /**
+   * Every live server's version string, keyed by server; as
+   * {@linkcode HashClient.stats}, dead servers (and failed ones with
+   * `ignoreExc`) have no entry.
+   *
+   * @throws as {@linkcode HashClient.stats}.
+   */
+  async version(): Promise<Map<string, string>> {
+    return (await this.#all((c) => c.version())).answers;
   }
 
-  /** Sets every server's log verbosity. Resolves `true`. */
+  /**
+   * Sets every live server's log verbosity. Resolves `true` (with
+   * `ignoreExc`, even if a server failed).
+   *
+   * @throws as {@linkcode HashClient.stats}.
+   */
   async verbosity(level: number, options?: NoreplyOptions): Promise<true> {
     await this.#all((c) => c.verbosity(level, options));
     return true;
   }
 
-  /** Invalidates every item on every server after `delay` seconds: `true` once all confirm (or with noreply). */
+  /**
+   * Invalidates every item on every live server after `delay` seconds.
+   * Resolves `true` once every server has confirmed (or with noreply), and
+   * `false` if one was not flushed: it is dead (out of the ring), or it
+   * failed with `ignoreExc` (pymemcache's `flush_all` gives such a server
+   * `False`).
+   *
+   * @throws as {@linkcode HashClient.stats}.
+   */
   async flushAll(delay = 0, options?: NoreplyOptions): Promise<boolean> {
-    const results = await this.#all((c) => c.flushAll(delay, options));
-    return [...results.values()].every(Boolean);
+    const { answers, complete } = await this.#all((c) => c.flushAll(delay, options));
+    return complete && [...answers.values()].every(Boolean);
   }
 
-  /** Asks every server to shut down (memcached needs `-A`). */
+  /**
+   * Asks every live server to shut down (memcached needs `-A`).
+   *
+   * @throws as {@linkcode HashClient.stats}.
+   */
   async shutdown(graceful = false): Promise<void> {
     await this.#all((c) => c.shutdown(graceful));
   }
 
-  /** Sends a raw command line to every server (see {@linkcode Client.rawCommand}); the replies keyed by server. */
-  rawCommand(command: string | Uint8Array, endTokens: string | Uint8Array = "\r\n"): Promise<Map<string, Uint8Array>> {
-    return this.#all((c) => c.rawCommand(command, endTokens));
+  /**
+   * Sends a raw command line to every live server (see
+   * {@linkcode Client.rawCommand}); the replies keyed by server, as
+   * {@linkcode HashClient.stats}.
+   *
+   * @throws as {@linkcode HashClient.stats}, and the server's error reply
+   *   without `ignoreExc`.
+   */
+  async rawCommand(
+    command: string | Uint8Array,
+    endTokens: string | Uint8Array = "\r\n",
+  ): Promise<Map<string, Uint8Array>> {
+    return (await this.#all((c) => c.rawCommand(command, endTokens))).answers;
   }
 
   // ---- lifecycle

@@ -237,6 +237,67 @@ describe("HashClient: failover", () => {
     assert.equal(client.serverFor(onVictim[0]), victim.spec);
   });
 
+  it("defaults are pymemcache's: retryAttempts 2, retryTimeout 1000 ms, deadTimeout 60000 ms", async () => {
+    await using client = new HashClient(["127.0.0.1:11211"]); // never connects
+    assert.equal(client.retryAttempts, 2);
+    assert.equal(client.retryTimeout, 1000);
+    assert.equal(client.deadTimeout, 60000);
+    assert.equal(client.ignoreExc, false);
+  });
+
+  it("server-wide commands go through failover: dead servers skipped, failures dropped with ignoreExc", async () => {
+    await using servers = await cluster(2);
+    const specs = servers.map((s) => s.spec);
+    const [live, victim] = servers;
+    // retryTimeout 0: each call retries at once, so three calls use up retryAttempts 2.
+    await using client = new HashClient(specs, { retryAttempts: 2, retryTimeout: 0, deadTimeout });
+    await using lenient = new HashClient(specs, { retryAttempts: 0, deadTimeout, ignoreExc: true });
+    const onVictim = keyOn(client, victim);
+    const onLive = keyOn(client, live);
+    await client.setMany({ [onVictim]: "v", [onLive]: "l" }, { noreply: false });
+    await victim.stop();
+    await using direct = new Client(live.spec);
+
+    // ignoreExc: the failure marks the server dead (retryAttempts 0); the live one answers.
+    assert.equal(await lenient.flushAll(0, { noreply: false }), false); // not every server flushed
+    assert.equal(await direct.get(onLive), null); // the live server was flushed
+    assert.notEqual(lenient.serverFor(onVictim), victim.spec); // marked dead: out of the ring
+    const stats = await lenient.stats();
+    assert.deepEqual([...stats.keys()], [live.spec]);
+    assert.equal(typeof stats.get(live.spec)!.pid, "number");
+    const versions = await lenient.version();
+    assert.deepEqual([...versions.keys()], [live.spec]);
+    assert.match(versions.get(live.spec)!, /^\d+\.\d+/);
+    assert.deepEqual([...(await lenient.rawCommand("version")).keys()], [live.spec]);
+    assert.equal(await lenient.cacheMemlimit(100), true);
+    assert.equal(await lenient.verbosity(0, { noreply: false }), true);
+    assert.equal(await lenient.flushAll(0, { noreply: false }), false); // the dead server is skipped, unflushed
+    // A reply error is a failure too: dropped with ignoreExc, as pymemcache.
+    assert.deepEqual(await lenient.rawCommand("bogus_command"), new Map());
+
+    // Without ignoreExc each failure rejects, and counts: the third uses up retryAttempts 2.
+    await direct.set(onLive, "l", { noreply: false });
+    await assert.rejects(client.flushAll(0, { noreply: false }), MemcacheConnectionError);
+    await assert.rejects(client.stats(), MemcacheConnectionError);
+    assert.equal(client.serverFor(onVictim), victim.spec); // failing, not dead yet
+    await assert.rejects(client.version(), MemcacheConnectionError);
+    assert.notEqual(client.serverFor(onVictim), victim.spec); // dead now
+    assert.equal(await direct.get(onLive), null); // the live server was flushed all the same
+    assert.deepEqual([...(await client.stats()).keys()], [live.spec]); // dead: skipped, no error
+    assert.deepEqual([...(await client.version()).keys()], [live.spec]);
+    assert.equal(await client.flushAll(0, { noreply: false }), false);
+
+    // Back after deadTimeout: included again.
+    await victim.restart();
+    await sleep(deadTimeout + 50);
+    for (const c of [client, lenient]) {
+      assert.deepEqual([...(await c.stats()).keys()], specs);
+      assert.deepEqual([...(await c.version()).keys()], specs);
+      assert.equal(await c.flushAll(0, { noreply: false }), true);
+      assert.equal(c.serverFor(onVictim), victim.spec);
+    }
+  });
+
   it('every server dead: "All servers seem to be down right now", or the default with ignoreExc', async () => {
     await using servers = await cluster(2);
     const specs = servers.map((s) => s.spec);
@@ -264,5 +325,13 @@ describe("HashClient: failover", () => {
     assert.equal(await lenient.incr("k", 1), null);
     assert.deepEqual(await lenient.setMany({ a: 1, b: 2 }), ["a", "b"]);
     assert.equal(await lenient.deleteMany(["a", "b"]), true);
+    // Server-wide commands too: no server to ask.
+    for (const call of [client.stats(), client.version(), client.flushAll(), client.rawCommand("version")]) {
+      await assert.rejects(call, /All servers seem to be down right now/);
+    }
+    assert.deepEqual(await lenient.stats(), new Map());
+    assert.deepEqual(await lenient.version(), new Map());
+    assert.equal(await lenient.flushAll(), false);
+    assert.equal(await lenient.verbosity(0), true);
   });
 });
