@@ -4,13 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# `npm install` with the committed lock, not `npm ci`: the lock can only list
-# the platform binaries (deno, workerd) that this registry serves, and `npm ci`
-# refuses a lock without every platform's optional packages. --no-save keeps
-# package.json and the lock as committed.
+# `npm ci`: exactly the committed lock (which lists every platform's deno and
+# workerd binaries; npm installs this platform's).
 if [ ! -x node_modules/deno/deno ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "==> npm install (dev toolchain from package-lock.json: deno, bun, typescript, miniflare, ...)"
-  npm install --no-save --no-audit --no-fund --loglevel=error
+  echo "==> npm ci (dev toolchain from package-lock.json: deno, bun, typescript, miniflare, ...)"
+  npm ci --no-audit --no-fund --loglevel=error
   # npm links node_modules/.bin/deno to the native binary, and `deno task`
   # runs anything in node_modules/.bin as a JavaScript file; without the link
   # it runs itself. Scripts call node_modules/deno/deno directly.
