@@ -273,8 +273,12 @@ export class ReplyParser {
     }
     const item = this.#pendingItem!;
     this.#pendingItem = null;
-    const value = item.value = this.#alloc(want);
-    value.set(chunk.subarray(pos, pos + want));
+    if (this.#multi && want <= SLAB_VALUE_MAX) {
+      item.value = this.#alloc(want);
+      item.value.set(chunk.subarray(pos, pos + want));
+    } else {
+      item.value = chunk.slice(pos, pos + want); // one call: cheaper in V8 than a new array plus set()
+    }
     this.#items.push(item);
     pos += want;
     if (pos + 1 < chunk.length && chunk[pos] === CR && chunk[pos + 1] === LF) return pos + 2;
