@@ -78,7 +78,9 @@ function breaksConnection(error: unknown): boolean {
  * a slow request only holds up its own connection. When all are busy, the
  * call queues behind the requests on the least busy connection and is
  * pipelined with them (`poolBlocking: true`, the default; its `timeout`
- * counts the wait), or rejects at once (`poolBlocking: false`). The pool
+ * counts the wait, and if a request ahead of it times out, the connection
+ * closes and the call fails with it), or rejects at once
+ * (`poolBlocking: false`). The pool
  * never opens more than `maxPoolSize` connections. A connection that failed
  * (timeout, unexpected close, unparseable reply, `CLIENT_ERROR`) is closed
  * and never handed out again; the pool opens a new one when needed. With
