@@ -233,7 +233,7 @@ export class Connection {
   close(): Promise<void> {
     if (this.foreign) return Promise.resolve(); // its own request closes it once idle
     if (this.#closing !== null) return this.#closing;
-    if (this.#state === CLOSED) return Promise.resolve();
+    if (this.#state === CLOSED) return this.closed; // failed: resolves once its socket is closed too
     if (this.#state === CONNECTING && this.#outbox.length === 0) {
       this.#fail(() => new MemcacheConnectionError("Connection closed by the client", { server: this.name }));
       return this.closed;
