@@ -48,6 +48,9 @@ import {
 
 export { WORKERS_MAX_CONNECTIONS };
 
+/** ms close() lets queued writes drain before it closes anyway (as NodeTransport does). */
+const CLOSE_GRACE = 1000;
+
 /** The part of `cloudflare:sockets` used here (typed locally: Deno cannot resolve that module). */
 interface WorkersSocket {
   readonly readable: ReadableStream<Uint8Array>;
@@ -142,6 +145,7 @@ class CloudflareSocket implements TransportSocket {
   #lastWrite: Promise<void> = Promise.resolve();
   #closing = false;
   #closed = false;
+  #reader: ReadableStreamDefaultReader<Uint8Array>;
   #reading: Promise<void>;
   #failure: Error | undefined;
 
@@ -149,14 +153,15 @@ class CloudflareSocket implements TransportSocket {
     this.#socket = socket;
     this.#handlers = handlers;
     this.#writer = socket.writable.getWriter();
-    this.#reading = this.#readLoop(socket.readable.getReader());
+    this.#reader = socket.readable.getReader();
+    this.#reading = this.#readLoop();
   }
 
-  async #readLoop(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+  async #readLoop(): Promise<void> {
     let error: Error | undefined;
     try {
       for (;;) {
-        const { done, value } = await reader.read();
+        const { done, value } = await this.#reader.read();
         if (done) break;
         if (value.length > 0) this.#handlers.onData(value);
       }
@@ -187,7 +192,22 @@ class CloudflareSocket implements TransportSocket {
   async close(): Promise<void> {
     if (!this.#closing) {
       this.#closing = true;
-      await this.#lastWrite;
+      // Flush what is queued, but not for ever: a server that stops reading
+      // would hold the write, and close() with it.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const grace = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_GRACE)));
+      const flushed = await Promise.race([this.#lastWrite.then(() => true), grace]);
+      clearTimeout(timer);
+      if (!flushed) {
+        // With a write stuck, workerd's socket.close() waits for it and
+        // leaves our read pending. Aborting through our writer rejects the
+        // write (caught in write()); cancelling through our reader ends the
+        // read loop. workerd still holds the TCP connection until the
+        // request ends.
+        const reason = new Error("closed before the queued writes were flushed");
+        this.#writer.abort(reason).catch(() => {});
+        this.#reader.cancel(reason).catch(() => {});
+      }
       this.#shut();
     }
     await this.#reading;

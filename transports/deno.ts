@@ -22,6 +22,8 @@ import {
 } from "../src/transport.ts";
 
 const READ_SIZE = 65536;
+/** ms close() lets queued writes drain before it closes anyway (as NodeTransport does). */
+const CLOSE_GRACE = 1000;
 
 async function open(address: ServerAddress, options: TransportConnectOptions): Promise<Deno.Conn> {
   const tls = options.tls;
@@ -35,17 +37,27 @@ async function open(address: ServerAddress, options: TransportConnectOptions): P
       conn.close();
       throw new TypeError("TLS over a unix socket needs tls.serverName");
     }
-    return await Deno.startTls(conn as unknown as Deno.TcpConn, { hostname: tls.serverName, caCerts: tls.caCerts });
-  }
-  if (tls && !tls.serverName) {
-    return await Deno.connectTls({ hostname: address.host, port: address.port, caCerts: tls.caCerts });
+    return await startTls(conn as unknown as Deno.TcpConn, tls.serverName, tls.caCerts);
   }
   const conn = await Deno.connect({ hostname: address.host, port: address.port });
-  if (options.noDelay !== undefined) conn.setNoDelay(options.noDelay);
-  if (options.keepAlive) conn.setKeepAlive(true);
+  // Deno leaves Nagle on; requests are already coalesced per tick, so it would only add latency.
+  conn.setNoDelay(options.noDelay ?? true);
+  if (options.keepAlive) conn.setKeepAlive(true); // Deno cannot set the idle time
   if (!tls) return conn;
-  // A certificate name other than the host: connect, then start TLS with it.
-  return await Deno.startTls(conn, { hostname: tls.serverName, caCerts: tls.caCerts });
+  // TLS over the TcpConn set up above, not Deno.connectTls: a Deno.TlsConn has
+  // no setNoDelay or setKeepAlive, but the options stay on the socket.
+  return await startTls(conn, tls.serverName ?? address.host, tls.caCerts);
+}
+
+async function startTls(conn: Deno.TcpConn, hostname: string, caCerts: string[] | undefined): Promise<Deno.TlsConn> {
+  try {
+    return await Deno.startTls(conn, { hostname, caCerts });
+  } catch (error) {
+    try {
+      conn.close();
+    } catch { /* startTls took it */ }
+    throw error;
+  }
 }
 
 /** Connects with Deno's own socket APIs. */
@@ -99,6 +111,7 @@ class DenoSocket implements TransportSocket {
   #shut(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#queue = [];
     try {
       this.#conn.close();
     } catch { /* already closed */ }
@@ -131,8 +144,17 @@ class DenoSocket implements TransportSocket {
   async close(): Promise<void> {
     if (!this.#closing) {
       this.#closing = true;
-      if (this.#writing) await this.#writing;
+      // Flush what is queued, but not for ever: a server that stops reading
+      // would hold the write, the conn and its buffers. Closing the conn
+      // cancels a pending write, so #drain settles right after #shut.
+      if (this.#writing) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_GRACE)));
+        await Promise.race([this.#writing, grace]);
+        clearTimeout(timer);
+      }
       this.#shut();
+      await this.#writing;
     }
     await this.#reading;
   }
