@@ -13,14 +13,21 @@
  *   transports replaced by a rejection, so a bundler (wrangler, esbuild)
  *   never pulls `node:net` into a Worker or `cloudflare:sockets` into Node.
  *   `default` is `mod.ts` compiled unchanged.
- * - `sideEffects` names the `.` entries only: they register the runtime's
- *   transport, which a bundler told `false` could skip.
+ * - `sideEffects` names the `.` entries only (`mod.js`, `mod.<runtime>.js`):
+ *   importing one registers the runtime's transport as the default
+ *   (`setDefaultTransportLoader` at mod.ts's top level), which a bundler told
+ *   `false` would drop whenever the import looks unused. Every other module,
+ *   the transport entries included, only declares.
+ * - `engines.node` is `>=20`, the oldest Node that can `import` the package;
+ *   `require()` of it needs Node ≥ 20.19 / 22.12 (see package.json below).
  * - `transports/deno.ts` uses Deno's types internally; the build fails if any
  *   emitted `.d.ts` refers to them, so the published types need only
  *   TypeScript's own libs.
  *
- * Then it reports the packed tarball size and the minified size of the
- * get/set Worker in tests/npm/worker/ bundled for workerd (limit 40 KB).
+ * Then it reports the packed tarball size and the minified sizes of the
+ * Worker in tests/npm/worker/ bundled for workerd: as a get/set Worker (its
+ * `MemcachedCache` route defined away; limit 40 KB) and whole (reported only:
+ * `MemcachedCache` brings in `HashClient`, `PooledClient` and their hashing).
  *
  * @module
  */
@@ -155,7 +162,19 @@ const packageJson = {
   types: "./mod.d.ts",
   exports: packageExports,
   files: ["*.js", "*.d.ts", "src/", "transports/"],
+  // mod.ts (so each `.` entry) calls setDefaultTransportLoader when imported:
+  // with `false`, a bundler could drop `import "@memkit/memcache"` or, worse,
+  // keep the classes and drop the registration, leaving clients without a
+  // transport. The transport entries and src/ have no side effects.
   sideEffects: ["./mod.js", "./mod.*.js"],
+  // The package is ESM only, and `import` works on every Node 20 (the
+  // compiled code targets ES2022 plus what Node 20.0 has). `require()` of an
+  // ES module needs Node ≥ 20.19 (or ≥ 22.12): a runtime limit on that one way
+  // of loading it, as README says, not on the package. `engines` is one
+  // constraint on the whole package, not per way of loading it, and ">=20.19"
+  // would make installs under `engine-strict` fail on 20.0–20.18, where
+  // `import` works; so it stays the floor for `import`, and README documents
+  // the require() floor.
   engines: { node: ">=20" },
   publishConfig: { access: "public" },
 };
@@ -174,12 +193,17 @@ const [packed] = JSON.parse(pack);
 console.log(`npm/: ${packed.name}@${packed.version}, ${packed.entryCount} files`);
 console.log(`tarball: ${packed.size} bytes (unpacked ${packed.unpackedSize} bytes)`);
 
-const bundleSize = await workerBundleSize();
+const bundleSize = await workerBundleSize(false);
 console.log(`worker bundle (get/set example, minified, workerd conditions): ${bundleSize} bytes`);
 if (bundleSize >= WORKER_LIMIT) fail(`the Worker bundle is ${bundleSize} bytes, over the ${WORKER_LIMIT}-byte limit`);
+console.log(`worker bundle with its MemcachedCache route (no limit): ${await workerBundleSize(true)} bytes`);
 
-/** Bundles tests/npm/worker/src/index.js against npm/ as wrangler does (esbuild, workerd conditions). */
-async function workerBundleSize(): Promise<number> {
+/**
+ * Bundles tests/npm/worker/src/index.js against npm/ as wrangler does
+ * (esbuild, workerd conditions); without `cacheRoute`, its /cache route
+ * (`MemcachedCache`) is dead code, as in the get/set Worker README sizes.
+ */
+async function workerBundleSize(cacheRoute: boolean): Promise<number> {
   const dir = await Deno.makeTempDir({ prefix: "memkit-size-" });
   try {
     await Deno.mkdir(`${dir}/node_modules/@memkit`, { recursive: true });
@@ -194,6 +218,7 @@ async function workerBundleSize(): Promise<number> {
       "--conditions=workerd,worker,browser",
       "--main-fields=module,main",
       "--external:cloudflare:*",
+      ...(cacheRoute ? [] : ["--define:globalThis.MEMKIT_CACHE_ROUTE=false"]),
       "--outfile=out.js",
       "--log-level=warning",
     ], dir);

@@ -17,10 +17,13 @@ import {
   FLAG_TEXT,
   HashClient,
   MemcacheClientError,
+  MemcachedCache,
   MemcacheError,
   MemcacheIllegalInputError,
+  MemcacheUnexpectedCloseError,
   parseServerSpec,
   PooledClient,
+  RetryingClient,
 } from "@memkit/memcache";
 import { NodeTransport } from "@memkit/memcache/node";
 
@@ -58,6 +61,9 @@ test(`"@memkit/memcache" resolves to the ${runtime} entry`, () => {
   assert.equal(pkg.name, "@memkit/memcache");
   assert.equal(pkg.type, "module");
   assert.deepEqual(pkg.dependencies ?? {}, {});
+  // The entry registers the default transport when imported: bundlers must keep it.
+  assert.deepEqual(pkg.sideEffects, ["./mod.js", "./mod.*.js"]);
+  assert.equal(pkg.engines.node, ">=20");
 });
 
 test("set/get round-trips strings, integers, JSON and bytes with the default transport", async () => {
@@ -132,6 +138,121 @@ test("PooledClient and HashClient from the package", async () => {
     assert.deepEqual([...found.values()], keys.map((k) => `h-${k}`));
   } finally {
     await Promise.all([pooled.close(), hashed.close()]);
+  }
+});
+
+test("MemcachedCache: set/get, inc/dec, getDict, getMany, has, add and deleteMany, under a key prefix", async () => {
+  const prefix = `mc-${runtime}-${process.pid}:`;
+  const cache = new MemcachedCache([SPEC], { keyPrefix: prefix, defaultTimeout: 60 });
+  try {
+    const [a, b, n, missing] = [key("a"), key("b"), key("n"), key("missing")];
+    assert.ok(cache.client instanceof HashClient);
+    assert.equal(await cache.set(a, "alpha"), true);
+    assert.equal(await cache.set(b, { x: [1, 2] }, 0), true);
+    assert.equal(await cache.get(a), "alpha");
+    assert.equal(
+      await raw(`get ${prefix}${a}\r\n`, "END\r\n"),
+      `VALUE ${prefix}${a} ${FLAG_TEXT} 5\r\nalpha\r\nEND\r\n`,
+    );
+    assert.equal(await cache.inc(n), 1); // a missing key starts at delta
+    assert.equal(await cache.inc(n, 10), 11);
+    assert.equal(await cache.dec(n, 20), -9); // signed, not clamped at 0 as memcached's decr
+    assert.equal(
+      await raw(`get ${prefix}${n}\r\n`, "END\r\n"),
+      `VALUE ${prefix}${n} 2 20\r\n18446744073709551607\r\nEND\r\n`,
+    );
+    assert.equal(await cache.dec(key("fresh"), 3n), -3);
+    const dict = await cache.getDict(a, b, n, missing, "bad key");
+    assert.ok(dict instanceof Map);
+    assert.deepEqual([...dict], [[a, "alpha"], [b, { x: [1, 2] }], [n, -9], [missing, null], ["bad key", null]]);
+    assert.deepEqual(await cache.getMany(missing, a), [null, "alpha"]);
+    assert.equal(await cache.has(a), true);
+    assert.equal(await cache.has(missing), false);
+    assert.equal(await cache.add(a, "other"), false);
+    assert.deepEqual(await cache.deleteMany(a, missing, b), [a, b]);
+    assert.equal(await cache.get(a), null);
+    await assert.rejects(cache.set("bad key", 1), MemcacheIllegalInputError);
+  } finally {
+    await cache.close();
+  }
+});
+
+test("MemcachedCache.importPreferredMemcacheLib resolves to a HashClient on the runtime's transport", async () => {
+  const cache = new MemcachedCache([SPEC], { poolSize: 2 });
+  const client = await cache.importPreferredMemcacheLib([SPEC]);
+  try {
+    assert.ok(client instanceof HashClient);
+    assert.equal(client.defaultNoreply, false);
+    assert.equal(client.allowUnicodeKeys, true);
+    const k = `${key("lib")}-ключ`;
+    assert.equal(await client.set(k, "shared"), true);
+    assert.equal(await cache.get(k), "shared");
+    const versions = await client.version();
+    assert.deepEqual([...versions.keys()], client.servers);
+    assert.match(versions.get(client.servers[0]), /^\d+\.\d+/);
+    await assert.rejects(cache.importPreferredMemcacheLib([]), TypeError);
+  } finally {
+    await Promise.all([client.close(), cache.close()]);
+  }
+});
+
+test("RetryingClient wraps a Client: results pass through, a dropped connection is retried", async () => {
+  // A proxy to memcached that drops the next `drop` connections on their first bytes.
+  const upstream = parseServerSpec(SPEC);
+  const sockets = new Set();
+  const track = (socket) => (sockets.add(socket), socket.on("close", () => sockets.delete(socket)));
+  let accepted = 0;
+  let drop = 0;
+  const proxy = net.createServer((socket) => {
+    accepted++;
+    track(socket);
+    socket.on("error", () => {});
+    if (drop > 0) {
+      drop--;
+      socket.once("data", () => socket.destroy());
+      return;
+    }
+    const server = track(net.connect({ host: upstream.host, port: upstream.port }));
+    server.on("error", () => socket.destroy());
+    socket.on("close", () => server.destroy());
+    server.on("close", () => socket.destroy());
+    socket.pipe(server).pipe(socket);
+  });
+  await new Promise((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  const via = `127.0.0.1:${proxy.address().port}`;
+  const inner = new Client(via, { connectTimeout: 2000, timeout: 2000 });
+  const retrying = new RetryingClient(inner, { attempts: 2, retryFor: [MemcacheError] });
+  const once = new RetryingClient(new Client(via, { connectTimeout: 2000, timeout: 2000 }), { attempts: 1 });
+  try {
+    const k = key("r");
+    assert.equal(retrying.client, inner);
+    assert.equal(retrying.attempts, 2);
+    drop = 1;
+    assert.equal(await retrying.set(k, "retried", { noreply: false }), true);
+    assert.equal(accepted, 2, "the first connection was dropped, the retry opened a second");
+    assert.equal(await retrying.get(k), "retried");
+    assert.equal(await retrying.incr(key("none"), 1), null);
+    assert.deepEqual([...(await retrying.getMany([k, key("none")])).entries()], [[k, "retried"]]);
+    // Not retried: bad input fails before any I/O; one attempt lets the drop through.
+    await assert.rejects(retrying.set("has space", 1), MemcacheIllegalInputError);
+    drop = 1;
+    const error = await once.get(k).then(() => null, (e) => e);
+    assert.ok(error instanceof MemcacheError, `got ${error}`);
+    assert.equal(accepted, 3);
+    assert.equal(await once.get(k), "retried");
+    assert.throws(() => new RetryingClient(inner, { attempts: 0 }), RangeError);
+    assert.throws(
+      () =>
+        new RetryingClient(inner, {
+          retryFor: [MemcacheUnexpectedCloseError],
+          doNotRetryFor: [MemcacheUnexpectedCloseError],
+        }),
+      TypeError,
+    );
+  } finally {
+    await Promise.all([retrying.close(), once.close()]);
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => proxy.close(resolve));
   }
 });
 

@@ -1,6 +1,8 @@
 // Runs the wrangler-built bundle of tests/npm/worker in workerd (miniflare)
 // against a memcached on loopback:
-//   node tests/npm/run_worker.mjs <bundle.js> <host:port>
+//   node tests/npm/run_worker.mjs <bundle.js> <host:port> [<get/set bundle.js>]
+// The size budget applies to the get/set bundle (the Worker built without its
+// MemcachedCache route), or to <bundle.js> when none is given.
 // Run by scripts/stages/40-npm.sh; prints one line per case and last
 // "N passed, N failed".
 import assert from "node:assert/strict";
@@ -10,10 +12,11 @@ import { dirname, resolve } from "node:path";
 import process from "node:process";
 import { Miniflare } from "miniflare";
 
-const [bundle, spec] = process.argv.slice(2);
-if (!bundle || !spec) throw new Error("usage: run_worker.mjs <bundle.js> <host:port>");
+const [bundle, spec, getSetBundle] = process.argv.slice(2);
+if (!bundle || !spec) throw new Error("usage: run_worker.mjs <bundle.js> <host:port> [<get/set bundle.js>]");
 const LIMIT = 40_000;
 const code = readFileSync(bundle, "utf8");
+const getSetCode = getSetBundle ? readFileSync(getSetBundle, "utf8") : code;
 const cases = [];
 const test = (name, body) => cases.push({ name, body });
 
@@ -34,12 +37,20 @@ function rawGet(key) {
   });
 }
 
-test(`the minified bundle is under ${LIMIT} bytes and loads no node: module`, () => {
-  const size = Buffer.byteLength(code);
-  console.log(`# wrangler bundle: ${size} bytes`);
+test(`the minified get/set bundle is under ${LIMIT} bytes; no bundle loads a node: module`, () => {
+  const size = Buffer.byteLength(getSetCode);
+  console.log(`# wrangler bundle: ${size} bytes${getSetBundle ? " (get/set)" : ""}`);
+  if (getSetBundle) console.log(`# wrangler bundle with the MemcachedCache route: ${Buffer.byteLength(code)} bytes`);
   assert.ok(size < LIMIT, `${size} bytes`);
-  assert.doesNotMatch(code, /["']node:/);
-  assert.match(code, /["']cloudflare:sockets["']/);
+  for (const text of new Set([code, getSetCode])) {
+    assert.doesNotMatch(text, /["']node:/);
+    assert.match(text, /["']cloudflare:sockets["']/);
+  }
+  if (getSetBundle) {
+    // The budgeted bundle is the get/set Worker: its /cache route (and so MemcachedCache) dropped.
+    assert.doesNotMatch(getSetCode, /"\/cache"/);
+    assert.match(code, /"\/cache"/);
+  }
 });
 
 const mf = new Miniflare({
@@ -71,6 +82,30 @@ test("the package picks its Cloudflare transport and runs commands in workerd", 
     missing: "default",
   });
   assert.deepEqual(many, ["héllo", 41]);
+});
+
+test("a MemcachedCache builds its own client on the Cloudflare transport: set/get, inc/dec, getDict", async () => {
+  const res = await fetch("/cache");
+  const body = await res.text();
+  assert.equal(res.status, 200, body);
+  const result = JSON.parse(body);
+  const prefix = result.prefix;
+  assert.match(prefix, /^wc\d+:$/);
+  delete result.prefix;
+  assert.deepEqual(result, {
+    stored: true,
+    get: "héllo",
+    inc: 5,
+    dec: -2,
+    dict: { greeting: "héllo", hits: -2, missing: null },
+    has: [true, false],
+    added: false,
+    deleted: ["greeting"],
+    after: null,
+  });
+  // On the server: the prefixed key, the counter as int64's two's complement with flags 2, as cachelib reads it.
+  assert.equal(await rawGet(`${prefix}hits`), `VALUE ${prefix}hits 2 20\r\n18446744073709551614\r\nEND\r\n`);
+  assert.equal(await rawGet(`${prefix}greeting`), "END\r\n");
 });
 
 test("a value PUT in one request is read in the next, and by other clients with pymemcache's flags", async () => {

@@ -55,6 +55,22 @@ def keys():
     return out
 
 
+def chosen_client(client, key):
+    """The client pymemcache's HashClient picks for key. Its private
+    _get_client returns the client alone in released versions (4.0.0
+    included) but a (client, key) pair on pymemcache's main branch; take
+    either."""
+    result = client._get_client(key)
+    if isinstance(result, tuple):
+        result = result[0]
+    if result is None or not hasattr(result, "server"):
+        raise RuntimeError(
+            "pymemcache %s: HashClient._get_client(%r) returned %r, not a client"
+            % (pymemcache.__version__, key, result)
+        )
+    return result
+
+
 def main():
     key_list = keys()
     placements = {}
@@ -64,7 +80,7 @@ def main():
         index = {node: i for i, node in enumerate(nodes)}
         server = []
         for key in key_list:
-            chosen, _ = client._get_client(key)
+            chosen = chosen_client(client, key)
             server.append(index[client._make_client_key(chosen.server)])
         placements[name] = {
             "servers": servers,

@@ -2,9 +2,16 @@
 // by the package itself (its "workerd" export condition).
 //   /kv/<key>      one client per request, closed after the response (ctx.waitUntil)
 //   /shared/<key>  one client at module scope, shared by every request
-// GET → the value or 404; PUT → stores the body. GET /selftest runs a few
-// commands and returns their results as JSON.
-import { Client } from "@memkit/memcache";
+//   /cache         a MemcachedCache (cachelib's API) per request, on its own client
+// GET → the value or 404; PUT → stores the body. GET /selftest and GET /cache
+// run a few commands and return their results as JSON.
+//
+// The get/set Worker whose size is budgeted (40 KB minified; README: "about
+// 30 KB") is this file bundled with `--define globalThis.MEMKIT_CACHE_ROUTE=false`
+// (scripts/build_npm.ts, scripts/stages/40-npm.sh): the /cache route is then
+// dead code and MemcachedCache, with the HashClient it builds on, is tree-shaken
+// out. Bundled as is (as wrangler.toml does), the route is in.
+import { Client, MemcachedCache } from "@memkit/memcache";
 
 const OPTIONS = { connectTimeout: 2000, timeout: 2000 };
 let shared;
@@ -15,6 +22,14 @@ export default {
     if (pathname.startsWith("/shared/")) {
       shared ??= new Client(env.MEMCACHED, OPTIONS);
       return await handle(shared, request, pathname.slice("/shared/".length));
+    }
+    if (globalThis.MEMKIT_CACHE_ROUTE !== false && pathname === "/cache") {
+      const cache = new MemcachedCache([env.MEMCACHED], { keyPrefix: `wc${Date.now()}:`, defaultTimeout: 60 });
+      try {
+        return Response.json(await cacheSelftest(cache));
+      } finally {
+        ctx.waitUntil(cache.close());
+      }
     }
     const client = new Client(env.MEMCACHED, OPTIONS);
     try {
@@ -62,5 +77,21 @@ async function selftest(client) {
     deleted: await client.delete(`${prefix}text`, { noreply: false }),
     missing: await client.get(`${prefix}text`, "default"),
     version: await client.version(),
+  };
+}
+
+async function cacheSelftest(cache) {
+  const stored = await cache.set("greeting", "héllo");
+  return {
+    prefix: cache.keyPrefix,
+    stored,
+    get: await cache.get("greeting"),
+    inc: await cache.inc("hits", 5),
+    dec: await cache.dec("hits", 7),
+    dict: Object.fromEntries(await cache.getDict("greeting", "hits", "missing")),
+    has: [await cache.has("greeting"), await cache.has("missing")],
+    added: await cache.add("greeting", "x"),
+    deleted: await cache.deleteMany("greeting", "missing"),
+    after: await cache.get("greeting"),
   };
 }
