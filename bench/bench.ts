@@ -13,7 +13,8 @@
  *   --quick                 short run (3 × 300 ms, S6 with 200,000 ops)
  *   --repeats N             BENCH_REPEATS       (default 3)
  *   --duration MS           BENCH_DURATION_MS   per scenario and repeat (default 800)
- *   --warmup MS             BENCH_WARMUP_MS     before each measurement (default 200)
+ *   --warmup MS             BENCH_WARMUP_MS     before each measurement (default 1000: Bun's JIT
+ *                                               needs about that long to reach its top tier)
  *   --s6-ops N              BENCH_S6_OPS        (default 1,000,000)
  *   --runtimes a,b          BENCH_RUNTIMES      node,deno,bun
  *   --clients a,b           BENCH_CLIENTS       raw,floor,memkit,memkit-pooled,memjs,memcached,memcache-client
@@ -116,7 +117,7 @@ function parseOptions(args: string[]): Options {
     quick,
     repeats: int("repeats", "BENCH_REPEATS", 3, 1),
     durationMs: int("duration", "BENCH_DURATION_MS", quick ? 300 : 800, 10),
-    warmupMs: int("warmup", "BENCH_WARMUP_MS", quick ? 150 : 200, 0),
+    warmupMs: int("warmup", "BENCH_WARMUP_MS", quick ? 300 : 1000, 0),
     s6Ops: int("s6-ops", "BENCH_S6_OPS", quick ? 200_000 : 1_000_000, 1000),
     runtimes: list("runtimes", "BENCH_RUNTIMES", RUNTIMES),
     clients: list("clients", "BENCH_CLIENTS", ALL_CLIENTS),

@@ -460,7 +460,7 @@ const EMPTY = new Uint8Array(0);
 const SLAB_SIZE = 8192;
 const SLAB_VALUE_MAX = 4096;
 /** Size of the outbox's buffer, which commands of many ticks share. */
-const OUTBOX_SLAB = 16384;
+const OUTBOX_SLAB = 65536;
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
@@ -494,7 +494,8 @@ export class Outbox {
   #start = 0;
   #len = 0;
 
-  constructor(initial = OUTBOX_SLAB) {
+  /** `initial`: bytes to start with; by default the first write allocates. */
+  constructor(initial = 0) {
     this.#buf = new Uint8Array(initial);
   }
 
@@ -507,9 +508,12 @@ export class Outbox {
     if (this.#len + extra <= this.#buf.length) return;
     // A new buffer: bytes already taken may still be in a transport's hands.
     const pending = this.#len - this.#start;
-    let size = OUTBOX_SLAB;
-    while (size < pending + extra) size *= 2;
-    const fresh = new Uint8Array(size);
+    const need = pending + extra;
+    // A slab, or for a large value a buffer sized to it (room for the
+    // commands after it; doubling if one tick brings several).
+    const fresh = new Uint8Array(
+      need <= OUTBOX_SLAB ? OUTBOX_SLAB : Math.max(need + OUTBOX_SLAB, 2 * this.#buf.length),
+    );
     fresh.set(this.#buf.subarray(this.#start, this.#len));
     this.#buf = fresh;
     this.#start = 0;
