@@ -466,7 +466,12 @@ export class Client {
     return this.#fetchOne("get", key, false, undefined, defaultValue);
   }
 
-  /** The values of the keys found, keyed as passed (without the prefix). */
+  /**
+   * The values of the keys found, keyed as passed (without the prefix).
+   * Byte values of one call up to 4 KiB may be views of one shared
+   * `ArrayBuffer`, as Node's pooled Buffers are: `value.slice()` before
+   * transferring a value's `.buffer`. Values of different calls never share.
+   */
   getMany(keys: Iterable<string>): Promise<Map<string, Value>> {
     return this.#fetch("get", [...keys], false);
   }
