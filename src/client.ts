@@ -274,6 +274,25 @@ export class Client {
     return checkWireKey(key, this.keyPrefix, this.allowUnicodeKeys);
   }
 
+  /**
+   * Input checks of `command`: what `check` throws for bad input is thrown
+   * again naming this server and the command, as every error does.
+   */
+  #inputs<T>(command: string, check: () => T): T {
+    try {
+      return check();
+    } catch (error) {
+      throw this.#context(error, command);
+    }
+  }
+
+  #context(error: unknown, command: string): unknown {
+    if (error instanceof MemcacheIllegalInputError && error.server === undefined) {
+      return new MemcacheIllegalInputError(error.message, { server: this.server, command, cause: error });
+    }
+    return error;
+  }
+
   #noreply(noreply: boolean | undefined): boolean {
     if (noreply === undefined) return this.defaultNoreply;
     if (typeof noreply !== "boolean") throw new MemcacheIllegalInputError("noreply must be a boolean");
@@ -324,7 +343,7 @@ export class Client {
     cas: string | number | bigint,
     options: StoreOptions = {},
   ): Promise<boolean | null> {
-    const token = checkCas(cas);
+    const token = this.#inputs("cas", () => checkCas(cas));
     const result = await this.#store("cas", key, value, { ...options, noreply: options.noreply ?? false }, token);
     return result === undefined ? true : result;
   }
@@ -337,9 +356,11 @@ export class Client {
     const pairs = [...entriesOf(values)];
     // Every key and value is checked and serialized before any is sent:
     // one bad pair fails the call with nothing written.
-    const prepared = pairs.map(([key, value]) => this.#prepareStore(key, value, options));
+    const prepared = this.#inputs("set", () => pairs.map(([key, value]) => this.#prepareStore(key, value, options)));
     const serialized = await Promise.all(prepared.map((p) => p.serialized));
-    prepared.forEach((p, i) => this.#checkSerialized(p.wireKey, serialized[i][0], serialized[i][1], p.flags));
+    this.#inputs("set", () => {
+      prepared.forEach((p, i) => this.#checkSerialized(p.wireKey, serialized[i][0], serialized[i][1], p.flags));
+    });
     // Sent in one synchronous loop: one write, in order.
     const sends = prepared.map((p, i) => this.#sendStore("set", p, serialized[i], undefined, false));
     const results = await Promise.all(sends);
@@ -374,10 +395,10 @@ export class Client {
       const prepared = this.#prepareStore(key, value, options);
       const serialized = prepared.serialized;
       return isPromise<Serialized>(serialized)
-        ? serialized.then((pair) => this.#sendStore(command, prepared, pair, cas, always))
+        ? serialized.then((pair) => this.#inputs(command, () => this.#sendStore(command, prepared, pair, cas, always)))
         : this.#sendStore(command, prepared, serialized, cas, always);
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(this.#context(error, command));
     }
   }
 
@@ -523,7 +544,7 @@ export class Client {
       exptime = expire === undefined ? undefined : checkExpire(expire);
       keys = [this.#key(key)]; // throws before any I/O
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(this.#context(error, command));
     }
     let result: Promise<T>;
     try {
@@ -551,7 +572,7 @@ export class Client {
   #fetch(command: string, keys: string[], withCas: false, expire?: number): Promise<Map<string, Value>>;
   #fetch(command: string, keys: string[], withCas: true, expire?: number): Promise<Map<string, [Value, string]>>;
   async #fetch(command: string, keys: string[], withCas: boolean, expire?: number): Promise<Map<string, unknown>> {
-    const wire = keys.map((k) => this.#key(k)); // throws before any I/O
+    const wire = this.#inputs(command, () => keys.map((k) => this.#key(k))); // throws before any I/O
     const result = new Map<string, unknown>();
     if (wire.length === 0) return result;
     try {
@@ -592,15 +613,14 @@ export class Client {
 
   /** Deletes `key`: `true` if deleted (or noreply), `false` if it was absent. */
   async delete(key: string, options: NoreplyOptions = {}): Promise<boolean> {
-    const wireKey = this.#key(key);
-    const noreply = this.#noreply(options.noreply);
+    const [wireKey, noreply] = this.#inputs("delete", () => [this.#key(key), this.#noreply(options.noreply)] as const);
     return await this.#simple("delete", noreply, (out, nr) => encodeDelete(out, wireKey, nr), "DELETED", "NOT_FOUND");
   }
 
   /** Deletes many keys, pipelined. Resolves `true`. */
   async deleteMany(keys: Iterable<string>, options: NoreplyOptions = {}): Promise<true> {
     const list = [...keys];
-    list.forEach((k) => this.#key(k)); // all keys checked before any is sent
+    this.#inputs("delete", () => list.forEach((k) => this.#key(k))); // all keys checked before any is sent
     await Promise.all(list.map((k) => this.delete(k, options)));
     return true;
   }
@@ -630,8 +650,7 @@ export class Client {
     value: number | bigint,
     options: NoreplyOptions,
   ): Promise<number | bigint | null> {
-    const wireKey = this.#key(key);
-    const delta = checkDelta(value);
+    const [wireKey, delta] = this.#inputs(command, () => [this.#key(key), checkDelta(value)] as const);
     const noreply = options.noreply ?? false;
     const conn = this.#connection();
     if (noreply) {
@@ -650,9 +669,10 @@ export class Client {
 
   /** Sets the expiry of `key`: `true` if touched (or noreply), `false` if absent. */
   async touch(key: string, expire = 0, options: NoreplyOptions = {}): Promise<boolean> {
-    const wireKey = this.#key(key);
-    const exptime = checkExpire(expire);
-    const noreply = this.#noreply(options.noreply);
+    const [wireKey, exptime, noreply] = this.#inputs(
+      "touch",
+      () => [this.#key(key), checkExpire(expire), this.#noreply(options.noreply)] as const,
+    );
     return await this.#simple(
       "touch",
       noreply,
@@ -670,7 +690,7 @@ export class Client {
    * integers where they parse, a few floats and booleans, else strings.
    */
   async stats(...args: string[]): Promise<Record<string, string | number | boolean>> {
-    args.forEach((a) => checkToken("stats argument", a));
+    this.#inputs("stats", () => args.forEach((a) => checkToken("stats argument", a)));
     const reply = await this.#connection().request("stats", EXPECT_STATS, (out) => encodeStats(out, args));
     if (reply.type !== "stats") throw this.#unexpected(reply, "stats");
     return convertStats(reply.entries);
@@ -678,7 +698,7 @@ export class Client {
 
   /** Sets the server's memory limit in megabytes. Resolves `true`. */
   async cacheMemlimit(megabytes: number): Promise<true> {
-    const mb = checkInt("megabytes", megabytes, 0, 2147483647);
+    const mb = this.#inputs("cache_memlimit", () => checkInt("megabytes", megabytes, 0, 2147483647));
     await this.#simple("cache_memlimit", false, (out, nr) => encodeCacheMemlimit(out, mb, nr), "OK");
     return true;
   }
@@ -692,8 +712,10 @@ export class Client {
 
   /** Sets the server's log verbosity. Resolves `true`. */
   async verbosity(level: number, options: NoreplyOptions = {}): Promise<true> {
-    const lvl = checkInt("level", level, 0, 2147483647);
-    const noreply = this.#noreply(options.noreply);
+    const [lvl, noreply] = this.#inputs(
+      "verbosity",
+      () => [checkInt("level", level, 0, 2147483647), this.#noreply(options.noreply)] as const,
+    );
     await this.#simple("verbosity", noreply, (out, nr) => encodeVerbosity(out, lvl, nr), "OK");
     return true;
   }
@@ -703,8 +725,10 @@ export class Client {
    * confirms (or with noreply).
    */
   async flushAll(delay = 0, options: NoreplyOptions = {}): Promise<boolean> {
-    const seconds = checkExpire(delay);
-    const noreply = this.#noreply(options.noreply);
+    const [seconds, noreply] = this.#inputs(
+      "flush_all",
+      () => [checkExpire(delay), this.#noreply(options.noreply)] as const,
+    );
     return await this.#simple("flush_all", noreply, (out, nr) => encodeFlushAll(out, seconds, nr), "OK");
   }
 
@@ -734,7 +758,9 @@ export class Client {
   async rawCommand(command: string | Uint8Array, endTokens: string | Uint8Array = "\r\n"): Promise<Uint8Array> {
     const line = typeof command === "string" ? encoder.encode(command) : command;
     const end = typeof endTokens === "string" ? encoder.encode(endTokens) : endTokens;
-    if (end.length === 0) throw new MemcacheIllegalInputError("endTokens must not be empty");
+    if (end.length === 0) {
+      throw new MemcacheIllegalInputError("endTokens must not be empty", { server: this.server, command: "raw" });
+    }
     const conn = this.#open();
     try {
       const reply = await conn.request("raw", EXPECT_RAW, (out) => encodeRaw(out, line), undefined, end);

@@ -14,6 +14,7 @@ import { PooledClient, type PooledClientOptions } from "./pooled_client.ts";
 import type { Serde } from "./serde.ts";
 import { parseServerSpec, type ServerSpec } from "./transport.ts";
 import { defaultPoolLimit } from "./_default_transport.ts";
+import { MemcacheIllegalInputError } from "./errors.ts";
 
 /**
  * Options of {@linkcode HashClient}: those of {@linkcode ClientOptions},
@@ -58,6 +59,14 @@ function entriesOf(values: Mapping): Iterable<readonly [string, unknown]> {
 const FALSE = () => false;
 const TRUE = () => true as const;
 const NULL = () => null;
+/** An input error thrown before a server is chosen, naming the command (there is no one server to name). */
+function naming(error: unknown, command: string): unknown {
+  if (error instanceof MemcacheIllegalInputError && error.command === undefined) {
+    return new MemcacheIllegalInputError(error.message, { command, cause: error });
+  }
+  return error;
+}
+
 /** A server-wide call's result for a server that failed under ignoreExc: left out. */
 const NO_ANSWER: unique symbol = Symbol("no answer");
 
@@ -227,12 +236,12 @@ export class HashClient {
   }
 
   /** A single-key call: routed, with failover. */
-  #key<T>(key: string, call: (client: Inner) => Promise<T>, fallback?: () => T): Promise<T> {
+  #key<T>(command: string, key: string, call: (client: Inner) => Promise<T>, fallback?: () => T): Promise<T> {
     let node: Node<Inner> | null;
     try {
       node = this.#route(key);
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(naming(error, command));
     }
     if (node === null) {
       return fallback && this.ignoreExc ? Promise.resolve(fallback()) : Promise.reject(this.#failover.allDown());
@@ -241,10 +250,19 @@ export class HashClient {
   }
 
   /** Groups keys by node; keys of no node (all dead) throw, or are skipped with `skip`. */
-  #group<K>(items: Iterable<K>, keyOf: (item: K) => string, skip: boolean): Map<Node<Inner>, K[]> {
+  #group<K>(
+    command: string,
+    items: Iterable<K>,
+    keyOf: (item: K) => string,
+    skip: boolean,
+  ): Map<Node<Inner>, K[]> {
     const groups = new Map<Node<Inner>, K[]>();
     const list = [...items];
-    for (const item of list) checkWireKey(keyOf(item), this.keyPrefix, this.allowUnicodeKeys); // all before any I/O
+    try {
+      for (const item of list) checkWireKey(keyOf(item), this.keyPrefix, this.allowUnicodeKeys); // all before any I/O
+    } catch (error) {
+      throw naming(error, command);
+    }
     for (const item of list) {
       const node = this.#route(keyOf(item));
       if (node === null) {
@@ -258,9 +276,13 @@ export class HashClient {
     return groups;
   }
 
-  async #fetchMany<V>(keys: Iterable<string>, call: (client: Inner, keys: string[]) => Promise<Map<string, V>>) {
+  async #fetchMany<V>(
+    command: string,
+    keys: Iterable<string>,
+    call: (client: Inner, keys: string[]) => Promise<Map<string, V>>,
+  ) {
     const list = [...keys];
-    const groups = this.#group(list, (k) => k, this.ignoreExc);
+    const groups = this.#group(command, list, (k) => k, this.ignoreExc);
     const parts = await Promise.all(
       [...groups].map(([node, group]) => this.#failover.run(node, (c) => call(c, group), () => new Map<string, V>())),
     );
@@ -297,32 +319,32 @@ export class HashClient {
 
   /** As {@linkcode Client.set}, on the key's server: resolves `true`. */
   set(key: string, value: unknown, options?: StoreOptions): Promise<boolean> {
-    return this.#key(key, (c) => c.set(key, value, options), FALSE);
+    return this.#key("set", key, (c) => c.set(key, value, options), FALSE);
   }
 
   /** As {@linkcode Client.add}: `true` if stored (or noreply), `false` if the key exists. */
   add(key: string, value: unknown, options?: StoreOptions): Promise<boolean> {
-    return this.#key(key, (c) => c.add(key, value, options), FALSE);
+    return this.#key("add", key, (c) => c.add(key, value, options), FALSE);
   }
 
   /** As {@linkcode Client.replace}: `true` if stored (or noreply), `false` if the key is absent. */
   replace(key: string, value: unknown, options?: StoreOptions): Promise<boolean> {
-    return this.#key(key, (c) => c.replace(key, value, options), FALSE);
+    return this.#key("replace", key, (c) => c.replace(key, value, options), FALSE);
   }
 
   /** As {@linkcode Client.append}: `true` if done (or noreply), `false` if absent. */
   append(key: string, value: unknown, options?: StoreOptions): Promise<boolean> {
-    return this.#key(key, (c) => c.append(key, value, options), FALSE);
+    return this.#key("append", key, (c) => c.append(key, value, options), FALSE);
   }
 
   /** As {@linkcode Client.prepend}: `true` if done (or noreply), `false` if absent. */
   prepend(key: string, value: unknown, options?: StoreOptions): Promise<boolean> {
-    return this.#key(key, (c) => c.prepend(key, value, options), FALSE);
+    return this.#key("prepend", key, (c) => c.prepend(key, value, options), FALSE);
   }
 
   /** As {@linkcode Client.cas}: `true` stored, `false` changed meanwhile, `null` not found. */
   cas(key: string, value: unknown, cas: string | number | bigint, options?: StoreOptions): Promise<boolean | null> {
-    return this.#key(key, (c) => c.cas(key, value, cas, options), FALSE);
+    return this.#key("cas", key, (c) => c.cas(key, value, cas, options), FALSE);
   }
 
   /**
@@ -333,7 +355,7 @@ export class HashClient {
    */
   async setMany(values: Mapping, options?: StoreOptions): Promise<string[]> {
     const pairs = [...entriesOf(values)];
-    const groups = this.#group(pairs, ([k]) => k, this.ignoreExc);
+    const groups = this.#group("set", pairs, ([k]) => k, this.ignoreExc);
     const settled = await Promise.allSettled(
       // With ignoreExc a failing server's keys are reported failed, as pymemcache.
       [...groups].map(([node, group]) =>
@@ -361,12 +383,12 @@ export class HashClient {
 
   /** As {@linkcode Client.get}: the value, or `defaultValue` on a miss. */
   get(key: string, defaultValue: Value = null): Promise<Value> {
-    return this.#key(key, (c) => c.get(key, defaultValue), () => defaultValue);
+    return this.#key("get", key, (c) => c.get(key, defaultValue), () => defaultValue);
   }
 
   /** As {@linkcode Client.getMany}, split per server: the values found, keyed as passed. */
   getMany(keys: Iterable<string>): Promise<Map<string, Value>> {
-    return this.#fetchMany(keys, (c, group) => c.getMany(group));
+    return this.#fetchMany("get", keys, (c, group) => c.getMany(group));
   }
 
   /** Alias of {@linkcode HashClient.getMany}. */
@@ -376,17 +398,17 @@ export class HashClient {
 
   /** As {@linkcode Client.gets}: `[value, cas]`, or `[defaultValue, casDefault]` on a miss. */
   gets(key: string, defaultValue: Value = null, casDefault: string | null = null): Promise<[Value, string | null]> {
-    return this.#key(key, (c) => c.gets(key, defaultValue, casDefault), () => [defaultValue, casDefault]);
+    return this.#key("gets", key, (c) => c.gets(key, defaultValue, casDefault), () => [defaultValue, casDefault]);
   }
 
   /** As {@linkcode Client.getsMany}, split per server: `[value, cas]` of every key found. */
   getsMany(keys: Iterable<string>): Promise<Map<string, [Value, string]>> {
-    return this.#fetchMany(keys, (c, group) => c.getsMany(group));
+    return this.#fetchMany("gets", keys, (c, group) => c.getsMany(group));
   }
 
   /** As {@linkcode Client.gat}: like get, setting the expiry to `expire` seconds. */
   gat(key: string, expire = 0, defaultValue: Value = null): Promise<Value> {
-    return this.#key(key, (c) => c.gat(key, expire, defaultValue), () => defaultValue);
+    return this.#key("gat", key, (c) => c.gat(key, expire, defaultValue), () => defaultValue);
   }
 
   /** As {@linkcode Client.gats}: like gets, setting the expiry to `expire` seconds. */
@@ -396,19 +418,24 @@ export class HashClient {
     defaultValue: Value = null,
     casDefault: string | null = null,
   ): Promise<[Value, string | null]> {
-    return this.#key(key, (c) => c.gats(key, expire, defaultValue, casDefault), () => [defaultValue, casDefault]);
+    return this.#key(
+      "gats",
+      key,
+      (c) => c.gats(key, expire, defaultValue, casDefault),
+      () => [defaultValue, casDefault],
+    );
   }
 
   // ---- other key commands
 
   /** As {@linkcode Client.delete}: `true` if deleted (or noreply), `false` if absent. */
   delete(key: string, options?: NoreplyOptions): Promise<boolean> {
-    return this.#key(key, (c) => c.delete(key, options), FALSE);
+    return this.#key("delete", key, (c) => c.delete(key, options), FALSE);
   }
 
   /** As {@linkcode Client.deleteMany}, split per server: resolves `true`. */
   async deleteMany(keys: Iterable<string>, options?: NoreplyOptions): Promise<true> {
-    const groups = this.#group(keys, (k) => k, this.ignoreExc);
+    const groups = this.#group("delete", keys, (k) => k, this.ignoreExc);
     const settled = await Promise.allSettled(
       [...groups].map(([node, group]) => this.#failover.run(node, (c) => c.deleteMany(group, options), TRUE)),
     );
@@ -423,17 +450,17 @@ export class HashClient {
 
   /** As {@linkcode Client.incr}: the new value, or `null` if absent or with noreply. */
   incr(key: string, value: number | bigint, options?: NoreplyOptions): Promise<number | bigint | null> {
-    return this.#key(key, (c) => c.incr(key, value, options), NULL);
+    return this.#key("incr", key, (c) => c.incr(key, value, options), NULL);
   }
 
   /** As {@linkcode Client.decr}: the new value (memcached stops at 0), or `null`. */
   decr(key: string, value: number | bigint, options?: NoreplyOptions): Promise<number | bigint | null> {
-    return this.#key(key, (c) => c.decr(key, value, options), NULL);
+    return this.#key("decr", key, (c) => c.decr(key, value, options), NULL);
   }
 
   /** As {@linkcode Client.touch}: `true` if touched (or noreply), `false` if absent. */
   touch(key: string, expire = 0, options?: NoreplyOptions): Promise<boolean> {
-    return this.#key(key, (c) => c.touch(key, expire, options), FALSE);
+    return this.#key("touch", key, (c) => c.touch(key, expire, options), FALSE);
   }
 
   // ---- server-wide commands: every live server, with failover

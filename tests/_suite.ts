@@ -386,6 +386,12 @@ export function clientSuite(target: SuiteTarget): void {
         ["x".repeat(251), /too long/],
         ["", /empty/],
       ];
+      // Like every error, an input error names the command, and the server where there is one.
+      const where = target.name.startsWith("HashClient") ? /\(command get\)$/ : /\(server [^,]+, command get\)$/;
+      await rejectsWith(client.get("a b"), MemcacheIllegalInputError, where);
+      await rejectsWith(client.getMany(["a", "a b"]), MemcacheIllegalInputError, /command get\)$/);
+      await rejectsWith(client.set("k", "v", { expire: -0.5 }), MemcacheIllegalInputError, /command set\)$/);
+      await rejectsWith(client.incr("a b", 1), MemcacheIllegalInputError, /command incr\)$/);
       for (const [key, why] of bad) {
         await rejectsWith(client.get(key), MemcacheIllegalInputError, why);
         await rejectsWith(client.set(key, "v"), MemcacheIllegalInputError, why);
