@@ -282,6 +282,7 @@ export class Connection {
     const transport = this.#transport;
     const start = (t: Transport) => {
       this.#inContext = t.contextCheck?.(); // in the opening caller's context (a microtask of it)
+      this.#parser.slabs = !t.cheapBuffers;
       return t.connect(this.#address, connectOptions, handlers);
     };
     const connecting = this.#connecting = "connect" in transport ? start(transport) : transport.then(start);

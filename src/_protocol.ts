@@ -183,7 +183,12 @@ export class ReplyParser {
   #fields = new Int32Array(8);
   /** EXPECT_RAW accumulation. */
   #raw: Uint8Array | null = null;
-  /** The reply being read asks for several keys: small values share slabs (see #alloc). */
+  /**
+   * Whether the small values of one multi-key reply may share slabs (see
+   * #alloc): set it to false where a small new buffer is as cheap as a view.
+   */
+  slabs = true;
+  /** The reply being read asks for several keys and may use slabs. */
   #multi = false;
   #slab: Uint8Array = EMPTY;
   #slabUsed = 0;
@@ -398,7 +403,7 @@ export class ReplyParser {
     const length = parseUint(buf, fields[4], fields[5]);
     if (flags < 0 || flags > 0xffffffff || length < 0) throw malformed();
     let key: string | undefined;
-    this.#multi = keys !== undefined && keys.length > 1;
+    this.#multi = this.slabs && keys !== undefined && keys.length > 1;
     if (keys !== undefined) {
       // Hits come back in request order: look from after the previous one.
       for (let j = this.#keyCursor; j < keys.length; j++) {

@@ -220,6 +220,16 @@ describe("buffers handed out", () => {
     assert.equal(new Set([buffers[0], buffers[1], buffers[2], buffers[4]]).size, 4);
     // A single-key reply's value owns its whole buffer: nothing else can be read through it.
     assert.equal(buffers[0].byteLength, 3);
+
+    // Without slabs (Bun: small buffers are cheap there), every value owns its buffer.
+    const queue = [two("c", "d")];
+    let own: Reply | undefined;
+    const parser = new ReplyParser(() => queue[0], (reply) => (own = reply));
+    parser.slabs = false;
+    parser.feed(enc.encode("VALUE c 0 3\r\nccc\r\nVALUE d 0 3\r\nddd\r\nEND\r\n"));
+    const values = (own as { items: { value: Uint8Array }[] }).items.map((i) => i.value);
+    assert.deepEqual(values.map((v) => dec.decode(v)), ["ccc", "ddd"]);
+    assert.deepEqual(values.map((v) => v.buffer.byteLength), [3, 3]);
   });
 
   it("bytes taken from the outbox are never written again", () => {

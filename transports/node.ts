@@ -32,6 +32,9 @@ const load = () => (modules ??= Promise.all([import("node:net"), import("node:tl
 export class NodeTransport implements Transport {
   /** Always `"node"`. */
   readonly name = "node";
+  /** True on Bun, whose small buffers are cheap; see {@linkcode Transport.cheapBuffers}. */
+  readonly cheapBuffers: boolean =
+    typeof (globalThis as { process?: { versions?: { bun?: string } } }).process?.versions?.bun === "string";
 
   /** Opens a connection; see {@linkcode Transport.connect}. */
   connect(
