@@ -155,7 +155,7 @@ export async function raceAbort<T>(
  * Outgoing connections a Cloudflare Worker may have open at once per
  * request; more wait until one closes. Pooled clients on Workers stay below
  * it by default. (Here, not in transports/cloudflare.ts, so mod.ts can size
- * pools without loading `cloudflare:sockets`.)
+ * pools without loading the Workers socket module.)
  */
 export const WORKERS_MAX_CONNECTIONS = 6;
 
