@@ -151,6 +151,23 @@ export async function raceAbort<T>(
   }
 }
 
+/** ms a transport's close() waits for queued writes before it closes anyway. */
+export const CLOSE_GRACE_MS = 1000;
+
+/**
+ * Waits for `work` to settle, at most `ms`: true if it did. The timer is
+ * cleared either way, so nothing outlives the wait.
+ */
+export async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([work.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * Outgoing connections a Cloudflare Worker may have open at once per
  * request; more wait until one closes. Pooled clients on Workers stay below

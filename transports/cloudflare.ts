@@ -37,8 +37,10 @@
 // @ts-ignore: the Workers runtime's own module has no types here (typed below)
 import { connect as cloudflareConnect } from "cloudflare:sockets";
 import {
+  CLOSE_GRACE_MS,
   raceAbort,
   type ServerAddress,
+  settlesWithin,
   type Transport,
   type TransportConnectOptions,
   type TransportHandlers,
@@ -47,9 +49,6 @@ import {
 } from "../src/transport.ts";
 
 export { WORKERS_MAX_CONNECTIONS };
-
-/** ms close() lets queued writes drain before it closes anyway (as NodeTransport does). */
-const CLOSE_GRACE = 1000;
 
 /** The part of `cloudflare:sockets` used here (typed locally: Deno cannot resolve that module). */
 interface WorkersSocket {
@@ -194,11 +193,7 @@ class CloudflareSocket implements TransportSocket {
       this.#closing = true;
       // Flush what is queued, but not for ever: a server that stops reading
       // would hold the write, and close() with it.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const grace = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_GRACE)));
-      const flushed = await Promise.race([this.#lastWrite.then(() => true), grace]);
-      clearTimeout(timer);
-      if (!flushed) {
+      if (!(await settlesWithin(this.#lastWrite, CLOSE_GRACE_MS))) {
         // With a write stuck, workerd's socket.close() waits for it and
         // leaves our read pending. Aborting through our writer rejects the
         // write (caught in write()); cancelling through our reader ends the

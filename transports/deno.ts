@@ -13,8 +13,10 @@
  */
 
 import {
+  CLOSE_GRACE_MS,
   raceAbort,
   type ServerAddress,
+  settlesWithin,
   type Transport,
   type TransportConnectOptions,
   type TransportHandlers,
@@ -22,8 +24,6 @@ import {
 } from "../src/transport.ts";
 
 const READ_SIZE = 65536;
-/** ms close() lets queued writes drain before it closes anyway (as NodeTransport does). */
-const CLOSE_GRACE = 1000;
 
 async function open(address: ServerAddress, options: TransportConnectOptions): Promise<Deno.Conn> {
   const tls = options.tls;
@@ -147,12 +147,7 @@ class DenoSocket implements TransportSocket {
       // Flush what is queued, but not for ever: a server that stops reading
       // would hold the write, the conn and its buffers. Closing the conn
       // cancels a pending write, so #drain settles right after #shut.
-      if (this.#writing) {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_GRACE)));
-        await Promise.race([this.#writing, grace]);
-        clearTimeout(timer);
-      }
+      if (this.#writing) await settlesWithin(this.#writing, CLOSE_GRACE_MS);
       this.#shut();
       await this.#writing;
     }

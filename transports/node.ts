@@ -15,12 +15,13 @@
 
 import type * as Net from "node:net";
 import type * as Tls from "node:tls";
-import type {
-  ServerAddress,
-  Transport,
-  TransportConnectOptions,
-  TransportHandlers,
-  TransportSocket,
+import {
+  CLOSE_GRACE_MS,
+  type ServerAddress,
+  type Transport,
+  type TransportConnectOptions,
+  type TransportHandlers,
+  type TransportSocket,
 } from "../src/transport.ts";
 
 // Loaded on first connect, not at import: a bundle of the sources for another
@@ -105,7 +106,7 @@ export class NodeTransport implements Transport {
           close() {
             if (!closed) socket.end();
             // A peer that never closes its side must not keep us waiting.
-            const force = setTimeout(() => socket.destroy(), 1000);
+            const force = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
             return done.then(() => clearTimeout(force));
           },
         });
