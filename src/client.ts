@@ -358,11 +358,9 @@ export class Client {
     // one bad pair fails the call with nothing written.
     const prepared = this.#inputs("set", () => pairs.map(([key, value]) => this.#prepareStore(key, value, options)));
     const serialized = await Promise.all(prepared.map((p) => p.serialized));
-    this.#inputs("set", () => {
-      prepared.forEach((p, i) => this.#checkSerialized(p.wireKey, serialized[i][0], serialized[i][1], p.flags));
-    });
+    const flags = this.#inputs("set", () => prepared.map((p, i) => this.#checkSerialized(p, serialized[i])));
     // Sent in one synchronous loop: one write, in order.
-    const sends = prepared.map((p, i) => this.#sendStore("set", p, serialized[i], undefined, false));
+    const sends = prepared.map((p, i) => this.#sendStore("set", p, serialized[i][0], flags[i], undefined, false));
     const results = await Promise.all(sends);
     const failed: string[] = [];
     results.forEach((stored, i) => {
@@ -395,8 +393,13 @@ export class Client {
       const prepared = this.#prepareStore(key, value, options);
       const serialized = prepared.serialized;
       return isPromise<Serialized>(serialized)
-        ? serialized.then((pair) => this.#inputs(command, () => this.#sendStore(command, prepared, pair, cas, always)))
-        : this.#sendStore(command, prepared, serialized, cas, always);
+        ? serialized.then((pair) =>
+          this.#inputs(
+            command,
+            () => this.#sendStore(command, prepared, pair[0], this.#checkSerialized(prepared, pair), cas, always),
+          )
+        )
+        : this.#sendStore(command, prepared, serialized[0], this.#checkSerialized(prepared, serialized), cas, always);
     } catch (error) {
       return Promise.reject(this.#context(error, command));
     }
@@ -413,16 +416,16 @@ export class Client {
     };
   }
 
-  /** Checks what the serde returned, then encodes and sends; throws before sending on bad serde output. */
+  /** Encodes and sends a checked storage call (see #checkSerialized for its flags). */
   #sendStore(
     command: string,
     store: PreparedStore,
-    [data, serdeFlags]: Serialized,
+    data: Uint8Array | string,
+    flags: number,
     cas: string | undefined,
     always: boolean,
   ): Promise<boolean | null | undefined> {
     const { wireKey, expire, noreply } = store;
-    const flags = this.#checkSerialized(wireKey, data, serdeFlags, store.flags);
     const encode = (out: Outbox) => encodeStore(out, command, wireKey, flags, expire, data, noreply, cas);
     const conn = this.#connection();
     if (noreply) return conn.send(command, encode).then(() => (always ? true : undefined));
@@ -442,14 +445,14 @@ export class Client {
     });
   }
 
-  /** The flags to send; throws when the serde returned something that cannot be sent. */
-  #checkSerialized(wireKey: string, data: unknown, serdeFlags: number, flags: number | undefined): number {
+  /** The flags to send with what the serde returned; throws when that cannot be sent. */
+  #checkSerialized(store: PreparedStore, [data, serdeFlags]: Serialized): number {
     if (typeof data !== "string" && !(data instanceof Uint8Array)) {
       throw new MemcacheIllegalInputError(
-        `The serde must return a string or Uint8Array for ${JSON.stringify(wireKey)}`,
+        `The serde must return a string or Uint8Array for ${JSON.stringify(store.wireKey)}`,
       );
     }
-    return flags ?? checkFlags(serdeFlags);
+    return store.flags ?? checkFlags(serdeFlags);
   }
 
   /**
