@@ -56,6 +56,9 @@ export function parseCounter(text: string, command: string, server: string): num
 
 /** Splits keys into commands whose lines stay under {@linkcode MAX_RETRIEVE_LINE}. */
 export function splitKeys(keys: string[], headLength: number): string[][] {
+  let total = headLength;
+  for (let i = 0; i < keys.length; i++) total += 1 + keys[i].length;
+  if (total <= MAX_RETRIEVE_LINE) return [keys]; // the common case: one command, no copy
   const batches: string[][] = [];
   let batch: string[] = [];
   let length = headLength;

@@ -128,7 +128,11 @@ export type Mapping = Map<string, unknown> | Record<string, unknown> | Iterable<
 const encoder = new TextEncoder();
 
 function isPromise<T>(value: unknown): value is Promise<T> {
-  return typeof (value as Promise<T> | null)?.then === "function";
+  // Bytes first: looking up a missing `then` on a typed array is slow in JavaScriptCore.
+  if (value === null || (typeof value !== "object" && typeof value !== "function") || ArrayBuffer.isView(value)) {
+    return false;
+  }
+  return typeof (value as Promise<T>).then === "function";
 }
 
 function entriesOf(values: Mapping): Iterable<readonly [string, unknown]> {
@@ -272,6 +276,17 @@ export class Client {
 
   #key(key: string): string {
     return checkWireKey(key, this.keyPrefix, this.allowUnicodeKeys);
+  }
+
+  /** The checked wire keys of `keys` (a list of the caller's own): `keys` itself without a prefix. */
+  #wireKeys(command: string, keys: string[]): string[] {
+    try {
+      if (this.keyPrefix !== "") return keys.map((k) => this.#key(k));
+      for (let i = 0; i < keys.length; i++) checkWireKey(keys[i], "", this.allowUnicodeKeys);
+      return keys;
+    } catch (error) {
+      throw this.#context(error, command);
+    }
   }
 
   /**
@@ -485,16 +500,19 @@ export class Client {
 
   // ---- retrieval
 
-  /** The value of `key`, or `defaultValue` on a miss. */
+  /**
+   * The value of `key`, or `defaultValue` on a miss. A byte value up to
+   * 4 KiB may be a view of a shared `ArrayBuffer`; see {@linkcode Client.getMany}.
+   */
   get(key: string, defaultValue: Value = null): Promise<Value> {
     return this.#fetchOne("get", key, false, undefined, defaultValue);
   }
 
   /**
    * The values of the keys found, keyed as passed (without the prefix).
-   * Byte values of one call up to 4 KiB may be views of one shared
-   * `ArrayBuffer`, as Node's pooled Buffers are: `value.slice()` before
-   * transferring a value's `.buffer`. Values of different calls never share.
+   * Byte values up to 4 KiB may be views of a shared 8 KiB `ArrayBuffer`,
+   * as Node's pooled Buffers are (see the README): `value.slice()` before
+   * transferring a value's `.buffer` or keeping it for long.
    */
   getMany(keys: Iterable<string>): Promise<Map<string, Value>> {
     return this.#fetch("get", [...keys], false);
@@ -575,23 +593,21 @@ export class Client {
   #fetch(command: string, keys: string[], withCas: false, expire?: number): Promise<Map<string, Value>>;
   #fetch(command: string, keys: string[], withCas: true, expire?: number): Promise<Map<string, [Value, string]>>;
   async #fetch(command: string, keys: string[], withCas: boolean, expire?: number): Promise<Map<string, unknown>> {
-    const wire = this.#inputs(command, () => keys.map((k) => this.#key(k))); // throws before any I/O
+    const wire = this.#wireKeys(command, keys); // throws before any I/O
     const result = new Map<string, unknown>();
     if (wire.length === 0) return result;
     try {
       // Without a prefix the wire keys are the keys: no map needed.
       let byWire: Map<string, string> | undefined;
-      if (this.keyPrefix !== "") {
+      if (wire !== keys) {
         byWire = new Map<string, string>();
         for (let i = 0; i < wire.length; i++) byWire.set(wire[i], keys[i]);
       }
       const conn = this.#connection();
       const batches = splitKeys(wire, command.length + (expire === undefined ? 0 : 12));
-      const replies = await Promise.all(
-        batches.map((batch) =>
-          conn.request(command, EXPECT_VALUES, (out) => encodeRetrieve(out, command, batch, expire), batch)
-        ),
-      );
+      const ask = (batch: string[]) =>
+        conn.request(command, EXPECT_VALUES, (out) => encodeRetrieve(out, command, batch, expire), batch);
+      const replies = batches.length === 1 ? [await ask(batches[0])] : await Promise.all(batches.map(ask));
       const pending: Promise<void>[] = [];
       for (const reply of replies) {
         for (const item of (reply as { items: Item[] }).items) {

@@ -208,18 +208,22 @@ describe("buffers handed out", () => {
     }
   });
 
-  it("values of different replies never share a buffer", () => {
+  it("values of different replies may share a slab, never each other's bytes", () => {
     const one = (key: string) => ({ expect: EXPECT_VALUES, keys: [key] });
     const two = (a: string, b: string) => ({ expect: EXPECT_VALUES, keys: [a, b] });
     const text = "VALUE a 0 3\r\naaa\r\nEND\r\nVALUE b 0 3\r\nbbb\r\nEND\r\n" +
       "VALUE c 0 3\r\nccc\r\nVALUE d 0 3\r\nddd\r\nEND\r\nVALUE e 0 3\r\neee\r\nEND\r\n";
-    const replies = parse([one("a"), one("b"), two("c", "d"), two("e", "f")], [enc.encode(text)]);
-    const buffers = replies.flatMap((r) => (r as { items: { value: Uint8Array }[] }).items.map((i) => i.value.buffer));
-    assert.equal(buffers.length, 5);
-    assert.equal(buffers[2], buffers[3], "one multi-get's small values share a slab");
-    assert.equal(new Set([buffers[0], buffers[1], buffers[2], buffers[4]]).size, 4);
-    // A single-key reply's value owns its whole buffer: nothing else can be read through it.
-    assert.equal(buffers[0].byteLength, 3);
+    // Fed whole and byte by byte (values then span chunks).
+    const bytes = enc.encode(text);
+    for (const chunks of [[bytes], Array.from(bytes, (b) => Uint8Array.of(b))]) {
+      const replies = parse([one("a"), one("b"), two("c", "d"), two("e", "f")], chunks);
+      const values = replies.flatMap((r) => (r as { items: { value: Uint8Array }[] }).items.map((i) => i.value));
+      assert.deepEqual(values.map((v) => dec.decode(v)), ["aaa", "bbb", "ccc", "ddd", "eee"]);
+      assert.equal(new Set(values.map((v) => v.buffer)).size, 1, "small values share one slab");
+      // Overwriting one value leaves every other intact.
+      values[1].fill(0x21);
+      assert.deepEqual(values.map((v) => dec.decode(v)), ["aaa", "!!!", "ccc", "ddd", "eee"]);
+    }
 
     // Without slabs (Bun: small buffers are cheap there), every value owns its buffer.
     const queue = [two("c", "d")];
@@ -240,9 +244,38 @@ describe("buffers handed out", () => {
       encodeRetrieve(out, "get", [`key-${i}`]);
       if (i % 7 === 0) out.bytes(new Uint8Array(i * 50).fill(66)); // sometimes big enough to grow
       const bytes = out.take();
-      taken.push([bytes, dec.decode(bytes.subarray(0, line.length))]);
+      taken.push([bytes, line]);
+      assert.equal(dec.decode(bytes.subarray(0, line.length)), line);
       assert.equal(out.length, 0);
     }
+    // The views handed out earlier still hold what they held.
     for (const [bytes, line] of taken) assert.equal(dec.decode(bytes.subarray(0, line.length)), line);
+  });
+
+  it("large values are copied in order: what the caller does to them later is not sent", () => {
+    const out = new Outbox();
+    const big = new Uint8Array(200_000).fill(7);
+    const text = "t".repeat(40_000) + "é";
+    encodeRetrieve(out, "get", ["a"]);
+    encodeStore(out, "set", "b", 0, 0, big, false);
+    encodeStore(out, "set", "c", 16, 0, text, true);
+    encodeRetrieve(out, "get", ["d"]);
+    big.fill(9); // after the call: must not change what is sent
+    const expected = "get a\r\nset b 0 0 200000\r\n" + "\x07".repeat(200_000) + "\r\n" +
+      `set c 16 0 ${enc.encode(text).length} noreply\r\n${text}\r\nget d\r\n`;
+    assert.equal(out.length, enc.encode(expected).length);
+    assert.equal(dec.decode(out.take()), expected);
+  });
+
+  it("a tick of many commands grows the buffer and keeps every byte in order", () => {
+    const out = new Outbox();
+    let expected = "";
+    for (let i = 0; i < 3000; i++) {
+      const value = "v".repeat(i % 300);
+      encodeStore(out, "set", `key-${i}`, 0, 0, value, true);
+      expected += `set key-${i} 0 0 ${value.length} noreply\r\n${value}\r\n`;
+    }
+    assert.equal(dec.decode(out.take()), expected);
+    assert.equal(out.length, 0);
   });
 });
