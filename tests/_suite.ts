@@ -76,6 +76,35 @@ export function clientSuite(target: SuiteTarget): void {
   const test = (name: string, body: () => Promise<void>) => it(name, body, { skip: target.skip?.[name] ?? false });
 
   describe(`${target.name}: storage and retrieval`, () => {
+    test("byte values stay intact while later replies reuse read buffers and value slabs", async () => {
+      await using server = await target.startMemcached();
+      await using client = makeClient(server.spec);
+      // Sizes around the 4 KiB slab limit and the 64 KiB read size, bytes that look like protocol.
+      const sizes = [0, 1, 2, 100, 4095, 4096, 4097, 8191, 65535, 65536, 70000, 200_000];
+      const stored = new Map<string, Uint8Array>();
+      let seed = 7;
+      for (let i = 0; i < 120; i++) {
+        const value = new Uint8Array(sizes[i % sizes.length]);
+        for (let j = 0; j < value.length; j++) value[j] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+        if (value.length >= 4) value.set([13, 10], value.length >> 1);
+        stored.set(`bin${i}`, value);
+      }
+      await client.setMany(stored, { noreply: false });
+      const keys = [...stored.keys()];
+      // Singles and multi-gets in flight together, then more traffic through the same buffers.
+      const singles = await Promise.all(keys.map((k) => client.get(k)));
+      const many = await client.getMany(keys);
+      await Promise.all(keys.map((k) => client.get(k)));
+      await client.getMany(keys.slice().reverse());
+      keys.forEach((k, i) => {
+        assert.deepEqual(singles[i], stored.get(k), `get ${k}`);
+        assert.deepEqual(many.get(k), stored.get(k), `getMany ${k}`);
+      });
+      // Writing into one returned value changes no other.
+      for (const v of singles) (v as Uint8Array).fill(0xee);
+      for (const [k, v] of stored) assert.deepEqual(many.get(k), v, `after writes: ${k}`);
+    });
+
     test("set/get round-trips every default-serde type, reply and noreply", async () => {
       await using server = await target.startMemcached();
       await using client = makeClient(server.spec);
