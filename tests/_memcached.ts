@@ -26,6 +26,10 @@ export interface MemcachedServer extends AsyncDisposable {
   stop(): Promise<void>;
   /** Starts it again on the same port / path with the same arguments. */
   restart(): Promise<void>;
+  /** Stops the process from running (SIGSTOP): it reads nothing until `resume`. */
+  pause(): void;
+  /** Lets a paused process run again (SIGCONT). */
+  resume(): void;
 }
 
 export interface MemcachedOptions {
@@ -202,6 +206,9 @@ export async function startMemcached(options: MemcachedOptions = {}): Promise<Me
       await stop();
       await launch();
     },
+    // process.kill, not child.kill: Deno's ChildProcess#kill refuses SIGCONT.
+    pause: () => void (child?.pid && process.kill(child.pid, "SIGSTOP")),
+    resume: () => void (child?.pid && process.kill(child.pid, "SIGCONT")),
     async [Symbol.asyncDispose]() {
       await stop();
       if (dir) rmSync(dir, { recursive: true, force: true });

@@ -28,6 +28,9 @@ export interface SuiteServer extends AsyncDisposable {
   readonly cert?: string;
   stop(): Promise<void>;
   restart(): Promise<void>;
+  /** Stops the process from running (SIGSTOP) until `resume`, where the target can. */
+  pause?(): void;
+  resume?(): void;
 }
 
 /** The socket side a fake server's script sees. */
@@ -76,6 +79,45 @@ export function clientSuite(target: SuiteTarget): void {
   const test = (name: string, body: () => Promise<void>) => it(name, body, { skip: target.skip?.[name] ?? false });
 
   describe(`${target.name}: storage and retrieval`, () => {
+    test("large values sent back to back, awaited, pipelined and noreply, are stored exactly", async () => {
+      await using server = await target.startMemcached();
+      await using client = makeClient(server.spec, { timeout: 5000 }); // garbled framing fails, not hangs
+      const make = (size: number, fill: number) => {
+        const value = new Uint8Array(size).fill(fill);
+        value[0] = fill ^ 0xff; // ends differ from the middle
+        value[size - 1] = fill ^ 0x0f;
+        return value;
+      };
+      // More than the kernel buffers for a paused server (below), in sizes that could reuse a buffer.
+      const sizes = [70_000, 300_000, 900_000, 900_000, 200_000, 900_000, 900_000, 900_000, 900_000, 900_000, 100_000];
+      // Awaited one by one: the client may reuse its buffer for large commands between them.
+      for (let i = 0; i < sizes.length; i++) {
+        const value = make(sizes[i], i + 1);
+        assert.equal(await client.set(`seq${i}`, value, { noreply: false }), true);
+        value.fill(0); // changing it afterwards changes nothing stored
+      }
+      // Pipelined, each in a tick (a write) of its own while earlier ones may
+      // still be on their way, with noreply ones between; then a reply-less tail.
+      // A paused server reads nothing, so most of these wait in the client.
+      const pipelined: Promise<boolean>[] = [];
+      server.pause?.();
+      try {
+        for (let i = 0; i < sizes.length; i++) {
+          pipelined.push(client.set(`pipe${i}`, make(sizes[i], 100 + i), { noreply: i % 2 === 1 }));
+          await new Promise((resolve) => setTimeout(resolve, 0));
+        }
+      } finally {
+        server.resume?.();
+      }
+      await Promise.all(pipelined);
+      await client.set("tail", make(150_000, 250), { noreply: true });
+      for (let i = 0; i < sizes.length; i++) {
+        assert.deepEqual(await client.get(`seq${i}`), make(sizes[i], i + 1), `seq${i}`);
+        assert.deepEqual(await client.get(`pipe${i}`), make(sizes[i], 100 + i), `pipe${i}`);
+      }
+      assert.deepEqual(await client.get("tail"), make(150_000, 250));
+    });
+
     test("byte values stay intact while later replies reuse read buffers and value slabs", async () => {
       await using server = await target.startMemcached();
       await using client = makeClient(server.spec);
