@@ -283,6 +283,7 @@ export class Connection {
     const start = (t: Transport) => {
       this.#inContext = t.contextCheck?.(); // in the opening caller's context (a microtask of it)
       this.#parser.slabs = !t.cheapBuffers;
+      if (t.allocUnsafe) this.#parser.allocate = this.#outbox.allocate = (size) => t.allocUnsafe!(size);
       return t.connect(this.#address, connectOptions, handlers);
     };
     const connecting = this.#connecting = "connect" in transport ? start(transport) : transport.then(start);

@@ -188,6 +188,8 @@ export class ReplyParser {
    * it to false where a small new buffer is as cheap as a view.
    */
   slabs = true;
+  /** Allocates large value buffers; see `Transport.allocUnsafe`. */
+  allocate: (size: number) => Uint8Array = zeroed;
   #slab: Uint8Array = EMPTY;
   #slabUsed = 0;
 
@@ -298,6 +300,7 @@ export class ReplyParser {
    * never written again, so values never see each other's bytes change.
    */
   #alloc(n: number): Uint8Array {
+    if (n >= UNSAFE_MIN) return this.allocate(n);
     if (!this.slabs || n > SLAB_VALUE_MAX) return new Uint8Array(n);
     let at = this.#slabUsed;
     if (at + n > this.#slab.length) {
@@ -501,6 +504,9 @@ const SLAB_SIZE = 8192;
 const SLAB_VALUE_MAX = 4096;
 /** Size of the outbox's buffer, which commands of many ticks share. */
 const OUTBOX_SLAB = 65536;
+/** Buffers from this size on come from `allocate` (uninitialized memory where the transport has it). */
+const UNSAFE_MIN = 65536;
+const zeroed = (size: number): Uint8Array => new Uint8Array(size);
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
@@ -533,6 +539,8 @@ export class Outbox {
   #buf: Uint8Array;
   #start = 0;
   #len = 0;
+  /** Allocates buffers for large values; see `Transport.allocUnsafe`. */
+  allocate: (size: number) => Uint8Array = zeroed;
 
   /** `initial`: bytes to start with; by default the first write allocates. */
   constructor(initial = 0) {
@@ -551,9 +559,9 @@ export class Outbox {
     const need = pending + extra;
     // A slab, or for a large value a buffer sized to it (room for the
     // commands after it; doubling if one tick brings several).
-    const fresh = new Uint8Array(
-      need <= OUTBOX_SLAB ? OUTBOX_SLAB : Math.max(need + OUTBOX_SLAB, 2 * this.#buf.length),
-    );
+    const fresh = need <= OUTBOX_SLAB
+      ? new Uint8Array(OUTBOX_SLAB)
+      : this.allocate(Math.max(need + OUTBOX_SLAB, 2 * this.#buf.length)); // only [#start, #len) is ever sent
     fresh.set(this.#buf.subarray(this.#start, this.#len));
     this.#buf = fresh;
     this.#start = 0;

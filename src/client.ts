@@ -609,10 +609,13 @@ export class Client {
         conn.request(command, EXPECT_VALUES, (out) => encodeRetrieve(out, command, batch, expire), batch);
       const replies = batches.length === 1 ? [await ask(batches[0])] : await Promise.all(batches.map(ask));
       const pending: Promise<void>[] = [];
-      for (const reply of replies) {
-        for (const item of (reply as { items: Item[] }).items) {
+      const serde = this.serde;
+      for (let r = 0; r < replies.length; r++) {
+        const items = (replies[r] as { items: Item[] }).items;
+        for (let i = 0; i < items.length; i++) {
+          const item = items[i];
           const key = byWire === undefined ? item.key : byWire.get(item.key)!;
-          const value = this.serde.deserialize(key, item.value, item.flags);
+          const value = serde.deserialize(key, item.value, item.flags);
           if (isPromise(value)) {
             pending.push(value.then((v) => void result.set(key, withCas ? [v, item.cas ?? null] : v)));
           } else {

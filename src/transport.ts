@@ -121,6 +121,14 @@ export interface Transport {
    * dear (V8: Node, Deno, Workers).
    */
   readonly cheapBuffers?: boolean;
+  /**
+   * A new buffer of `size` bytes that the core fills completely before
+   * anything reads it, so it may hold old memory instead of zeros (Node:
+   * `Buffer.allocUnsafeSlow`). It must own its `ArrayBuffer` (offset 0,
+   * length `size`). Asked for large values and commands only, where
+   * zeroing fresh pages costs as much as the copy that then fills them.
+   */
+  allocUnsafe?(size: number): Uint8Array;
 }
 
 /**

@@ -13,6 +13,7 @@
  * @module
  */
 
+import type * as Buf from "node:buffer";
 import type * as Net from "node:net";
 import type * as Tls from "node:tls";
 import {
@@ -26,10 +27,16 @@ import {
 
 // Loaded on first connect, not at import: a bundle of the sources for another
 // runtime (a Worker without nodejs_compat) may contain this module unused.
-let modules: Promise<[typeof Net, typeof Tls]> | undefined;
+let modules: Promise<[typeof Net, typeof Tls, typeof Buf]> | undefined;
 /** The one read buffer of a plain (not TLS) connection on Node. */
 const READ_SIZE = 65536;
-const load = () => (modules ??= Promise.all([import("node:net"), import("node:tls")]));
+const load =
+  () => (modules ??= Promise.all([import("node:net"), import("node:tls"), import("node:buffer")]).then((loaded) => {
+    NodeBuffer = loaded[2].Buffer;
+    return loaded;
+  }));
+/** Node's Buffer, once loaded. */
+let NodeBuffer: typeof Buf.Buffer | undefined;
 
 /** Connects with `node:net` / `node:tls`; unix sockets by path. */
 export class NodeTransport implements Transport {
@@ -38,6 +45,17 @@ export class NodeTransport implements Transport {
   /** True on Bun, whose small buffers are cheap; see {@linkcode Transport.cheapBuffers}. */
   readonly cheapBuffers: boolean =
     typeof (globalThis as { process?: { versions?: { bun?: string } } }).process?.versions?.bun === "string";
+
+  /**
+   * Uninitialized memory on Node (`Buffer.allocUnsafeSlow`), as a plain
+   * `Uint8Array`; see {@linkcode Transport.allocUnsafe}. Bun's zeroed
+   * buffers are cheap already.
+   */
+  allocUnsafe(size: number): Uint8Array {
+    if (this.cheapBuffers || NodeBuffer === undefined) return new Uint8Array(size);
+    const b = NodeBuffer.allocUnsafeSlow(size);
+    return new Uint8Array(b.buffer, b.byteOffset, size);
+  }
 
   /** Opens a connection; see {@linkcode Transport.connect}. */
   connect(
