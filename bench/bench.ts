@@ -11,7 +11,7 @@
  *
  * Options (flag or environment variable):
  *   --quick                 short run (3 × 300 ms, S6 with 200,000 ops)
- *   --repeats N             BENCH_REPEATS       (default 3)
+ *   --repeats N             BENCH_REPEATS       (default 5; 3 with --quick)
  *   --duration MS           BENCH_DURATION_MS   per scenario and repeat (default 800)
  *   --warmup MS             BENCH_WARMUP_MS     before each measurement (default 1000: Bun's JIT
  *                                               needs about that long to reach its top tier)
@@ -115,7 +115,7 @@ function parseOptions(args: string[]): Options {
   };
   return {
     quick,
-    repeats: int("repeats", "BENCH_REPEATS", 3, 1),
+    repeats: int("repeats", "BENCH_REPEATS", quick ? 3 : 5, 1),
     durationMs: int("duration", "BENCH_DURATION_MS", quick ? 300 : 800, 10),
     warmupMs: int("warmup", "BENCH_WARMUP_MS", quick ? 300 : 1000, 0),
     s6Ops: int("s6-ops", "BENCH_S6_OPS", quick ? 200_000 : 1_000_000, 1000),

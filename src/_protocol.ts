@@ -420,6 +420,11 @@ export class ReplyParser {
       if (!/^\d+$/.test(cas)) throw malformed();
       item.cas = cas;
     }
+    this.#expectValue(item, length);
+  }
+
+  /** After a VALUE line: `length` bytes of `item`'s value come next. */
+  #expectValue(item: Item, length: number): void {
     if (length === 0) {
       this.#items.push(item);
       this.#needEmptyLine = true;
@@ -456,14 +461,7 @@ export class ReplyParser {
     }
     if (i === lengthAt || i - lengthAt > 15) return false;
     this.#keyCursor++;
-    const item: Item = { key, flags, value: EMPTY };
-    if (length === 0) {
-      this.#items.push(item);
-      this.#needEmptyLine = true;
-    } else {
-      this.#pendingItem = item;
-      this.#want = length;
-    }
+    this.#expectValue({ key, flags, value: EMPTY }, length);
     return true;
   }
 
