@@ -555,7 +555,7 @@ async function render(options: Options, rows: Map<string, Row>, info: RunInfo): 
     `- Per scenario and run: ${options.warmupMs} ms warm-up, then ${options.durationMs} ms measured` +
       (options.quick ? " (**--quick**)" : ""),
     `- Raw baseline: commands encoded before the clock starts, the same number in flight as the clients, ` +
-      `replies counted by length (not parsed or copied); \`node:net\` on Node and Bun, \`Deno.connect\` on Deno`,
+      `replies counted by length (not parsed or copied); \`node:net\` on Node (reading into one reused buffer, as our NodeTransport does) and Bun, \`Deno.connect\` on Deno`,
     "- floor: a minimal client on the same socket (bench/_floor.ts): one promise per request, commands " +
       "coalesced per tick, values parsed and copied out, nothing else (no validation, serde, timeouts or errors). " +
       "It is what the promise-per-request API itself costs: our client can at best approach it",
