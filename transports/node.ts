@@ -88,12 +88,12 @@ export class NodeTransport implements Transport {
         });
       } else {
         const where = tcp ? { host: tcp.host, port: tcp.port } : { path: (address as { path: string }).path };
-        // On Node, every read otherwise lands in a new 64 KiB Buffer: an
-        // ArrayBuffer per read, which is dear in V8 and left 512 KiB replies
-        // arriving at a third of the speed. The core copies what it keeps
-        // (see TransportHandlers.onData), so one buffer serves every read.
-        // Bun's own reads are cheap and larger: it keeps them.
-        socket = this.cheapBuffers ? net.connect(where) : net.connect({
+        // Every read otherwise lands in a new Buffer: on Node an ArrayBuffer
+        // per read, which is dear in V8 and left 512 KiB replies arriving at
+        // a third of the speed; on Bun a Buffer the core must first view as
+        // a plain Uint8Array. The core copies what it keeps (see
+        // TransportHandlers.onData), so one buffer serves every read.
+        socket = net.connect({
           ...where,
           onread: {
             buffer: new Uint8Array(READ_SIZE),
@@ -144,7 +144,7 @@ export class NodeTransport implements Transport {
           },
         });
       });
-      if (options.tls || this.cheapBuffers) socket.on("data", (chunk: Uint8Array) => handlers.onData(chunk));
+      if (options.tls) socket.on("data", (chunk: Uint8Array) => handlers.onData(chunk));
     });
   }
 }
