@@ -36,27 +36,40 @@ async function startTwemproxy(options: { args?: string[]; unix?: boolean; tls?: 
   const backends = await Promise.all([startMemcached({ args: options.args }), startMemcached({ args: options.args })]);
   const dir = mkdtempSync(join(tmpdir(), "memkit-twemproxy-"));
   const path = options.unix ? join(dir, "proxy.sock") : undefined;
-  const port = path ? 0 : await freePort();
-  const statsPort = await freePort();
+  let port = path ? 0 : await freePort();
+  let statsPort = await freePort();
   const config = join(dir, "nutcracker.yml");
-  writeFileSync(
-    config,
-    [
-      "memkit:",
-      `  listen: ${path ? `${path} 0600` : `127.0.0.1:${port}`}`,
-      "  hash: fnv1a_64",
-      "  distribution: ketama",
-      "  timeout: 5000",
-      "  auto_eject_hosts: false",
-      "  servers:",
-      ...backends.map((b, i) => `    - 127.0.0.1:${b.port}:1 m${i}`),
-      "",
-    ].join("\n"),
-  );
+  const writeConfig = () =>
+    writeFileSync(
+      config,
+      [
+        "memkit:",
+        `  listen: ${path ? `${path} 0600` : `127.0.0.1:${port}`}`,
+        "  hash: fnv1a_64",
+        "  distribution: ketama",
+        "  timeout: 5000",
+        "  auto_eject_hosts: false",
+        "  servers:",
+        ...backends.map((b, i) => `    - 127.0.0.1:${b.port}:1 m${i}`),
+        "",
+      ].join("\n"),
+    );
+  writeConfig();
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
 
-  async function launch(): Promise<void> {
+  /** Starts twemproxy; on a first start, a port lost to another process is replaced and tried again. */
+  async function launch(first = false): Promise<void> {
+    for (let attempt = 0;; attempt++) {
+      if (await launchOnce()) return;
+      if (!first || attempt >= 3) throw new Error("twemproxy did not start");
+      if (!path) port = await freePort();
+      statsPort = await freePort();
+      writeConfig();
+    }
+  }
+
+  async function launchOnce(): Promise<boolean> {
     const args = [
       "-c",
       config,
@@ -76,13 +89,13 @@ async function startTwemproxy(options: { args?: string[]; unix?: boolean; tls?: 
     for (let i = 0; i < 300 && !gone; i++) {
       if (await probe(path ? { path } : { host: "127.0.0.1", port })) {
         child = proc;
-        return;
+        return true;
       }
       await sleep(10);
     }
     if (!gone) proc.kill("SIGKILL");
     await exited;
-    throw new Error("twemproxy did not start");
+    return false;
   }
 
   async function stop(): Promise<void> {
@@ -96,7 +109,7 @@ async function startTwemproxy(options: { args?: string[]; unix?: boolean; tls?: 
   }
 
   try {
-    await launch();
+    await launch(true);
   } catch (error) {
     await Promise.all(backends.map((b) => b[Symbol.asyncDispose]()));
     rmSync(dir, { recursive: true, force: true });
