@@ -280,13 +280,11 @@ export class Client {
 
   /** The checked wire keys of `keys` (a list of the caller's own): `keys` itself without a prefix. */
   #wireKeys(command: string, keys: string[]): string[] {
-    try {
+    return this.#inputs(command, () => {
       if (this.keyPrefix !== "") return keys.map((k) => this.#key(k));
-      for (let i = 0; i < keys.length; i++) checkWireKey(keys[i], "", this.allowUnicodeKeys);
+      for (let i = 0; i < keys.length; i++) this.#key(keys[i]);
       return keys;
-    } catch (error) {
-      throw this.#context(error, command);
-    }
+    });
   }
 
   /**

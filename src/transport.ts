@@ -117,8 +117,8 @@ export interface Transport {
    * True where a new small `Uint8Array` costs no more than a view of a
    * shared one (JavaScriptCore, so Bun). The core then gives every value a
    * buffer of its own; otherwise small values are carved out of shared
-   * slabs, which pays off where allocating is
-   * dear (V8: Node, Deno, Workers).
+   * slabs, which pays off where allocating is dear (V8: Node, Deno,
+   * Workers).
    */
   readonly cheapBuffers?: boolean;
   /**

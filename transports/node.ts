@@ -28,7 +28,7 @@ import {
 // Loaded on first connect, not at import: a bundle of the sources for another
 // runtime (a Worker without nodejs_compat) may contain this module unused.
 let modules: Promise<[typeof Net, typeof Tls, typeof Buf]> | undefined;
-/** The one read buffer of a plain (not TLS) connection on Node. */
+/** Size of the one read buffer of a plain (not TLS) connection. */
 const READ_SIZE = 65536;
 const load =
   () => (modules ??= Promise.all([import("node:net"), import("node:tls"), import("node:buffer")]).then((loaded) => {
