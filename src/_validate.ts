@@ -7,6 +7,18 @@
 
 import { MemcacheIllegalInputError, MemcacheUnknownError } from "./errors.ts";
 
+/**
+ * An input error thrown by a check, named with where it happened: the
+ * command, and the server where there is one (HashClient checks before
+ * choosing a server). Errors that already carry a place pass through.
+ */
+export function inContext(error: unknown, command: string, server?: string): unknown {
+  if (error instanceof MemcacheIllegalInputError && error.server === undefined && error.command === undefined) {
+    return new MemcacheIllegalInputError(error.message, { server, command, cause: error });
+  }
+  return error;
+}
+
 /** Longest retrieval line sent in one command; longer key lists are split. */
 export const MAX_RETRIEVE_LINE = 2048;
 

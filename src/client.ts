@@ -39,6 +39,7 @@ import {
   checkFlags,
   checkInt,
   checkToken,
+  inContext,
   parseCounter,
   splitKeys,
 } from "./_validate.ts";
@@ -300,10 +301,7 @@ export class Client {
   }
 
   #context(error: unknown, command: string): unknown {
-    if (error instanceof MemcacheIllegalInputError && error.server === undefined) {
-      return new MemcacheIllegalInputError(error.message, { server: this.server, command, cause: error });
-    }
-    return error;
+    return inContext(error, command, this.server);
   }
 
   #noreply(noreply: boolean | undefined): boolean {

@@ -14,7 +14,7 @@ import { PooledClient, type PooledClientOptions } from "./pooled_client.ts";
 import type { Serde } from "./serde.ts";
 import { parseServerSpec, type ServerSpec } from "./transport.ts";
 import { defaultPoolLimit } from "./_default_transport.ts";
-import { MemcacheIllegalInputError } from "./errors.ts";
+import { inContext } from "./_validate.ts";
 
 /**
  * Options of {@linkcode HashClient}: those of {@linkcode ClientOptions},
@@ -59,13 +59,6 @@ function entriesOf(values: Mapping): Iterable<readonly [string, unknown]> {
 const FALSE = () => false;
 const TRUE = () => true as const;
 const NULL = () => null;
-/** An input error thrown before a server is chosen, naming the command (there is no one server to name). */
-function naming(error: unknown, command: string): unknown {
-  if (error instanceof MemcacheIllegalInputError && error.command === undefined) {
-    return new MemcacheIllegalInputError(error.message, { command, cause: error });
-  }
-  return error;
-}
 
 /** A server-wide call's result for a server that failed under ignoreExc: left out. */
 const NO_ANSWER: unique symbol = Symbol("no answer");
@@ -241,7 +234,7 @@ export class HashClient {
     try {
       node = this.#route(key);
     } catch (error) {
-      return Promise.reject(naming(error, command));
+      return Promise.reject(inContext(error, command));
     }
     if (node === null) {
       return fallback && this.ignoreExc ? Promise.resolve(fallback()) : Promise.reject(this.#failover.allDown());
@@ -261,7 +254,7 @@ export class HashClient {
     try {
       for (const item of list) checkWireKey(keyOf(item), this.keyPrefix, this.allowUnicodeKeys); // all before any I/O
     } catch (error) {
-      throw naming(error, command);
+      throw inContext(error, command);
     }
     for (const item of list) {
       const node = this.#route(keyOf(item));
