@@ -19,6 +19,19 @@ import {
 } from "../mod.ts";
 import type { Client } from "../src/client.ts";
 
+/** `promise`, or a rejection naming `what` if it has not settled after `ms`: a hang fails the test instead. */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Client's public surface (what PooledClient and HashClient share). */
 export type ClientLike = { [K in keyof Client]: Client[K] };
 
@@ -410,15 +423,7 @@ export function clientSuite(target: SuiteTarget): void {
       for (const stop of ["close", "quit"] as const) {
         const stopping = client[stop]();
         const during = [client.get("k"), client.set("k2", stop, { noreply: false })];
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const hung = new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`${stop}() did not finish`)), 10_000);
-        });
-        try {
-          await Promise.race([stopping, hung]);
-        } finally {
-          clearTimeout(timer);
-        }
+        await within(stopping, 10_000, `${stop}()`);
         assert.deepEqual(await Promise.all(during), ["v", true]);
         assert.equal(await client.get("k2"), stop);
       }

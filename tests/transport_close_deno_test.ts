@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "./_harness.ts";
 import { startMemcached } from "./_memcached.ts";
+import { within } from "./_suite.ts";
 import {
   Client,
   MemcacheTimeoutError,
@@ -60,19 +61,6 @@ class WatchedTransport implements Transport {
         return closed;
       },
     };
-  }
-}
-
-/** `promise`, or a rejection naming `what` if it has not settled after `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, expired]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
