@@ -80,8 +80,8 @@ function breaksConnection(error: unknown): boolean {
  * pipelined with them (`poolBlocking: true`, the default; its `timeout`
  * counts the wait, and if a request ahead of it times out, the connection
  * closes and the call fails with it), or rejects at once
- * (`poolBlocking: false`). The pool
- * never opens more than `maxPoolSize` connections. A connection that failed
+ * (`poolBlocking: false`). The pool never opens more than `maxPoolSize`
+ * connections. A connection that failed
  * (timeout, unexpected close, unparseable reply, `CLIENT_ERROR`) is closed
  * and never handed out again; the pool opens a new one when needed. With
  * `poolIdleTimeout`, connections unused for that many ms are closed.

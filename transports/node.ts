@@ -25,18 +25,19 @@ import {
   type TransportSocket,
 } from "../src/transport.ts";
 
+/** Size of the one read buffer of a plain (not TLS) connection. */
+const READ_SIZE = 65536;
+
 // Loaded on first connect, not at import: a bundle of the sources for another
 // runtime (a Worker without nodejs_compat) may contain this module unused.
 let modules: Promise<[typeof Net, typeof Tls, typeof Buf]> | undefined;
-/** Size of the one read buffer of a plain (not TLS) connection. */
-const READ_SIZE = 65536;
+/** Node's Buffer, once loaded. */
+let NodeBuffer: typeof Buf.Buffer | undefined;
 const load =
   () => (modules ??= Promise.all([import("node:net"), import("node:tls"), import("node:buffer")]).then((loaded) => {
     NodeBuffer = loaded[2].Buffer;
     return loaded;
   }));
-/** Node's Buffer, once loaded. */
-let NodeBuffer: typeof Buf.Buffer | undefined;
 
 /** Connects with `node:net` / `node:tls`; unix sockets by path. */
 export class NodeTransport implements Transport {
