@@ -1,0 +1,797 @@
+/**
+ * A pickle reader that builds data and never runs code: protocols 0 to 5,
+ * for the values Python's memcached clients store (`None`, `bool`, `int`,
+ * `float`, `str`, `bytes`, `bytearray`, `list`, `tuple`, `dict`, `set`,
+ * `frozenset`).
+ *
+ * Pickles are programs for a small stack machine; this one runs only the
+ * opcodes that push or assemble those values. The only callables `REDUCE`
+ * may call are the ones Python's own pickler uses for these types:
+ * `_codecs.encode` (bytes in protocols 0–2) and `bytes`, `bytearray`, `set`,
+ * `frozenset` under `builtins` or `__builtin__`. Every other global, and the
+ * opcodes that build objects or reach outside the pickle (`BUILD`, `INST`,
+ * `OBJ`, `NEWOBJ`, `NEWOBJ_EX`, persistent ids, extension codes,
+ * out-of-band buffers), fail with {@linkcode MemcachePickleError} naming it.
+ *
+ * Bounds, for hostile input: the machine is a loop, not a recursion (nesting
+ * depth costs no stack); every length is checked against the bytes left
+ * before anything is allocated; text integers are limited to 4300 digits as
+ * Python's `int()` is; memo indexes that were never stored fail. Work and
+ * memory are linear in the pickle's length.
+ *
+ * @module
+ */
+
+import { MemcacheError } from "./errors.ts";
+
+/** A pickle that cannot be read: malformed, truncated, or asking for code to run. */
+export class MemcachePickleError extends MemcacheError {
+  /** Builds the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "MemcachePickleError";
+  }
+}
+
+/** A global a pickle named; only ever a callable for REDUCE, never a value. */
+class PyGlobal {
+  constructor(readonly name: string) {}
+}
+
+const ALLOWED_GLOBALS = new Set([
+  "_codecs.encode",
+  "builtins.set",
+  "builtins.frozenset",
+  "builtins.bytes",
+  "builtins.bytearray",
+]);
+
+const OPCODE_NAMES: Record<number, string> = {
+  0x50: "PERSID",
+  0x51: "BINPERSID",
+  0x62: "BUILD",
+  0x69: "INST",
+  0x6f: "OBJ",
+  0x81: "NEWOBJ",
+  0x82: "EXT1",
+  0x83: "EXT2",
+  0x84: "EXT4",
+  0x92: "NEWOBJ_EX",
+  0x97: "NEXT_BUFFER",
+  0x98: "READONLY_BUFFER",
+};
+
+/** Python's default limit on the digits `int()` converts (sys.get_int_max_str_digits()). */
+const MAX_INT_DIGITS = 4300;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+const utf8Strict = new TextDecoder("utf-8", { fatal: true });
+
+/** A `bigint` as a `number` when exactly representable. */
+function narrow(n: bigint): number | bigint {
+  return n >= -MAX_SAFE && n <= MAX_SAFE ? Number(n) : n;
+}
+
+function fail(message: string): never {
+  throw new MemcachePickleError(`Cannot unpickle: ${message}`);
+}
+
+/** UTF-8 with lone surrogates allowed (Python pickles str with "surrogatepass"). */
+function utf8SurrogatePass(bytes: Uint8Array, start: number, end: number): string {
+  let out = "";
+  let i = start;
+  while (i < end) {
+    const b = bytes[i];
+    let cp: number;
+    let need: number;
+    if (b < 0x80) {
+      cp = b;
+      need = 0;
+    } else if (b >= 0xc2 && b < 0xe0) {
+      cp = b & 0x1f;
+      need = 1;
+    } else if (b >= 0xe0 && b < 0xf0) {
+      cp = b & 0x0f;
+      need = 2;
+    } else if (b >= 0xf0 && b < 0xf5) {
+      cp = b & 0x07;
+      need = 3;
+    } else return fail(`invalid UTF-8 byte 0x${b.toString(16)} in a string`);
+    if (i + need >= end) return fail("truncated UTF-8 sequence in a string");
+    for (let k = 1; k <= need; k++) {
+      const c = bytes[i + k];
+      if ((c & 0xc0) !== 0x80) return fail("invalid UTF-8 sequence in a string");
+      cp = (cp << 6) | (c & 0x3f);
+    }
+    if ((need === 2 && cp < 0x800) || (need === 3 && (cp < 0x10000 || cp > 0x10ffff))) {
+      return fail("overlong or out-of-range UTF-8 sequence in a string");
+    }
+    out += String.fromCodePoint(cp);
+    i += need + 1;
+  }
+  return out;
+}
+
+/** Decodes UTF-8 bytes [start, end): a fast path for short ASCII, else the platform's decoder. */
+function utf8(bytes: Uint8Array, start: number, end: number): string {
+  const n = end - start;
+  if (n < 24) {
+    let s = "";
+    let i = start;
+    for (; i < end; i++) {
+      const b = bytes[i];
+      if (b >= 0x80) break;
+      s += String.fromCharCode(b);
+    }
+    if (i === end) return s;
+  }
+  try {
+    return utf8Strict.decode(bytes.subarray(start, end));
+  } catch {
+    return utf8SurrogatePass(bytes, start, end);
+  }
+}
+
+/** Bytes [start, end) that must be ASCII, as Python 3 reads protocol-0/1 str (encoding "ASCII"). */
+function ascii(bytes: Uint8Array, start: number, end: number, what: string): string {
+  let s = "";
+  for (let i = start; i < end; i++) {
+    const b = bytes[i];
+    if (b >= 0x80) fail(`${what} holds the non-ASCII byte 0x${b.toString(16)} (Python 3 reads it as ASCII)`);
+    s += String.fromCharCode(b);
+  }
+  return s;
+}
+
+/** Python's "raw-unicode-escape" (the UNICODE opcode): latin-1 with \uXXXX and \UXXXXXXXX escapes. */
+function rawUnicodeEscape(bytes: Uint8Array, start: number, end: number): string {
+  let out = "";
+  let i = start;
+  while (i < end) {
+    const b = bytes[i];
+    if (b !== 0x5c) {
+      out += String.fromCharCode(b);
+      i++;
+      continue;
+    }
+    let run = 0;
+    while (i + run < end && bytes[i + run] === 0x5c) run++;
+    const next = bytes[i + run];
+    if (run % 2 === 1 && i + run < end && (next === 0x75 || next === 0x55)) {
+      out += "\\".repeat(run - 1);
+      const digits = next === 0x75 ? 4 : 8;
+      const from = i + run + 1;
+      if (from + digits > end) fail("truncated \\u escape in a UNICODE string");
+      const hex = ascii(bytes, from, from + digits, "a \\u escape");
+      if (!/^[0-9a-fA-F]+$/.test(hex)) fail(`bad \\u escape ${JSON.stringify(hex)} in a UNICODE string`);
+      const cp = parseInt(hex, 16);
+      if (cp > 0x10ffff) fail(`\\U escape beyond U+10FFFF in a UNICODE string`);
+      out += String.fromCodePoint(cp);
+      i = from + digits;
+    } else {
+      out += "\\".repeat(run);
+      i += run;
+    }
+  }
+  return out;
+}
+
+const SIMPLE_ESCAPES: Record<string, number> = {
+  "\\": 0x5c,
+  "'": 0x27,
+  '"': 0x22,
+  a: 7,
+  b: 8,
+  f: 12,
+  n: 10,
+  r: 13,
+  t: 9,
+  v: 11,
+};
+
+/** The STRING opcode's argument: a quoted Python 2 str repr, escape-decoded, read as ASCII. */
+function quotedString(text: string): string {
+  if (text.length < 2 || (text[0] !== "'" && text[0] !== '"') || text[text.length - 1] !== text[0]) {
+    fail("the STRING opcode's argument is not quoted");
+  }
+  const body = text.slice(1, -1);
+  let out = "";
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i];
+    if (c !== "\\") {
+      out += c;
+      continue;
+    }
+    const e = body[++i];
+    if (e === undefined) fail("a STRING ends in a lone backslash");
+    if (e in SIMPLE_ESCAPES) out += String.fromCharCode(SIMPLE_ESCAPES[e]);
+    else if (e === "\n") continue;
+    else if (e === "x") {
+      const hex = body.slice(i + 1, i + 3);
+      if (!/^[0-9a-fA-F]{2}$/.test(hex)) fail("bad \\x escape in a STRING");
+      out += String.fromCharCode(parseInt(hex, 16));
+      i += 2;
+    } else if (e >= "0" && e <= "7") {
+      let oct = e;
+      while (oct.length < 3 && body[i + 1] >= "0" && body[i + 1] <= "7") oct += body[++i];
+      out += String.fromCharCode(parseInt(oct, 8) & 0xff);
+    } else out += "\\" + e;
+  }
+  for (let i = 0; i < out.length; i++) {
+    if (out.charCodeAt(i) >= 0x80) fail("a STRING holds a non-ASCII byte (Python 3 reads it as ASCII)");
+  }
+  return out;
+}
+
+/** A decimal integer as Python's `int()` reads the text opcodes' arguments. */
+function decimal(text: string, what: string): number | bigint {
+  const t = text.trim();
+  if (!/^[+-]?[0-9]+$/.test(t)) fail(`${what} argument ${JSON.stringify(t.slice(0, 40))} is not an integer`);
+  if (t.length > MAX_INT_DIGITS + 1) fail(`${what} argument has more than ${MAX_INT_DIGITS} digits`);
+  if (t.length < 16) return Number(t);
+  return narrow(BigInt(t));
+}
+
+const FLOAT_TEXT = /^[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)$/i;
+
+/** A little-endian two's complement integer of `n` bytes (LONG1, LONG4). */
+function longBytes(bytes: Uint8Array, start: number, n: number): number | bigint {
+  if (n === 0) return 0;
+  const negative = bytes[start + n - 1] >= 0x80;
+  if (n <= 6) {
+    let v = 0;
+    for (let i = n - 1; i >= 0; i--) v = v * 256 + bytes[start + i];
+    return negative ? v - 2 ** (8 * n) : v;
+  }
+  let hex = "";
+  for (let i = n - 1; i >= 0; i--) hex += (bytes[start + i] + 0x100).toString(16).slice(1);
+  let v = BigInt("0x" + hex);
+  if (negative) v -= 1n << BigInt(8 * n);
+  return narrow(v);
+}
+
+/** Python's value for a call of an allowed global. */
+function callGlobal(name: string, args: unknown): unknown {
+  if (!Array.isArray(args)) fail(`REDUCE of ${name} got arguments that are not a tuple`);
+  switch (name) {
+    case "_codecs.encode": {
+      const [text, encoding] = args;
+      if (args.length !== 2 || typeof text !== "string" || typeof encoding !== "string") {
+        fail("REDUCE of _codecs.encode takes (str, encoding)");
+      }
+      return encodeText(text, encoding, name);
+    }
+    case "builtins.bytes":
+    case "builtins.bytearray": {
+      if (args.length === 0) return new Uint8Array(0);
+      const [source, encoding] = args;
+      if (args.length === 2 && typeof source === "string" && typeof encoding === "string") {
+        return encodeText(source, encoding, name);
+      }
+      if (args.length === 1 && source instanceof Uint8Array) return source.slice();
+      if (args.length === 1 && Array.isArray(source)) {
+        const out = new Uint8Array(source.length);
+        for (let i = 0; i < source.length; i++) {
+          const b = source[i];
+          if (typeof b !== "number" || !Number.isInteger(b) || b < 0 || b > 255) {
+            fail(`REDUCE of ${name}: a byte must be an integer in 0..255`);
+          }
+          out[i] = b;
+        }
+        return out;
+      }
+      return fail(`REDUCE of ${name} with these arguments is not supported`);
+    }
+    case "builtins.set":
+    case "builtins.frozenset": {
+      if (args.length === 0) return new Set();
+      const [items] = args;
+      if (args.length === 1 && (Array.isArray(items) || items instanceof Set)) return new Set(items);
+      return fail(`REDUCE of ${name} takes one list, tuple or set`);
+    }
+  }
+  return fail(`REDUCE of ${name} is not supported`);
+}
+
+function encodeText(text: string, encoding: string, name: string): Uint8Array {
+  const enc = encoding.toLowerCase().replace(/[-_ ]/g, "");
+  if (enc === "latin1" || enc === "iso88591" || enc === "l1" || enc === "ascii") {
+    const limit = enc === "ascii" ? 0x80 : 0x100;
+    const out = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c >= limit) fail(`REDUCE of ${name}: character U+${c.toString(16)} is not ${encoding}`);
+      out[i] = c;
+    }
+    return out;
+  }
+  if (enc === "utf8") return new TextEncoder().encode(text);
+  return fail(`REDUCE of ${name} with encoding ${JSON.stringify(encoding)} is not supported`);
+}
+
+function isDict(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && Object.getPrototypeOf(x) === null;
+}
+
+/**
+ * Reads one pickle: `None` → `null`, `bool` → `boolean`, `int` → `number`
+ * (`bigint` beyond 2^53−1), `float` → `number`, `str` → `string`, `bytes`
+ * and `bytearray` → `Uint8Array` (a copy), `list` and `tuple` → arrays,
+ * `dict` → an object with no prototype when every key is a string, else a
+ * `Map`, `set` and `frozenset` → `Set`. Bytes after the STOP opcode are
+ * ignored, as Python's `pickle.loads` does.
+ *
+ * @throws {MemcachePickleError} for anything else.
+ */
+export function unpickle(bytes: Uint8Array): unknown {
+  const end = bytes.length;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const stack: unknown[] = [];
+  const marks: number[] = [];
+  let fence = 0; // the stack may not be popped below the last mark
+  const memo: unknown[] = [];
+  let memoCount = 0;
+  let bigMemo: Map<number, unknown> | null = null;
+  let sawGlobal = false;
+  let swapped: Map<object, Map<unknown, unknown>> | null = null;
+  let pos = 0;
+
+  const need = (n: number, what: string): void => {
+    if (n > end - pos) fail(`${what} at offset ${pos} claims ${n} bytes, only ${end - pos} left`);
+  };
+  const line = (what: string): string => {
+    const nl = bytes.indexOf(0x0a, pos);
+    if (nl === -1) fail(`${what} at offset ${pos} has no end of line`);
+    const s = ascii(bytes, pos, nl, what);
+    pos = nl + 1;
+    return s;
+  };
+  const u32 = (): number => {
+    const v = view.getUint32(pos, true);
+    pos += 4;
+    return v;
+  };
+  const len8 = (what: string): number => {
+    need(8, what);
+    const lo = view.getUint32(pos, true);
+    const hi = view.getUint32(pos + 4, true);
+    pos += 8;
+    return hi * 2 ** 32 + lo;
+  };
+  const pop = (what: string): unknown => {
+    if (stack.length <= fence) fail(`${what} at offset ${pos - 1} pops an empty stack`);
+    return stack.pop();
+  };
+  const top = (what: string): unknown => {
+    if (stack.length <= fence) fail(`${what} at offset ${pos - 1} needs a value on the stack`);
+    return stack[stack.length - 1];
+  };
+  const popMark = (what: string): number => {
+    const mark = marks.pop();
+    if (mark === undefined) fail(`${what} at offset ${pos - 1} has no MARK`);
+    fence = marks.length > 0 ? marks[marks.length - 1] : 0;
+    return mark;
+  };
+  const put = (index: number): void => {
+    const value = top("PUT");
+    if (index < memo.length) {
+      if (memo[index] === undefined) memoCount++;
+      memo[index] = value;
+    } else if (index === memo.length) {
+      memo.push(value);
+      memoCount++;
+    } else {
+      bigMemo ??= new Map();
+      if (!bigMemo.has(index)) memoCount++;
+      bigMemo.set(index, value);
+    }
+  };
+  const get = (index: number): void => {
+    const value = index < memo.length ? memo[index] : bigMemo?.get(index);
+    if (value === undefined) fail(`memo index ${index} at offset ${pos - 1} was never stored`);
+    stack.push(value);
+  };
+  const setItem = (target: unknown, key: unknown, value: unknown): void => {
+    if (swapped !== null && typeof target === "object" && target !== null) {
+      const map = swapped.get(target);
+      if (map !== undefined) target = map;
+    }
+    if (target instanceof Map) {
+      target.set(key, value);
+    } else if (isDict(target)) {
+      if (typeof key === "string") {
+        target[key] = value;
+      } else {
+        // A key that is not a string: this dict becomes a Map, everywhere it is referenced (see fixUp).
+        const map = new Map<unknown, unknown>(Object.entries(target));
+        map.set(key, value);
+        swapped ??= new Map();
+        swapped.set(target, map);
+      }
+    } else fail(`SETITEM at offset ${pos - 1} on something that is not a dict`);
+  };
+  const below = (mark: number, what: string): unknown => {
+    if (mark <= fence) fail(`${what} at offset ${pos - 1} has nothing below its MARK`);
+    return stack[mark - 1];
+  };
+  const list = (target: unknown, what: string): unknown[] => {
+    if (!Array.isArray(target)) fail(`${what} at offset ${pos - 1} on something that is not a list`);
+    return target;
+  };
+
+  while (pos < end) {
+    const op = bytes[pos++];
+    switch (op) {
+      case 0x80: { // PROTO
+        need(1, "PROTO");
+        const version = bytes[pos++];
+        if (version > 5) fail(`unsupported pickle protocol ${version}`);
+        break;
+      }
+      case 0x95: // FRAME: a length hint; the data follows inline
+        len8("FRAME");
+        break;
+      case 0x2e: { // STOP
+        const result = pop("STOP");
+        return sawGlobal || swapped !== null ? fixUp(result, swapped) : result;
+      }
+      case 0x28: // MARK
+        marks.push(stack.length);
+        fence = stack.length;
+        break;
+      case 0x30: // POP
+        if (stack.length > fence) stack.pop();
+        else popMark("POP");
+        break;
+      case 0x31: // POP_MARK
+        stack.length = popMark("POP_MARK");
+        break;
+      case 0x32: // DUP
+        stack.push(top("DUP"));
+        break;
+      case 0x4e: // NONE
+        stack.push(null);
+        break;
+      case 0x88: // NEWTRUE
+        stack.push(true);
+        break;
+      case 0x89: // NEWFALSE
+        stack.push(false);
+        break;
+      case 0x4b: // BININT1
+        need(1, "BININT1");
+        stack.push(bytes[pos++]);
+        break;
+      case 0x4d: // BININT2
+        need(2, "BININT2");
+        stack.push(bytes[pos] | (bytes[pos + 1] << 8));
+        pos += 2;
+        break;
+      case 0x4a: // BININT
+        need(4, "BININT");
+        stack.push(view.getInt32(pos, true));
+        pos += 4;
+        break;
+      case 0x8a: { // LONG1
+        need(1, "LONG1");
+        const n = bytes[pos++];
+        need(n, "LONG1");
+        stack.push(longBytes(bytes, pos, n));
+        pos += n;
+        break;
+      }
+      case 0x8b: { // LONG4
+        need(4, "LONG4");
+        const n = view.getInt32(pos, true);
+        pos += 4;
+        if (n < 0) fail("LONG4 with a negative length");
+        need(n, "LONG4");
+        stack.push(longBytes(bytes, pos, n));
+        pos += n;
+        break;
+      }
+      case 0x49: { // INT (text; "01" and "00" are True and False)
+        const text = line("INT");
+        if (text === "01") stack.push(true);
+        else if (text === "00") stack.push(false);
+        else stack.push(decimal(text, "INT"));
+        break;
+      }
+      case 0x4c: { // LONG (text, with a trailing L)
+        const text = line("LONG");
+        stack.push(decimal(text.endsWith("L") ? text.slice(0, -1) : text, "LONG"));
+        break;
+      }
+      case 0x46: { // FLOAT (text)
+        const text = line("FLOAT").trim();
+        if (!FLOAT_TEXT.test(text)) fail(`FLOAT argument ${JSON.stringify(text.slice(0, 40))} is not a number`);
+        const lower = text.toLowerCase().replace(/^\+/, "");
+        stack.push(
+          lower.endsWith("nan")
+            ? NaN
+            : lower.endsWith("inf") || lower.endsWith("infinity")
+            ? (lower[0] === "-" ? -Infinity : Infinity)
+            : Number(text),
+        );
+        break;
+      }
+      case 0x47: // BINFLOAT
+        need(8, "BINFLOAT");
+        stack.push(view.getFloat64(pos, false));
+        pos += 8;
+        break;
+      case 0x8c: { // SHORT_BINUNICODE
+        need(1, "SHORT_BINUNICODE");
+        const n = bytes[pos++];
+        need(n, "SHORT_BINUNICODE");
+        stack.push(utf8(bytes, pos, pos + n));
+        pos += n;
+        break;
+      }
+      case 0x58: { // BINUNICODE
+        need(4, "BINUNICODE");
+        const n = u32();
+        need(n, "BINUNICODE");
+        stack.push(utf8(bytes, pos, pos + n));
+        pos += n;
+        break;
+      }
+      case 0x8d: { // BINUNICODE8
+        const n = len8("BINUNICODE8");
+        need(n, "BINUNICODE8");
+        stack.push(utf8(bytes, pos, pos + n));
+        pos += n;
+        break;
+      }
+      case 0x56: { // UNICODE (raw-unicode-escape, to the end of the line)
+        const nl = bytes.indexOf(0x0a, pos);
+        if (nl === -1) fail(`UNICODE at offset ${pos} has no end of line`);
+        stack.push(rawUnicodeEscape(bytes, pos, nl));
+        pos = nl + 1;
+        break;
+      }
+      case 0x53: // STRING (Python 2 str, quoted)
+        stack.push(quotedString(line("STRING")));
+        break;
+      case 0x54: { // BINSTRING
+        need(4, "BINSTRING");
+        const n = view.getInt32(pos, true);
+        pos += 4;
+        if (n < 0) fail("BINSTRING with a negative length");
+        need(n, "BINSTRING");
+        stack.push(ascii(bytes, pos, pos + n, "BINSTRING"));
+        pos += n;
+        break;
+      }
+      case 0x55: { // SHORT_BINSTRING
+        need(1, "SHORT_BINSTRING");
+        const n = bytes[pos++];
+        need(n, "SHORT_BINSTRING");
+        stack.push(ascii(bytes, pos, pos + n, "SHORT_BINSTRING"));
+        pos += n;
+        break;
+      }
+      case 0x43: { // SHORT_BINBYTES
+        need(1, "SHORT_BINBYTES");
+        const n = bytes[pos++];
+        need(n, "SHORT_BINBYTES");
+        stack.push(bytes.slice(pos, pos + n));
+        pos += n;
+        break;
+      }
+      case 0x42: { // BINBYTES
+        need(4, "BINBYTES");
+        const n = u32();
+        need(n, "BINBYTES");
+        stack.push(bytes.slice(pos, pos + n));
+        pos += n;
+        break;
+      }
+      case 0x8e: // BINBYTES8
+      case 0x96: { // BYTEARRAY8
+        const what = op === 0x8e ? "BINBYTES8" : "BYTEARRAY8";
+        const n = len8(what);
+        need(n, what);
+        stack.push(bytes.slice(pos, pos + n));
+        pos += n;
+        break;
+      }
+      case 0x29: // EMPTY_TUPLE
+        stack.push([]);
+        break;
+      case 0x85: // TUPLE1
+        stack.push([pop("TUPLE1")]);
+        break;
+      case 0x86: { // TUPLE2
+        const b = pop("TUPLE2");
+        const a = pop("TUPLE2");
+        stack.push([a, b]);
+        break;
+      }
+      case 0x87: { // TUPLE3
+        const c = pop("TUPLE3");
+        const b = pop("TUPLE3");
+        const a = pop("TUPLE3");
+        stack.push([a, b, c]);
+        break;
+      }
+      case 0x74: // TUPLE
+      case 0x6c: { // LIST
+        const mark = popMark(op === 0x74 ? "TUPLE" : "LIST");
+        const items = stack.slice(mark);
+        stack.length = mark;
+        stack.push(items);
+        break;
+      }
+      case 0x5d: // EMPTY_LIST
+        stack.push([]);
+        break;
+      case 0x61: { // APPEND
+        const value = pop("APPEND");
+        list(top("APPEND"), "APPEND").push(value);
+        break;
+      }
+      case 0x65: { // APPENDS
+        const mark = popMark("APPENDS");
+        const target = list(below(mark, "APPENDS"), "APPENDS");
+        for (let i = mark; i < stack.length; i++) target.push(stack[i]);
+        stack.length = mark;
+        break;
+      }
+      case 0x7d: // EMPTY_DICT
+        stack.push(Object.create(null));
+        break;
+      case 0x64: { // DICT
+        const mark = popMark("DICT");
+        if ((stack.length - mark) % 2 !== 0) fail("DICT with an odd number of items");
+        const dict = Object.create(null);
+        for (let i = mark; i < stack.length; i += 2) setItem(dict, stack[i], stack[i + 1]);
+        stack.length = mark;
+        stack.push(dict);
+        break;
+      }
+      case 0x73: { // SETITEM
+        const value = pop("SETITEM");
+        const key = pop("SETITEM");
+        setItem(top("SETITEM"), key, value);
+        break;
+      }
+      case 0x75: { // SETITEMS
+        const mark = popMark("SETITEMS");
+        if ((stack.length - mark) % 2 !== 0) fail("SETITEMS with an odd number of items");
+        const target = below(mark, "SETITEMS");
+        for (let i = mark; i < stack.length; i += 2) setItem(target, stack[i], stack[i + 1]);
+        stack.length = mark;
+        break;
+      }
+      case 0x8f: // EMPTY_SET
+        stack.push(new Set());
+        break;
+      case 0x90: { // ADDITEMS
+        const mark = popMark("ADDITEMS");
+        const target = below(mark, "ADDITEMS");
+        if (!(target instanceof Set)) fail(`ADDITEMS at offset ${pos - 1} on something that is not a set`);
+        for (let i = mark; i < stack.length; i++) target.add(stack[i]);
+        stack.length = mark;
+        break;
+      }
+      case 0x91: { // FROZENSET
+        const mark = popMark("FROZENSET");
+        const set = new Set(stack.slice(mark));
+        stack.length = mark;
+        stack.push(set);
+        break;
+      }
+      case 0x70: // PUT (text)
+        put(Number(decimal(line("PUT"), "PUT")));
+        break;
+      case 0x71: // BINPUT
+        need(1, "BINPUT");
+        put(bytes[pos++]);
+        break;
+      case 0x72: // LONG_BINPUT
+        need(4, "LONG_BINPUT");
+        put(u32());
+        break;
+      case 0x94: // MEMOIZE
+        put(memoCount);
+        break;
+      case 0x67: // GET (text)
+        get(Number(decimal(line("GET"), "GET")));
+        break;
+      case 0x68: // BINGET
+        need(1, "BINGET");
+        get(bytes[pos++]);
+        break;
+      case 0x6a: // LONG_BINGET
+        need(4, "LONG_BINGET");
+        get(u32());
+        break;
+      case 0x63: { // GLOBAL "module\nname\n"
+        const module = line("GLOBAL");
+        const name = line("GLOBAL");
+        stack.push(global(module, name));
+        sawGlobal = true;
+        break;
+      }
+      case 0x93: { // STACK_GLOBAL
+        const name = pop("STACK_GLOBAL");
+        const module = pop("STACK_GLOBAL");
+        if (typeof module !== "string" || typeof name !== "string") fail("STACK_GLOBAL needs two strings");
+        stack.push(global(module, name));
+        sawGlobal = true;
+        break;
+      }
+      case 0x52: { // REDUCE
+        const args = pop("REDUCE");
+        const callable = pop("REDUCE");
+        if (!(callable instanceof PyGlobal)) fail(`REDUCE at offset ${pos - 1} calls something that is not a global`);
+        stack.push(callGlobal(callable.name, args));
+        break;
+      }
+      default: {
+        const name = OPCODE_NAMES[op];
+        if (name !== undefined) {
+          fail(
+            `opcode ${name} at offset ${pos - 1} is not supported (it builds objects or reaches outside the pickle)`,
+          );
+        }
+        fail(`unknown opcode 0x${op.toString(16).padStart(2, "0")} at offset ${pos - 1}`);
+      }
+    }
+  }
+  return fail("the pickle ends without STOP (truncated?)");
+}
+
+/** A global the pickle names, if allowed; `__builtin__` is Python 2's `builtins`. */
+function global(module: string, name: string): PyGlobal {
+  const full = `${module === "__builtin__" ? "builtins" : module}.${name}`;
+  if (!ALLOWED_GLOBALS.has(full)) {
+    fail(`global ${module}.${name} is not allowed (only plain data is unpickled; no classes, no code)`);
+  }
+  return new PyGlobal(full);
+}
+
+/**
+ * The finished value with every dict that turned into a `Map` replaced by
+ * that `Map`, checking that no global is left as a value. Iterative, so
+ * deep nesting costs no stack; each container is visited once.
+ */
+function fixUp(root: unknown, swapped: Map<object, Map<unknown, unknown>> | null): unknown {
+  const sub = (v: unknown): unknown => {
+    if (v instanceof PyGlobal) fail(`global ${v.name} is used as a value, not called`);
+    return swapped !== null && typeof v === "object" && v !== null ? (swapped.get(v) ?? v) : v;
+  };
+  const result = sub(root);
+  const seen = new Set<unknown>();
+  const todo: unknown[] = [result];
+  while (todo.length > 0) {
+    const v = todo.pop();
+    if (typeof v !== "object" || v === null || seen.has(v) || v instanceof Uint8Array) continue;
+    seen.add(v);
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) todo.push(v[i] = sub(v[i]));
+    } else if (v instanceof Map) {
+      const entries = [...v];
+      v.clear();
+      for (const [k, x] of entries) {
+        const key = sub(k);
+        const value = sub(x);
+        v.set(key, value);
+        todo.push(key, value);
+      }
+    } else if (v instanceof Set) {
+      const items = [...v];
+      v.clear();
+      for (const x of items) {
+        const item = sub(x);
+        v.add(item);
+        todo.push(item);
+      }
+    } else {
+      const dict = v as Record<string, unknown>;
+      for (const key of Object.keys(dict)) todo.push(dict[key] = sub(dict[key]));
+    }
+  }
+  return result;
+}
