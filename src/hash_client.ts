@@ -5,16 +5,21 @@
  * @module
  */
 
-import { Client, type Mapping, type NoreplyOptions, type StoreOptions, type Value } from "./client.ts";
+import { Client } from "./client.ts";
+import type { Mapping, NoreplyOptions, StoreOptions, Value } from "./client.ts"; // generated: the commands' types
+import { type CommandName, type CommandRow, type Commands, missOf, rowOf } from "./commands.ts";
+import { MemcacheError, MemcacheIllegalInputError } from "./errors.ts";
 import { Failover, type Node } from "./_failover.ts";
 import { KetamaHash } from "./_ketama.ts";
 import { checkKey as checkWireKey, keyBytes } from "./_keys.ts";
+import { entriesOf } from "./_mapping.ts";
+import { checkMs } from "./_options.ts";
 import { RendezvousHash } from "./_rendezvous.ts";
 import { PooledClient, type PooledClientOptions } from "./pooled_client.ts";
 import type { Serde } from "./serde.ts";
 import { parseServerSpec, type ServerSpec } from "./transport.ts";
 import { defaultPoolLimit } from "./_default_transport.ts";
-import { inContext } from "./_validate.ts";
+import { checkFlags, inContext } from "./_validate.ts";
 
 /**
  * Options of {@linkcode HashClient}: those of {@linkcode ClientOptions},
@@ -42,23 +47,24 @@ export interface HashClientOptions extends PooledClientOptions {
 
 type Inner = Client | PooledClient;
 
-function checkMs(name: string, value: number): number {
-  if (!(typeof value === "number" && value >= 0 && !Number.isNaN(value))) {
-    throw new TypeError(`${name} must be a non-negative number of milliseconds, got ${String(value)}`);
-  }
-  return value;
+// deno-lint-ignore no-explicit-any
+type AnyMethod = (...args: any[]) => Promise<any>;
+
+/**
+ * A value setMany serialized before sending anything; the servers' clients
+ * get a serde that passes it through instead of serializing it again.
+ */
+class Serialized {
+  constructor(readonly data: Uint8Array | string, readonly flags: number) {}
 }
 
-function entriesOf(values: Mapping): Iterable<readonly [string, unknown]> {
-  if (values instanceof Map) return values;
-  if (Symbol.iterator in values) return values as Iterable<readonly [string, unknown]>;
-  return Object.entries(values);
+/** `serde`, passing {@linkcode Serialized} values through as they are. */
+function passingSerialized(serde: Serde): Serde {
+  return {
+    serialize: (key, value) => value instanceof Serialized ? [value.data, value.flags] : serde.serialize(key, value),
+    deserialize: (key, value, flags) => serde.deserialize(key, value, flags),
+  };
 }
-
-// pymemcache's HashClient defaults for a failed call under ignoreExc.
-const FALSE = () => false;
-const TRUE = () => true as const;
-const NULL = () => null;
 
 /** A server-wide call's result for a server that failed under ignoreExc: left out. */
 const NO_ANSWER: unique symbol = Symbol("no answer");
@@ -104,7 +110,7 @@ const NO_ANSWER: unique symbol = Symbol("no answer");
  * console.log(await cluster.getMany(["a", "b", "c"])); // Map { "a" => 1, "b" => 2, "c" => 3 }
  * ```
  */
-export class HashClient {
+export class HashClient implements Commands {
   /** The servers, as their clients name them (`"host:port"` or a path), in the order given. */
   readonly servers: readonly string[];
   /** The serde in use. */
@@ -172,14 +178,15 @@ export class HashClient {
     const poolSize = maxPoolSize ??
       Math.max(1, Math.floor(defaultPoolLimit(options.transport, 10 * specs.length) / Math.max(1, specs.length)));
     const ketama: { node: string; host: string; port: number }[] = [];
+    const serde = passingSerialized(this.serde); // setMany serializes every value before sending any
     for (const spec of specs) {
       const address = parseServerSpec(spec);
       // pymemcache names a node "host:port" (no IPv6 brackets), or the socket path.
       const name = "path" in address ? address.path : `${address.host}:${address.port}`;
       if (this.#nodes.some((n) => n.name === name)) continue;
       const client = usePooling
-        ? new PooledClient(spec, { ...innerOptions, maxPoolSize: poolSize, poolIdleTimeout, poolBlocking })
-        : new Client(spec, innerOptions);
+        ? new PooledClient(spec, { ...innerOptions, serde, maxPoolSize: poolSize, poolIdleTimeout, poolBlocking })
+        : new Client(spec, { ...innerOptions, serde });
       this.#nodes.push({ name, client, failure: null, generation: 0, deadAt: null });
       ketama.push("path" in address ? { node: name, host: address.path, port: 0 } : { node: name, ...address });
     }
@@ -269,23 +276,6 @@ export class HashClient {
     return groups;
   }
 
-  async #fetchMany<V>(
-    command: string,
-    keys: Iterable<string>,
-    call: (client: Inner, keys: string[]) => Promise<Map<string, V>>,
-  ) {
-    const list = [...keys];
-    const groups = this.#group(command, list, (k) => k, this.ignoreExc);
-    const parts = await Promise.all(
-      [...groups].map(([node, group]) => this.#failover.run(node, (c) => call(c, group), () => new Map<string, V>())),
-    );
-    const found = new Map<string, V>();
-    for (const part of parts) for (const [k, v] of part) found.set(k, v);
-    const result = new Map<string, V>(); // keyed as passed, in the order passed
-    for (const key of list) if (found.has(key) && !result.has(key)) result.set(key, found.get(key)!);
-    return result;
-  }
-
   /**
    * A server-wide call on every live server, in parallel, each through
    * failover as a key command. Dead servers (out of the ring) are skipped.
@@ -308,80 +298,219 @@ export class HashClient {
     return { answers, complete: answers.size === this.#nodes.length };
   }
 
-  // ---- storage
+  // ---- the commands, routed as src/commands.ts says
 
-  /** As {@linkcode Client.set}, on the key's server: resolves `true`. */
-  set(key: string, value: unknown, options?: StoreOptions): Promise<boolean> {
-    return this.#key("set", key, (c) => c.set(key, value, options), FALSE);
+  /** Runs command `name` where its route says, with failover. */
+  #run(name: CommandName, args: unknown[]): Promise<unknown> {
+    const row = rowOf(name);
+    const call = (client: Inner) => (client[name] as AnyMethod)(...args);
+    switch (row.route) {
+      case "key":
+        return this.#key(row.wire ?? name, args[0] as string, call, () => missOf(row, args));
+      case "all":
+        return this.#everywhere(row, call);
+      default:
+        return this.#spread(name, row, args);
+    }
   }
 
-  /** As {@linkcode Client.add}: `true` if stored (or noreply), `false` if the key exists. */
-  add(key: string, value: unknown, options?: StoreOptions): Promise<boolean> {
-    return this.#key("add", key, (c) => c.add(key, value, options), FALSE);
-  }
-
-  /** As {@linkcode Client.replace}: `true` if stored (or noreply), `false` if the key is absent. */
-  replace(key: string, value: unknown, options?: StoreOptions): Promise<boolean> {
-    return this.#key("replace", key, (c) => c.replace(key, value, options), FALSE);
-  }
-
-  /** As {@linkcode Client.append}: `true` if done (or noreply), `false` if absent. */
-  append(key: string, value: unknown, options?: StoreOptions): Promise<boolean> {
-    return this.#key("append", key, (c) => c.append(key, value, options), FALSE);
-  }
-
-  /** As {@linkcode Client.prepend}: `true` if done (or noreply), `false` if absent. */
-  prepend(key: string, value: unknown, options?: StoreOptions): Promise<boolean> {
-    return this.#key("prepend", key, (c) => c.prepend(key, value, options), FALSE);
-  }
-
-  /** As {@linkcode Client.cas}: `true` stored, `false` changed meanwhile, `null` not found. */
-  cas(key: string, value: unknown, cas: string | number | bigint, options?: StoreOptions): Promise<boolean | null> {
-    return this.#key("cas", key, (c) => c.cas(key, value, cas, options), FALSE);
+  /** A server-wide command's one result: `Client`'s, or with `combine: "and"` whether every server said yes. */
+  async #everywhere(row: CommandRow, call: (client: Inner) => Promise<unknown>): Promise<unknown> {
+    const { answers, complete } = await this.#all(call);
+    if (row.combine === "and") return complete && [...answers.values()].every(Boolean);
+    for (const answer of answers.values()) return answer;
+    return missOf(row, []);
   }
 
   /**
-   * As {@linkcode Client.setMany}, split per server and run in parallel:
-   * the keys not stored (empty with noreply). Every key is checked first.
-   *
-   * @throws the first server's error, once every server has answered.
+   * A command over many keys (or pairs), split per server and run in
+   * parallel; the parts' results merged. Every key is checked, and every
+   * value serialized, before anything is sent. A failing server's part
+   * rejects the call once every server has answered; with ignoreExc it
+   * gives the command's miss (as do keys no live server could take).
    */
-  async setMany(values: Mapping, options?: StoreOptions): Promise<string[]> {
-    const pairs = [...entriesOf(values)];
-    const groups = this.#group("set", pairs, ([k]) => k, this.ignoreExc);
+  async #spread(name: CommandName, row: CommandRow, args: unknown[]): Promise<unknown> {
+    const command = row.wire ?? name;
+    const [items, ...rest] = args;
+    const pairs = row.route === "pairs";
+    // Pairs copied: serializing replaces their values.
+    const list: unknown[] = pairs
+      ? [...entriesOf(items as Mapping)].map(([key, value]) => [key, value])
+      : [...(items as Iterable<string>)];
+    const keyOf = pairs ? (pair: unknown) => (pair as [string, unknown])[0] : (key: unknown) => key as string;
+    const groups = this.#group(command, list, keyOf, this.ignoreExc);
+    if (pairs) await this.#serialize(command, groups as Map<Node<Inner>, [string, unknown][]>, rest[0]);
+    const parts: unknown[] = [];
+    let unplaced: unknown[] | undefined;
+    if (this.ignoreExc && groups.size > 0) {
+      const placed = new Set([...groups.values()].flat());
+      unplaced = list.filter((item) => !placed.has(item));
+    }
+    if (unplaced?.length || groups.size === 0) parts.push(missOf(row, [unplaced ?? list, ...rest]));
     const settled = await Promise.allSettled(
-      // With ignoreExc a failing server's keys are reported failed, as pymemcache.
       [...groups].map(([node, group]) =>
-        this.#failover.run(node, (c) => c.setMany(group, options), () => group.map(([k]) => k))
+        this.#failover.run(node, (c) => (c[name] as AnyMethod)(group, ...rest), () => missOf(row, [group, ...rest]))
       ),
     );
-    const failed: string[] = [];
-    if (this.ignoreExc) { // keys no live server could take (every server dead) failed too
-      const placed = new Set([...groups.values()].flat().map(([k]) => k));
-      for (const [k] of pairs) if (!placed.has(k)) failed.push(k);
-    }
     for (const outcome of settled) {
       if (outcome.status === "rejected") throw outcome.reason;
-      failed.push(...outcome.value);
+      parts.push(outcome.value);
     }
-    return failed;
+    if (parts[0] instanceof Map) {
+      const found = new Map<unknown, unknown>();
+      for (const part of parts as Map<unknown, unknown>[]) for (const [k, v] of part) found.set(k, v);
+      const result = new Map<unknown, unknown>(); // keyed as passed, in the order passed
+      for (const key of list) if (found.has(key) && !result.has(key)) result.set(key, found.get(key));
+      return result;
+    }
+    if (Array.isArray(parts[0])) return parts.flat();
+    return parts.every((part) => part === true);
+  }
+
+  /**
+   * Serializes every pair's value in place (as a {@linkcode Serialized}),
+   * checking what the serde returned: one bad value fails the call before
+   * anything is sent, so no server stores part of it.
+   */
+  async #serialize(command: string, groups: Map<Node<Inner>, [string, unknown][]>, options: unknown): Promise<void> {
+    const all = [...groups.values()].flat();
+    const flags = (options as StoreOptions | undefined)?.flags;
+    const fail = (key: string, error: unknown, why: string) =>
+      inContext(
+        error instanceof MemcacheError
+          ? error
+          : new MemcacheIllegalInputError(`Could not serialize the value of ${JSON.stringify(key)}: ${why}`, {
+            cause: error ?? undefined,
+          }),
+        command,
+      );
+    const results = await Promise.all(all.map(async ([key, value]) => {
+      try {
+        return await this.serde.serialize(key, value);
+      } catch (error) {
+        throw fail(key, error, error instanceof Error ? error.message : String(error));
+      }
+    }));
+    results.forEach((result, i) => {
+      const [key] = all[i];
+      const [data, serdeFlags] = Array.isArray(result) ? result : [undefined, undefined];
+      if (typeof data !== "string" && !(data instanceof Uint8Array)) {
+        throw fail(key, null, "the serde must return a string or Uint8Array");
+      }
+      try {
+        all[i][1] = new Serialized(data, flags ?? checkFlags(serdeFlags));
+      } catch (error) {
+        throw inContext(error, command);
+      }
+    });
+  }
+
+  // ---- generated by scripts/gen_commands.ts from src/commands.ts: do not edit by hand
+  /**
+   * Stores a value. Resolves to `true` (always, as pymemcache: with
+   * noreply nothing is known; otherwise failures throw).
+   *
+   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
+   * resolves `false`.
+   *
+   * @throws {MemcacheIllegalInputError} for a bad key, value, expire or flags (nothing is sent).
+   * @throws {MemcacheServerError} e.g. for a value over the server's item size (with noreply the server stays silent).
+   */
+  set(key: string, value: unknown, options: StoreOptions = {}): Promise<boolean> {
+    return this.#run("set", [key, value, options]) as Promise<boolean>;
+  }
+
+  /**
+   * Stores only if the key is absent: `true` if stored (or noreply), `false` if it exists.
+   *
+   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
+   * resolves `false`.
+   */
+  add(key: string, value: unknown, options: StoreOptions = {}): Promise<boolean> {
+    return this.#run("add", [key, value, options]) as Promise<boolean>;
+  }
+
+  /**
+   * Stores only if the key exists: `true` if stored (or noreply), `false` if it is absent.
+   *
+   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
+   * resolves `false`.
+   */
+  replace(key: string, value: unknown, options: StoreOptions = {}): Promise<boolean> {
+    return this.#run("replace", [key, value, options]) as Promise<boolean>;
+  }
+
+  /**
+   * Appends bytes to an existing value: `true` if done (or noreply), `false` if absent.
+   *
+   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
+   * resolves `false`.
+   */
+  append(key: string, value: unknown, options: StoreOptions = {}): Promise<boolean> {
+    return this.#run("append", [key, value, options]) as Promise<boolean>;
+  }
+
+  /**
+   * Prepends bytes to an existing value: `true` if done (or noreply), `false` if absent.
+   *
+   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
+   * resolves `false`.
+   */
+  prepend(key: string, value: unknown, options: StoreOptions = {}): Promise<boolean> {
+    return this.#run("prepend", [key, value, options]) as Promise<boolean>;
+  }
+
+  /**
+   * Check-and-set: `true` if stored, `false` if the item changed since
+   * `cas` was read, `null` if it does not exist. Waits for the reply unless
+   * `noreply: true` (then `true`).
+   *
+   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
+   * resolves `false`.
+   */
+  cas(key: string, value: unknown, cas: string | number | bigint, options: StoreOptions = {}): Promise<boolean | null> {
+    return this.#run("cas", [key, value, cas, options]) as Promise<boolean | null>;
+  }
+
+  /**
+   * Stores many values, pipelined. Resolves to the keys (as passed) that
+   * were not stored; always empty with noreply.
+   *
+   * Split per server and run in parallel, with failover. Every key is checked and every value serialized before
+   * any is sent: a bad pair fails the call with nothing stored anywhere. The keys not stored of every server,
+   * in one list. With `ignoreExc` a failing server's keys are reported not stored.
+   */
+  setMany(values: Mapping, options: StoreOptions = {}): Promise<string[]> {
+    return this.#run("setMany", [values, options]) as Promise<string[]>;
   }
 
   /** Alias of {@linkcode HashClient.setMany}. */
-  setMulti(values: Mapping, options?: StoreOptions): Promise<string[]> {
+  setMulti(values: Mapping, options: StoreOptions = {}): Promise<string[]> {
     return this.setMany(values, options);
   }
 
-  // ---- retrieval
-
-  /** As {@linkcode Client.get}: the value, or `defaultValue` on a miss. */
+  /**
+   * The value of `key`, or `defaultValue` on a miss. A byte value up to
+   * 4 KiB may be a view of a shared `ArrayBuffer`; see {@linkcode HashClient.getMany}.
+   *
+   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
+   * resolves as a miss does.
+   */
   get(key: string, defaultValue: Value = null): Promise<Value> {
-    return this.#key("get", key, (c) => c.get(key, defaultValue), () => defaultValue);
+    return this.#run("get", [key, defaultValue]) as Promise<Value>;
   }
 
-  /** As {@linkcode Client.getMany}, split per server: the values found, keyed as passed. */
+  /**
+   * The values of the keys found, keyed as passed (without the prefix).
+   * Byte values up to 4 KiB may be views of a shared 8 KiB `ArrayBuffer`,
+   * as Node's pooled Buffers are (see the README): `value.slice()` before
+   * transferring a value's `.buffer` or keeping it for long.
+   *
+   * Split per server and run in parallel, with failover; the results are merged, keyed as passed. With
+   * `ignoreExc` a failure resolves as a miss does.
+   */
   getMany(keys: Iterable<string>): Promise<Map<string, Value>> {
-    return this.#fetchMany("get", keys, (c, group) => c.getMany(group));
+    return this.#run("getMany", [keys]) as Promise<Map<string, Value>>;
   }
 
   /** Alias of {@linkcode HashClient.getMany}. */
@@ -389,72 +518,148 @@ export class HashClient {
     return this.getMany(keys);
   }
 
-  /** As {@linkcode Client.gets}: `[value, cas]`, or `[defaultValue, casDefault]` on a miss. */
+  /**
+   * `[value, cas]` of `key`, or `[defaultValue, casDefault]` on a miss.
+   *
+   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
+   * resolves as a miss does.
+   */
   gets(key: string, defaultValue: Value = null, casDefault: string | null = null): Promise<[Value, string | null]> {
-    return this.#key("gets", key, (c) => c.gets(key, defaultValue, casDefault), () => [defaultValue, casDefault]);
+    return this.#run("gets", [key, defaultValue, casDefault]) as Promise<[Value, string | null]>;
   }
 
-  /** As {@linkcode Client.getsMany}, split per server: `[value, cas]` of every key found. */
+  /**
+   * `[value, cas]` of every key found, keyed as passed.
+   *
+   * Split per server and run in parallel, with failover; the results are merged, keyed as passed. With
+   * `ignoreExc` a failure resolves as a miss does.
+   */
   getsMany(keys: Iterable<string>): Promise<Map<string, [Value, string]>> {
-    return this.#fetchMany("gets", keys, (c, group) => c.getsMany(group));
+    return this.#run("getsMany", [keys]) as Promise<Map<string, [Value, string]>>;
   }
 
-  /** As {@linkcode Client.gat}: like get, setting the expiry to `expire` seconds. */
+  /**
+   * Like {@linkcode HashClient.get}, setting the item's expiry to `expire` seconds.
+   *
+   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
+   * resolves as a miss does.
+   */
   gat(key: string, expire = 0, defaultValue: Value = null): Promise<Value> {
-    return this.#key("gat", key, (c) => c.gat(key, expire, defaultValue), () => defaultValue);
+    return this.#run("gat", [key, expire, defaultValue]) as Promise<Value>;
   }
 
-  /** As {@linkcode Client.gats}: like gets, setting the expiry to `expire` seconds. */
+  /**
+   * Like {@linkcode HashClient.gets}, setting the item's expiry to `expire` seconds.
+   *
+   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
+   * resolves as a miss does.
+   */
   gats(
     key: string,
     expire = 0,
     defaultValue: Value = null,
     casDefault: string | null = null,
   ): Promise<[Value, string | null]> {
-    return this.#key(
-      "gats",
-      key,
-      (c) => c.gats(key, expire, defaultValue, casDefault),
-      () => [defaultValue, casDefault],
-    );
+    return this.#run("gats", [key, expire, defaultValue, casDefault]) as Promise<[Value, string | null]>;
   }
 
-  // ---- other key commands
-
-  /** As {@linkcode Client.delete}: `true` if deleted (or noreply), `false` if absent. */
-  delete(key: string, options?: NoreplyOptions): Promise<boolean> {
-    return this.#key("delete", key, (c) => c.delete(key, options), FALSE);
+  /**
+   * Deletes `key`: `true` if deleted (or noreply), `false` if it was absent.
+   *
+   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
+   * resolves `false`.
+   */
+  delete(key: string, options: NoreplyOptions = {}): Promise<boolean> {
+    return this.#run("delete", [key, options]) as Promise<boolean>;
   }
 
-  /** As {@linkcode Client.deleteMany}, split per server: resolves `true`. */
-  async deleteMany(keys: Iterable<string>, options?: NoreplyOptions): Promise<true> {
-    const groups = this.#group("delete", keys, (k) => k, this.ignoreExc);
-    const settled = await Promise.allSettled(
-      [...groups].map(([node, group]) => this.#failover.run(node, (c) => c.deleteMany(group, options), TRUE)),
-    );
-    for (const outcome of settled) if (outcome.status === "rejected") throw outcome.reason;
-    return true;
+  /**
+   * Deletes many keys, pipelined. Resolves `true`.
+   *
+   * Split per server and run in parallel, with failover; the results are merged, keyed as passed. With
+   * `ignoreExc` a failure resolves `true`.
+   */
+  deleteMany(keys: Iterable<string>, options: NoreplyOptions = {}): Promise<true> {
+    return this.#run("deleteMany", [keys, options]) as Promise<true>;
   }
 
   /** Alias of {@linkcode HashClient.deleteMany}. */
-  deleteMulti(keys: Iterable<string>, options?: NoreplyOptions): Promise<true> {
+  deleteMulti(keys: Iterable<string>, options: NoreplyOptions = {}): Promise<true> {
     return this.deleteMany(keys, options);
   }
 
-  /** As {@linkcode Client.incr}: the new value, or `null` if absent or with noreply. */
-  incr(key: string, value: number | bigint, options?: NoreplyOptions): Promise<number | bigint | null> {
-    return this.#key("incr", key, (c) => c.incr(key, value, options), NULL);
+  /**
+   * Adds `value` to a decimal counter. Resolves to the new value (a
+   * `bigint` above 2^53-1), or `null` if the key is absent or with
+   * noreply. Waits for the reply unless `noreply: true`.
+   *
+   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
+   * resolves `null`.
+   */
+  incr(key: string, value: number | bigint, options: NoreplyOptions = {}): Promise<number | bigint | null> {
+    return this.#run("incr", [key, value, options]) as Promise<number | bigint | null>;
   }
 
-  /** As {@linkcode Client.decr}: the new value (memcached stops at 0), or `null`. */
-  decr(key: string, value: number | bigint, options?: NoreplyOptions): Promise<number | bigint | null> {
-    return this.#key("decr", key, (c) => c.decr(key, value, options), NULL);
+  /**
+   * Subtracts from a counter; memcached stops at 0. Otherwise as {@linkcode HashClient.incr}.
+   *
+   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
+   * resolves `null`.
+   */
+  decr(key: string, value: number | bigint, options: NoreplyOptions = {}): Promise<number | bigint | null> {
+    return this.#run("decr", [key, value, options]) as Promise<number | bigint | null>;
   }
 
-  /** As {@linkcode Client.touch}: `true` if touched (or noreply), `false` if absent. */
-  touch(key: string, expire = 0, options?: NoreplyOptions): Promise<boolean> {
-    return this.#key("touch", key, (c) => c.touch(key, expire, options), FALSE);
+  /**
+   * Sets the expiry of `key`: `true` if touched (or noreply), `false` if absent.
+   *
+   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
+   * resolves `false`.
+   */
+  touch(key: string, expire = 0, options: NoreplyOptions = {}): Promise<boolean> {
+    return this.#run("touch", [key, expire, options]) as Promise<boolean>;
   }
+
+  /**
+   * Sets the server's memory limit in megabytes. Resolves `true`.
+   *
+   * Runs on every live server, with failover (see the class doc). With `ignoreExc` a failure resolves `true`.
+   */
+  cacheMemlimit(megabytes: number): Promise<true> {
+    return this.#run("cacheMemlimit", [megabytes]) as Promise<true>;
+  }
+
+  /**
+   * Sets the server's log verbosity. Resolves `true`.
+   *
+   * Runs on every live server, with failover (see the class doc). With `ignoreExc` a failure resolves `true`.
+   */
+  verbosity(level: number, options: NoreplyOptions = {}): Promise<true> {
+    return this.#run("verbosity", [level, options]) as Promise<true>;
+  }
+
+  /**
+   * Invalidates every item, after `delay` seconds. `true` once the server
+   * confirms (or with noreply).
+   *
+   * Runs on every live server, with failover (see the class doc). With `ignoreExc` a failure resolves `false`.
+   */
+  flushAll(delay = 0, options: NoreplyOptions = {}): Promise<boolean> {
+    return this.#run("flushAll", [delay, options]) as Promise<boolean>;
+  }
+
+  /**
+   * Asks the server to shut down (memcached needs `-A`). Resolves once the
+   * server closed the connection.
+   *
+   * Runs on every live server, with failover (see the class doc).
+   *
+   * @throws {MemcacheUnknownCommandError} when the server has shutdown disabled.
+   */
+  shutdown(graceful = false): Promise<void> {
+    return this.#run("shutdown", [graceful]) as Promise<void>;
+  }
+  // ---- end of generated code
 
   // ---- server-wide commands: every live server, with failover
 
@@ -473,17 +678,6 @@ export class HashClient {
   }
 
   /**
-   * Sets every live server's memory limit in megabytes. Resolves `true`
-   * (with `ignoreExc`, even if a server failed, as `deleteMany`).
-   *
-   * @throws as {@linkcode HashClient.stats}.
-   */
-  async cacheMemlimit(megabytes: number): Promise<true> {
-    await this.#all((c) => c.cacheMemlimit(megabytes));
-    return true;
-  }
-
-  /**
    * Every live server's version string, keyed by server; as
    * {@linkcode HashClient.stats}, dead servers (and failed ones with
    * `ignoreExc`) have no entry.
@@ -492,40 +686,6 @@ export class HashClient {
    */
   async version(): Promise<Map<string, string>> {
     return (await this.#all((c) => c.version())).answers;
-  }
-
-  /**
-   * Sets every live server's log verbosity. Resolves `true` (with
-   * `ignoreExc`, even if a server failed).
-   *
-   * @throws as {@linkcode HashClient.stats}.
-   */
-  async verbosity(level: number, options?: NoreplyOptions): Promise<true> {
-    await this.#all((c) => c.verbosity(level, options));
-    return true;
-  }
-
-  /**
-   * Invalidates every item on every live server after `delay` seconds.
-   * Resolves `true` once every server has confirmed (or with noreply), and
-   * `false` if one was not flushed: it is dead (out of the ring), or it
-   * failed with `ignoreExc` (pymemcache's `flush_all` gives such a server
-   * `False`).
-   *
-   * @throws as {@linkcode HashClient.stats}.
-   */
-  async flushAll(delay = 0, options?: NoreplyOptions): Promise<boolean> {
-    const { answers, complete } = await this.#all((c) => c.flushAll(delay, options));
-    return complete && [...answers.values()].every(Boolean);
-  }
-
-  /**
-   * Asks every live server to shut down (memcached needs `-A`).
-   *
-   * @throws as {@linkcode HashClient.stats}.
-   */
-  async shutdown(graceful = false): Promise<void> {
-    await this.#all((c) => c.shutdown(graceful));
   }
 
   /**

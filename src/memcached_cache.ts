@@ -5,51 +5,24 @@
  * @module
  */
 
-import type { Mapping, NoreplyOptions, StoreOptions, Value } from "./client.ts";
+import type { Mapping, Value } from "./client.ts";
+import type { Commands } from "./commands.ts";
 import { isCachelibKey } from "./_cache_keys.ts";
 import { checkCacheDelta, fromStored, int64Of, signed, toStored, wrapDelta } from "./_cache_ints.ts";
 import { defaultTransport } from "./_default_transport.ts";
 import { MemcacheClientError, MemcacheIllegalInputError, MemcacheUnknownCommandError } from "./errors.ts";
 import { HashClient } from "./hash_client.ts";
+import { entriesOf } from "./_mapping.ts";
 import type { ServerSpec, Transport } from "./transport.ts";
 
 /**
- * What `MemcachedCache` needs of a client passed in instead of servers:
+ * A client `MemcachedCache` can run on: {@linkcode Commands}, as
  * {@linkcode Client}, {@linkcode PooledClient}, {@linkcode HashClient} and
- * {@linkcode RetryingClient} all fit. The cache asks for replies on every
- * call (`noreply: false`), whatever the client's `defaultNoreply`; the
- * client should allow unicode keys (`allowUnicodeKeys: true`) for non-ASCII
- * keys to work, and store a `Uint8Array` as is (as `defaultSerde` does) for
- * {@linkcode MemcachedCache.has}.
+ * {@linkcode RetryingClient} are.
+ *
+ * @deprecated Use {@linkcode Commands}; this name stays so imports keep working.
  */
-export interface CacheClientLike {
-  /** The value, or `null` on a miss (used by `get`). */
-  get(key: string): Promise<Value>;
-  /** The values found, keyed as asked (used by `getMany` and `getDict`). */
-  getMany(keys: Iterable<string>): Promise<Map<string, Value>>;
-  /** `[value, cas]`, or `[null, null]` on a miss (used by `inc`/`dec` on a value `incr` refuses). */
-  gets(key: string): Promise<[Value, string | null]>;
-  /** Stores a value (used by `set`). */
-  set(key: string, value: unknown, options?: StoreOptions): Promise<boolean>;
-  /** Stores many values; resolves to the keys not stored (used by `setMany`). */
-  setMany(values: Mapping, options?: StoreOptions): Promise<string[]>;
-  /** Stores a value only if absent (used by `add`, and `inc`/`dec` of a missing key). */
-  add(key: string, value: unknown, options?: StoreOptions): Promise<boolean>;
-  /** Appends bytes; `false` if the key is absent (used by `has`, with 0 bytes). */
-  append(key: string, value: unknown, options?: StoreOptions): Promise<boolean>;
-  /** Check-and-set: `true` if stored (used by `inc`/`dec` on a value `incr` refuses). */
-  cas(key: string, value: unknown, cas: string, options?: StoreOptions): Promise<boolean | null>;
-  /** Deletes; `false` if the key was absent (used by `delete` and `deleteMany`). */
-  delete(key: string, options?: NoreplyOptions): Promise<boolean>;
-  /** memcached's `incr`: the new value, or `null` if absent (used by `inc` and `dec`). */
-  incr(key: string, value: number | bigint, options?: NoreplyOptions): Promise<number | bigint | null>;
-  /** Flushes the server(s) (used by `clear`). */
-  flushAll(delay?: number, options?: NoreplyOptions): Promise<boolean>;
-  /** Closes the connections (used by `close`). */
-  close(): Promise<void>;
-  /** If present, used to tell keys the client would refuse (they read as misses). */
-  checkKey?(key: string): Uint8Array;
-}
+export type CacheClientLike = Commands;
 
 /** Options of {@linkcode MemcachedCache}. */
 export interface MemcachedCacheOptions {
@@ -91,14 +64,8 @@ const COUNTER_ATTEMPTS = 10;
 const EMPTY = new Uint8Array(0);
 const REPLY = { noreply: false } as const;
 
-function isClient(value: unknown): value is CacheClientLike {
-  return typeof value === "object" && value !== null && typeof (value as CacheClientLike).get === "function";
-}
-
-function entriesOf(values: Mapping): Iterable<readonly [string, unknown]> {
-  if (values instanceof Map) return values;
-  if (Symbol.iterator in values) return values as Iterable<readonly [string, unknown]>;
-  return Object.entries(values);
+function isClient(value: unknown): value is Commands {
+  return typeof value === "object" && value !== null && typeof (value as Commands).get === "function";
 }
 
 /**
@@ -132,7 +99,7 @@ function entriesOf(values: Mapping): Iterable<readonly [string, unknown]> {
  */
 export class MemcachedCache {
   /** The client the cache runs on: its own {@linkcode HashClient}, or the one passed in. */
-  readonly client: CacheClientLike;
+  readonly client: Commands;
   /** Seconds an item lives when a call gives no timeout (0: never expires). */
   readonly defaultTimeout: number;
   /** Prepended to every key. */
@@ -147,11 +114,16 @@ export class MemcachedCache {
    * Creates the cache. With a list of servers (default
    * `["127.0.0.1:11211"]`) it builds its client as
    * {@linkcode MemcachedCache.importPreferredMemcacheLib} does; a client
-   * object is used as it is. Nothing connects until the first call.
+   * object ({@linkcode Commands}: any client class) is used as it is. The
+   * cache asks for replies on every call (`noreply: false`), whatever the
+   * client's `defaultNoreply`; the client should allow unicode keys
+   * (`allowUnicodeKeys: true`) for non-ASCII keys to work, and store a
+   * `Uint8Array` as is (as `defaultSerde` does) for
+   * {@linkcode MemcachedCache.has}. Nothing connects until the first call.
    *
    * @throws {TypeError} for an invalid server spec or option.
    */
-  constructor(servers?: ServerSpec[] | CacheClientLike | null, options: MemcachedCacheOptions = {}) {
+  constructor(servers?: ServerSpec[] | Commands | null, options: MemcachedCacheOptions = {}) {
     const { defaultTimeout = 300, keyPrefix = "", poolSize = 1, poolBlocking = true, transport } = options;
     if (!Number.isInteger(defaultTimeout)) {
       throw new TypeError(`defaultTimeout must be an integer number of seconds, got ${String(defaultTimeout)}`);
@@ -222,7 +194,10 @@ export class MemcachedCache {
 
   /** The key sent to the client, for the set side: a key the get side would miss throws. */
   #storeKey(key: string): string {
-    const full = typeof key === "string" ? this.keyPrefix + key : key;
+    if (typeof key !== "string") {
+      throw new MemcacheIllegalInputError(`MemcachedCache keys are strings, got ${typeof key}`);
+    }
+    const full = this.keyPrefix + key;
     if (!isCachelibKey(full)) {
       throw new MemcacheIllegalInputError(
         `MemcachedCache keys (with the prefix) are 1 to 250 UTF-8 bytes without control characters, ` +

@@ -5,24 +5,15 @@
  * @module
  */
 
-import {
-  Client,
-  type ClientOptions,
-  type Mapping,
-  type NoreplyOptions,
-  type StoreOptions,
-  type Value,
-} from "./client.ts";
-import {
-  MemcacheError,
-  MemcacheIllegalInputError,
-  MemcacheServerError,
-  MemcacheUnexpectedCloseError,
-  MemcacheUnknownCommandError,
-} from "./errors.ts";
+import { Client, type ClientOptions } from "./client.ts";
+import type { Mapping, NoreplyOptions, StoreOptions, Value } from "./client.ts"; // generated: the commands' types
+import { type CommandName, type Commands, missOf, rowOf } from "./commands.ts";
+import { MemcacheError, MemcacheIllegalInputError } from "./errors.ts";
 import type { Serde } from "./serde.ts";
 import type { ServerAddress, ServerSpec } from "./transport.ts";
 import { defaultPoolLimit } from "./_default_transport.ts";
+import { checkMs } from "./_options.ts";
+import { leavesConnectionUsable } from "./_usable.ts";
 
 /** Options of {@linkcode PooledClient}: those of {@linkcode ClientOptions} plus the pool's. */
 export interface PooledClientOptions extends ClientOptions {
@@ -57,19 +48,6 @@ interface Idle {
 }
 
 /**
- * Whether an error leaves the connection it happened on in doubt. Input
- * errors, serde errors, `ERROR` and a well-framed `SERVER_ERROR` leave it
- * intact; anything else (timeouts, closes, `CLIENT_ERROR`, unparseable
- * replies) means the connection is gone.
- */
-function breaksConnection(error: unknown): boolean {
-  if (!(error instanceof MemcacheError)) return false; // thrown by the serde or a caller's value
-  if (error instanceof MemcacheIllegalInputError || error instanceof MemcacheUnknownCommandError) return false;
-  if (error instanceof MemcacheServerError && !(error instanceof MemcacheUnexpectedCloseError)) return false;
-  return true;
-}
-
-/**
  * A client for one memcached server that runs requests on up to
  * `maxPoolSize` connections, mirroring pymemcache's `PooledClient`.
  *
@@ -100,7 +78,7 @@ function breaksConnection(error: unknown): boolean {
  * console.log(await pool.get("k42")); // 42
  * ```
  */
-export class PooledClient {
+export class PooledClient implements Commands {
   /** The server as `"host:port"` or a socket path. */
   readonly server: string;
   /** The parsed server address. */
@@ -158,12 +136,7 @@ export class PooledClient {
     if (!Number.isInteger(this.maxPoolSize) || this.maxPoolSize < 1) {
       throw new TypeError(`maxPoolSize must be a positive integer, got ${String(maxPoolSize)}`);
     }
-    this.poolIdleTimeout = poolIdleTimeout ?? 0;
-    if (
-      !(typeof this.poolIdleTimeout === "number" && this.poolIdleTimeout >= 0 && Number.isFinite(this.poolIdleTimeout))
-    ) {
-      throw new TypeError("poolIdleTimeout must be a non-negative number of milliseconds");
-    }
+    this.poolIdleTimeout = checkMs("poolIdleTimeout", poolIdleTimeout ?? 0);
     this.poolBlocking = poolBlocking ?? true;
   }
 
@@ -175,11 +148,13 @@ export class PooledClient {
   // ---- the pool
 
   /**
-   * A client for one call: an idle one, else a new one while under
-   * maxPoolSize, else (blocking) the busy one with the fewest requests in
-   * flight, where the call queues behind them in the pipeline.
+   * A client for one call: an idle one, else a new one while fewer than
+   * maxPoolSize exist (clients still closing count: their sockets are still
+   * open), else (blocking) the busy one with the fewest requests in flight,
+   * where the call queues behind them in the pipeline, or, with none busy,
+   * the first one free once a closing one is gone.
    */
-  #acquire(): Client {
+  #acquire(): Client | Promise<Client> {
     const top = this.#idle[this.#idle.length - 1];
     if (top !== undefined && this.poolIdleTimeout > 0 && top.since <= Date.now() - this.poolIdleTimeout) {
       this.#disarm(); // the timer is late: expire now (if the newest expired, all have)
@@ -191,7 +166,7 @@ export class PooledClient {
       this.#busy.set(idle.client, 1);
       return idle.client;
     }
-    if (this.#busy.size < this.maxPoolSize) {
+    if (this.#busy.size + this.#closing.size < this.maxPoolSize) {
       const client = new Client(this.#spec, this.#options);
       this.#busy.set(client, 1);
       return client;
@@ -201,6 +176,7 @@ export class PooledClient {
         server: this.server,
       });
     }
+    if (this.#busy.size === 0) return Promise.race(this.#closing).then(() => this.#acquire());
     let best!: Client;
     let fewest = Infinity;
     for (const [client, n] of this.#busy) {
@@ -229,6 +205,7 @@ export class PooledClient {
     }
   }
 
+  /** Closes a client; until it is closed it counts toward maxPoolSize. */
   #destroy(client: Client): void {
     const closing = client.close();
     this.#closing.add(closing);
@@ -237,26 +214,17 @@ export class PooledClient {
 
   /** Runs `call` on a pooled client, giving it back (or destroying it) afterwards. */
   async #use<T>(call: (client: Client) => Promise<T>): Promise<T> {
-    const client = this.#acquire();
+    const acquired = this.#acquire();
+    const client = acquired instanceof Client ? acquired : await acquired;
     let result: T;
     try {
       result = await call(client);
     } catch (error) {
-      this.#release(client, breaksConnection(error));
+      this.#release(client, !leavesConnectionUsable(error));
       throw error;
     }
     this.#release(client, false);
     return result;
-  }
-
-  /** Like #use, for the get family: with ignoreExc, failures (not bad input) give `fallback`. */
-  async #get<T>(call: (client: Client) => Promise<T>, fallback: () => T): Promise<T> {
-    try {
-      return await this.#use(call);
-    } catch (error) {
-      if (this.ignoreExc && !(error instanceof MemcacheIllegalInputError)) return fallback();
-      throw error;
-    }
   }
 
   // ---- idle timeout: one timer, armed for the oldest idle client
@@ -283,7 +251,7 @@ export class PooledClient {
     this.#arm();
   }
 
-  // ---- Client's methods, each on a pooled connection
+  // ---- the commands: each runs on a pooled connection
 
   /**
    * Checks a key and adds the prefix.
@@ -295,54 +263,88 @@ export class PooledClient {
     return this.#template.checkKey(key);
   }
 
-  /** As {@linkcode Client.set}: resolves `true`. */
-  set(key: string, value: unknown, options?: StoreOptions): Promise<true> {
-    return this.#use((c) => c.set(key, value, options));
+  /** Runs command `name` on a pooled client; the get family's failures give its miss with ignoreExc. */
+  #run(name: CommandName, args: unknown[]): Promise<unknown> {
+    // deno-lint-ignore no-explicit-any
+    const call = (client: Client) => (client[name] as (...args: any[]) => Promise<unknown>)(...args);
+    const row = rowOf(name);
+    if (!row.read || !this.ignoreExc) return this.#use(call);
+    return this.#use(call).catch((error) => {
+      if (error instanceof MemcacheIllegalInputError) throw error;
+      return missOf(row, args);
+    });
   }
 
-  /** As {@linkcode Client.add}: `true` if stored (or noreply), `false` if the key exists. */
-  add(key: string, value: unknown, options?: StoreOptions): Promise<boolean> {
-    return this.#use((c) => c.add(key, value, options));
+  // ---- generated by scripts/gen_commands.ts from src/commands.ts: do not edit by hand
+  /**
+   * Stores a value. Resolves to `true` (always, as pymemcache: with
+   * noreply nothing is known; otherwise failures throw).
+   *
+   * @throws {MemcacheIllegalInputError} for a bad key, value, expire or flags (nothing is sent).
+   * @throws {MemcacheServerError} e.g. for a value over the server's item size (with noreply the server stays silent).
+   */
+  set(key: string, value: unknown, options: StoreOptions = {}): Promise<true> {
+    return this.#run("set", [key, value, options]) as Promise<true>;
   }
 
-  /** As {@linkcode Client.replace}: `true` if stored (or noreply), `false` if the key is absent. */
-  replace(key: string, value: unknown, options?: StoreOptions): Promise<boolean> {
-    return this.#use((c) => c.replace(key, value, options));
+  /** Stores only if the key is absent: `true` if stored (or noreply), `false` if it exists. */
+  add(key: string, value: unknown, options: StoreOptions = {}): Promise<boolean> {
+    return this.#run("add", [key, value, options]) as Promise<boolean>;
   }
 
-  /** As {@linkcode Client.append}: `true` if done (or noreply), `false` if absent. */
-  append(key: string, value: unknown, options?: StoreOptions): Promise<boolean> {
-    return this.#use((c) => c.append(key, value, options));
+  /** Stores only if the key exists: `true` if stored (or noreply), `false` if it is absent. */
+  replace(key: string, value: unknown, options: StoreOptions = {}): Promise<boolean> {
+    return this.#run("replace", [key, value, options]) as Promise<boolean>;
   }
 
-  /** As {@linkcode Client.prepend}: `true` if done (or noreply), `false` if absent. */
-  prepend(key: string, value: unknown, options?: StoreOptions): Promise<boolean> {
-    return this.#use((c) => c.prepend(key, value, options));
+  /** Appends bytes to an existing value: `true` if done (or noreply), `false` if absent. */
+  append(key: string, value: unknown, options: StoreOptions = {}): Promise<boolean> {
+    return this.#run("append", [key, value, options]) as Promise<boolean>;
   }
 
-  /** As {@linkcode Client.cas}: `true` stored, `false` changed meanwhile, `null` not found. */
-  cas(key: string, value: unknown, cas: string | number | bigint, options?: StoreOptions): Promise<boolean | null> {
-    return this.#use((c) => c.cas(key, value, cas, options));
+  /** Prepends bytes to an existing value: `true` if done (or noreply), `false` if absent. */
+  prepend(key: string, value: unknown, options: StoreOptions = {}): Promise<boolean> {
+    return this.#run("prepend", [key, value, options]) as Promise<boolean>;
   }
 
-  /** As {@linkcode Client.setMany}: the keys not stored (empty with noreply). */
-  setMany(values: Mapping, options?: StoreOptions): Promise<string[]> {
-    return this.#use((c) => c.setMany(values, options));
+  /**
+   * Check-and-set: `true` if stored, `false` if the item changed since
+   * `cas` was read, `null` if it does not exist. Waits for the reply unless
+   * `noreply: true` (then `true`).
+   */
+  cas(key: string, value: unknown, cas: string | number | bigint, options: StoreOptions = {}): Promise<boolean | null> {
+    return this.#run("cas", [key, value, cas, options]) as Promise<boolean | null>;
+  }
+
+  /**
+   * Stores many values, pipelined. Resolves to the keys (as passed) that
+   * were not stored; always empty with noreply.
+   */
+  setMany(values: Mapping, options: StoreOptions = {}): Promise<string[]> {
+    return this.#run("setMany", [values, options]) as Promise<string[]>;
   }
 
   /** Alias of {@linkcode PooledClient.setMany}. */
-  setMulti(values: Mapping, options?: StoreOptions): Promise<string[]> {
+  setMulti(values: Mapping, options: StoreOptions = {}): Promise<string[]> {
     return this.setMany(values, options);
   }
 
-  /** As {@linkcode Client.get}: the value, or `defaultValue` on a miss. */
+  /**
+   * The value of `key`, or `defaultValue` on a miss. A byte value up to
+   * 4 KiB may be a view of a shared `ArrayBuffer`; see {@linkcode PooledClient.getMany}.
+   */
   get(key: string, defaultValue: Value = null): Promise<Value> {
-    return this.#get((c) => c.get(key, defaultValue), () => defaultValue);
+    return this.#run("get", [key, defaultValue]) as Promise<Value>;
   }
 
-  /** As {@linkcode Client.getMany}: the values found, keyed as passed. */
+  /**
+   * The values of the keys found, keyed as passed (without the prefix).
+   * Byte values up to 4 KiB may be views of a shared 8 KiB `ArrayBuffer`,
+   * as Node's pooled Buffers are (see the README): `value.slice()` before
+   * transferring a value's `.buffer` or keeping it for long.
+   */
   getMany(keys: Iterable<string>): Promise<Map<string, Value>> {
-    return this.#get((c) => c.getMany(keys), () => new Map());
+    return this.#run("getMany", [keys]) as Promise<Map<string, Value>>;
   }
 
   /** Alias of {@linkcode PooledClient.getMany}. */
@@ -350,99 +352,119 @@ export class PooledClient {
     return this.getMany(keys);
   }
 
-  /** As {@linkcode Client.gets}: `[value, cas]`, or `[defaultValue, casDefault]` on a miss. */
+  /** `[value, cas]` of `key`, or `[defaultValue, casDefault]` on a miss. */
   gets(key: string, defaultValue: Value = null, casDefault: string | null = null): Promise<[Value, string | null]> {
-    return this.#get((c) => c.gets(key, defaultValue, casDefault), () => [defaultValue, casDefault]);
+    return this.#run("gets", [key, defaultValue, casDefault]) as Promise<[Value, string | null]>;
   }
 
-  /** As {@linkcode Client.getsMany}: `[value, cas]` of every key found. */
+  /** `[value, cas]` of every key found, keyed as passed. */
   getsMany(keys: Iterable<string>): Promise<Map<string, [Value, string]>> {
-    return this.#get((c) => c.getsMany(keys), () => new Map());
+    return this.#run("getsMany", [keys]) as Promise<Map<string, [Value, string]>>;
   }
 
-  /** As {@linkcode Client.gat}: like get, setting the expiry to `expire` seconds. */
+  /** Like {@linkcode PooledClient.get}, setting the item's expiry to `expire` seconds. */
   gat(key: string, expire = 0, defaultValue: Value = null): Promise<Value> {
-    return this.#get((c) => c.gat(key, expire, defaultValue), () => defaultValue);
+    return this.#run("gat", [key, expire, defaultValue]) as Promise<Value>;
   }
 
-  /** As {@linkcode Client.gats}: like gets, setting the expiry to `expire` seconds. */
+  /** Like {@linkcode PooledClient.gets}, setting the item's expiry to `expire` seconds. */
   gats(
     key: string,
     expire = 0,
     defaultValue: Value = null,
     casDefault: string | null = null,
   ): Promise<[Value, string | null]> {
-    return this.#get((c) => c.gats(key, expire, defaultValue, casDefault), () => [defaultValue, casDefault]);
+    return this.#run("gats", [key, expire, defaultValue, casDefault]) as Promise<[Value, string | null]>;
   }
 
-  /** As {@linkcode Client.delete}: `true` if deleted (or noreply), `false` if absent. */
-  delete(key: string, options?: NoreplyOptions): Promise<boolean> {
-    return this.#use((c) => c.delete(key, options));
+  /** Deletes `key`: `true` if deleted (or noreply), `false` if it was absent. */
+  delete(key: string, options: NoreplyOptions = {}): Promise<boolean> {
+    return this.#run("delete", [key, options]) as Promise<boolean>;
   }
 
-  /** As {@linkcode Client.deleteMany}: resolves `true`. */
-  deleteMany(keys: Iterable<string>, options?: NoreplyOptions): Promise<true> {
-    return this.#use((c) => c.deleteMany(keys, options));
+  /** Deletes many keys, pipelined. Resolves `true`. */
+  deleteMany(keys: Iterable<string>, options: NoreplyOptions = {}): Promise<true> {
+    return this.#run("deleteMany", [keys, options]) as Promise<true>;
   }
 
   /** Alias of {@linkcode PooledClient.deleteMany}. */
-  deleteMulti(keys: Iterable<string>, options?: NoreplyOptions): Promise<true> {
+  deleteMulti(keys: Iterable<string>, options: NoreplyOptions = {}): Promise<true> {
     return this.deleteMany(keys, options);
   }
 
-  /** As {@linkcode Client.incr}: the new value, or `null` if absent or with noreply. */
-  incr(key: string, value: number | bigint, options?: NoreplyOptions): Promise<number | bigint | null> {
-    return this.#use((c) => c.incr(key, value, options));
+  /**
+   * Adds `value` to a decimal counter. Resolves to the new value (a
+   * `bigint` above 2^53-1), or `null` if the key is absent or with
+   * noreply. Waits for the reply unless `noreply: true`.
+   */
+  incr(key: string, value: number | bigint, options: NoreplyOptions = {}): Promise<number | bigint | null> {
+    return this.#run("incr", [key, value, options]) as Promise<number | bigint | null>;
   }
 
-  /** As {@linkcode Client.decr}: the new value (memcached stops at 0), or `null`. */
-  decr(key: string, value: number | bigint, options?: NoreplyOptions): Promise<number | bigint | null> {
-    return this.#use((c) => c.decr(key, value, options));
+  /** Subtracts from a counter; memcached stops at 0. Otherwise as {@linkcode PooledClient.incr}. */
+  decr(key: string, value: number | bigint, options: NoreplyOptions = {}): Promise<number | bigint | null> {
+    return this.#run("decr", [key, value, options]) as Promise<number | bigint | null>;
   }
 
-  /** As {@linkcode Client.touch}: `true` if touched (or noreply), `false` if absent. */
-  touch(key: string, expire = 0, options?: NoreplyOptions): Promise<boolean> {
-    return this.#use((c) => c.touch(key, expire, options));
-  }
-
-  /** As {@linkcode Client.stats}, on one of the pool's connections. */
-  stats(...args: string[]): Promise<Record<string, string | number | boolean>> {
-    return this.#use((c) => c.stats(...args));
-  }
-
-  /** As {@linkcode Client.cacheMemlimit}: resolves `true`. */
-  cacheMemlimit(megabytes: number): Promise<true> {
-    return this.#use((c) => c.cacheMemlimit(megabytes));
-  }
-
-  /** As {@linkcode Client.version}: the server's version string. */
-  version(): Promise<string> {
-    return this.#use((c) => c.version());
-  }
-
-  /** As {@linkcode Client.verbosity}: resolves `true`. */
-  verbosity(level: number, options?: NoreplyOptions): Promise<true> {
-    return this.#use((c) => c.verbosity(level, options));
-  }
-
-  /** As {@linkcode Client.flushAll}: `true` once confirmed (or with noreply). */
-  flushAll(delay = 0, options?: NoreplyOptions): Promise<boolean> {
-    return this.#use((c) => c.flushAll(delay, options));
-  }
-
-  /** As {@linkcode Client.shutdown}: asks the server to shut down (memcached needs `-A`). */
-  shutdown(graceful = false): Promise<void> {
-    return this.#use((c) => c.shutdown(graceful));
+  /** Sets the expiry of `key`: `true` if touched (or noreply), `false` if absent. */
+  touch(key: string, expire = 0, options: NoreplyOptions = {}): Promise<boolean> {
+    return this.#run("touch", [key, expire, options]) as Promise<boolean>;
   }
 
   /**
-   * As {@linkcode Client.rawCommand}. Like Client's, it runs on a
-   * short-lived connection of its own (not counted in `maxPoolSize`), while
-   * holding a pool slot.
+   * Server statistics, `stats` plus optional arguments (`"settings"`,
+   * `"slabs"`, ...). Values are converted as pymemcache's STAT_TYPES:
+   * integers where they parse, a few floats and booleans, else strings.
+   */
+  stats(...args: string[]): Promise<Record<string, string | number | boolean>> {
+    return this.#run("stats", args) as Promise<Record<string, string | number | boolean>>;
+  }
+
+  /** Sets the server's memory limit in megabytes. Resolves `true`. */
+  cacheMemlimit(megabytes: number): Promise<true> {
+    return this.#run("cacheMemlimit", [megabytes]) as Promise<true>;
+  }
+
+  /** The server's version string, such as `"1.6.18"`. */
+  version(): Promise<string> {
+    return this.#run("version", []) as Promise<string>;
+  }
+
+  /** Sets the server's log verbosity. Resolves `true`. */
+  verbosity(level: number, options: NoreplyOptions = {}): Promise<true> {
+    return this.#run("verbosity", [level, options]) as Promise<true>;
+  }
+
+  /**
+   * Invalidates every item, after `delay` seconds. `true` once the server
+   * confirms (or with noreply).
+   */
+  flushAll(delay = 0, options: NoreplyOptions = {}): Promise<boolean> {
+    return this.#run("flushAll", [delay, options]) as Promise<boolean>;
+  }
+
+  /**
+   * Asks the server to shut down (memcached needs `-A`). Resolves once the
+   * server closed the connection.
+   *
+   * @throws {MemcacheUnknownCommandError} when the server has shutdown disabled.
+   */
+  shutdown(graceful = false): Promise<void> {
+    return this.#run("shutdown", [graceful]) as Promise<void>;
+  }
+
+  /**
+   * Sends one command line as is and returns the reply bytes before the
+   * first `endTokens` (error lines throw). It runs on a connection of its
+   * own, closed afterwards, so a reply longer than `endTokens` says can
+   * never be read as another request's reply. A reply may hold at most
+   * 64 MiB before `endTokens`; past that the call rejects with
+   * `MemcacheUnknownError` and the connection closes.
    */
   rawCommand(command: string | Uint8Array, endTokens: string | Uint8Array = "\r\n"): Promise<Uint8Array> {
-    return this.#use((c) => c.rawCommand(command, endTokens));
+    return this.#run("rawCommand", [command, endTokens]) as Promise<Uint8Array>;
   }
+  // ---- end of generated code
 
   // ---- lifecycle
 

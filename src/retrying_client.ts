@@ -5,7 +5,12 @@
  * @module
  */
 
-import type { Client, Mapping, NoreplyOptions, StoreOptions, Value } from "./client.ts";
+import type { Client } from "./client.ts";
+import type { Mapping, NoreplyOptions, StoreOptions, Value } from "./client.ts"; // generated: the commands' types
+import { type CommandName, type Commands, rowOf } from "./commands.ts";
+import { MemcacheTimeoutError, MemcacheUnexpectedCloseError } from "./errors.ts";
+import { entriesOf } from "./_mapping.ts";
+import { checkMs } from "./_options.ts";
 
 /** An error class, such as `MemcacheUnexpectedCloseError` or `TypeError`. */
 // deno-lint-ignore no-explicit-any
@@ -24,16 +29,11 @@ export interface RetryingClientOptions {
 }
 
 /**
- * What a {@linkcode RetryingClient} can wrap: {@linkcode Client},
- * `PooledClient`, `HashClient`, or anything with their methods.
+ * What a {@linkcode RetryingClient} can wrap: {@linkcode Commands}.
+ *
+ * @deprecated Use {@linkcode Commands}; this name stays so imports keep working.
  */
-export type RetryableClient = {
-  // deno-lint-ignore no-explicit-any
-  [K in keyof Client as Client[K] extends (...args: any[]) => unknown ? K : never]: (...args: any[]) => any;
-};
-
-// deno-lint-ignore no-explicit-any
-type AnyMethod = (...args: any[]) => any;
+export type RetryableClient = Commands;
 
 function errorClasses(name: string, value: Iterable<ErrorClass> | undefined): ErrorClass[] {
   if (value === undefined) return [];
@@ -58,9 +58,13 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * `retryFor` is given and the error is none of those classes, or when it is
  * one of the `doNotRetryFor` classes. Results are the wrapped client's.
  *
- * Note that a retried call runs again in full: a retried `incr` may count
- * twice if the first attempt reached the server before its connection
- * failed.
+ * A retried call runs again in full. Commands that would apply twice
+ * (`incr`, `decr`, `append`, `prepend`, `rawCommand`: `replay: false` in
+ * src/commands.ts) are not retried after a timeout or an unexpected close,
+ * when the first attempt may have reached the server; other failures
+ * (connection refused, a server error reply) are retried for them too. A
+ * retried `add`, `cas` or `delete` may report `false` for a change its
+ * first attempt made.
  *
  * @example
  * ```ts ignore
@@ -73,7 +77,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * await client.set("k", "v");
  * ```
  */
-export class RetryingClient<C extends RetryableClient = Client> {
+export class RetryingClient<C extends Commands = Client> implements Commands {
   /** The wrapped client. */
   readonly client: C;
   /** Attempts per call. */
@@ -87,19 +91,16 @@ export class RetryingClient<C extends RetryableClient = Client> {
    * Wraps `client`.
    *
    * @param client the client whose calls are retried; closing this closes it.
-   * @throws {RangeError} if `attempts` is below 1 or `retryDelay` is negative.
-   * @throws {TypeError} if `retryFor` / `doNotRetryFor` hold anything but
-   * error classes, or share a class.
+   * @throws {TypeError} if `attempts` is not an integer of at least 1,
+   * `retryDelay` not a number of milliseconds, or `retryFor` /
+   * `doNotRetryFor` hold anything but error classes, or share a class.
    */
   constructor(client: C, options: RetryingClientOptions = {}) {
     const attempts = options.attempts ?? 2;
     if (!Number.isInteger(attempts) || attempts < 1) {
-      throw new RangeError("attempts must be an integer of at least 1; otherwise no attempt is made");
+      throw new TypeError(`attempts must be an integer of at least 1 (otherwise no attempt is made), got ${attempts}`);
     }
-    const retryDelay = options.retryDelay ?? 0;
-    if (!(typeof retryDelay === "number" && retryDelay >= 0 && Number.isFinite(retryDelay))) {
-      throw new RangeError("retryDelay must be a non-negative number of milliseconds");
-    }
+    const retryDelay = checkMs("retryDelay", options.retryDelay ?? 0);
     this.#retryFor = errorClasses("retryFor", options.retryFor);
     this.#doNotRetryFor = errorClasses("doNotRetryFor", options.doNotRetryFor);
     for (const cls of this.#retryFor) {
@@ -117,14 +118,27 @@ export class RetryingClient<C extends RetryableClient = Client> {
     return !this.#doNotRetryFor.some((cls) => error instanceof cls);
   }
 
-  /** Calls `client[name](...args)` until it succeeds or may not be retried. */
-  async #retry(name: keyof RetryableClient, args: unknown[]): Promise<unknown> {
+  /**
+   * Calls `client[name](...args)` until it succeeds or may not be retried.
+   * A command that may not be replayed is not retried after a failure that
+   * may have reached the server.
+   */
+  async #retry(name: CommandName, args: unknown[]): Promise<unknown> {
+    const row = rowOf(name);
+    // An iterator could only be read once: keep its keys or pairs for the retries.
+    if (row.route === "keys") args[0] = [...(args[0] as Iterable<string>)];
+    else if (row.route === "pairs" && !(args[0] instanceof Map) && Symbol.iterator in (args[0] as object)) {
+      args[0] = [...entriesOf(args[0] as Mapping)];
+    }
     for (let attempt = 1;; attempt++) {
       try {
-        const method = this.client[name] as AnyMethod;
-        return await method.apply(this.client, args);
+        // deno-lint-ignore no-explicit-any
+        return await (this.client[name] as (...args: any[]) => Promise<unknown>)(...args);
       } catch (error) {
         if (attempt >= this.attempts || !this.#retryable(error)) throw error;
+        if (!row.replay && (error instanceof MemcacheTimeoutError || error instanceof MemcacheUnexpectedCloseError)) {
+          throw error;
+        }
         if (this.retryDelay > 0) await sleep(this.retryDelay);
       }
     }
@@ -135,57 +149,104 @@ export class RetryingClient<C extends RetryableClient = Client> {
     return this.client.checkKey(key);
   }
 
-  /** `set`, retried. */
-  set(...args: Parameters<C["set"]>): ReturnType<C["set"]> {
-    return this.#retry("set", args) as ReturnType<C["set"]>;
+  // ---- generated by scripts/gen_commands.ts from src/commands.ts: do not edit by hand
+  /**
+   * Stores a value. Resolves to `true` (always, as pymemcache: with
+   * noreply nothing is known; otherwise failures throw).
+   *
+   * Retried as the class says.
+   *
+   * @throws {MemcacheIllegalInputError} for a bad key, value, expire or flags (nothing is sent).
+   * @throws {MemcacheServerError} e.g. for a value over the server's item size (with noreply the server stays silent).
+   */
+  set(key: string, value: unknown, options: StoreOptions = {}): ReturnType<C["set"]> {
+    return this.#retry("set", [key, value, options]) as ReturnType<C["set"]>;
   }
 
-  /** `add`, retried. */
-  add(...args: Parameters<C["add"]>): ReturnType<C["add"]> {
-    return this.#retry("add", args) as ReturnType<C["add"]>;
+  /**
+   * Stores only if the key is absent: `true` if stored (or noreply), `false` if it exists.
+   *
+   * Retried as the class says.
+   */
+  add(key: string, value: unknown, options: StoreOptions = {}): ReturnType<C["add"]> {
+    return this.#retry("add", [key, value, options]) as ReturnType<C["add"]>;
   }
 
-  /** `replace`, retried. */
-  replace(...args: Parameters<C["replace"]>): ReturnType<C["replace"]> {
-    return this.#retry("replace", args) as ReturnType<C["replace"]>;
+  /**
+   * Stores only if the key exists: `true` if stored (or noreply), `false` if it is absent.
+   *
+   * Retried as the class says.
+   */
+  replace(key: string, value: unknown, options: StoreOptions = {}): ReturnType<C["replace"]> {
+    return this.#retry("replace", [key, value, options]) as ReturnType<C["replace"]>;
   }
 
-  /** `append`, retried. */
-  append(...args: Parameters<C["append"]>): ReturnType<C["append"]> {
-    return this.#retry("append", args) as ReturnType<C["append"]>;
+  /**
+   * Appends bytes to an existing value: `true` if done (or noreply), `false` if absent.
+   *
+   * Not retried after a timeout or an unexpected close, when the first attempt may have been applied: running
+   * it again could apply it twice. Other failures are retried as the class says.
+   */
+  append(key: string, value: unknown, options: StoreOptions = {}): ReturnType<C["append"]> {
+    return this.#retry("append", [key, value, options]) as ReturnType<C["append"]>;
   }
 
-  /** `prepend`, retried. */
-  prepend(...args: Parameters<C["prepend"]>): ReturnType<C["prepend"]> {
-    return this.#retry("prepend", args) as ReturnType<C["prepend"]>;
+  /**
+   * Prepends bytes to an existing value: `true` if done (or noreply), `false` if absent.
+   *
+   * Not retried after a timeout or an unexpected close, when the first attempt may have been applied: running
+   * it again could apply it twice. Other failures are retried as the class says.
+   */
+  prepend(key: string, value: unknown, options: StoreOptions = {}): ReturnType<C["prepend"]> {
+    return this.#retry("prepend", [key, value, options]) as ReturnType<C["prepend"]>;
   }
 
-  /** `cas`, retried. */
-  cas(...args: Parameters<C["cas"]>): ReturnType<C["cas"]> {
-    return this.#retry("cas", args) as ReturnType<C["cas"]>;
+  /**
+   * Check-and-set: `true` if stored, `false` if the item changed since
+   * `cas` was read, `null` if it does not exist. Waits for the reply unless
+   * `noreply: true` (then `true`).
+   *
+   * Retried as the class says.
+   */
+  cas(key: string, value: unknown, cas: string | number | bigint, options: StoreOptions = {}): ReturnType<C["cas"]> {
+    return this.#retry("cas", [key, value, cas, options]) as ReturnType<C["cas"]>;
   }
 
-  /** `setMany`, retried (all of it). */
-  setMany(values: Mapping, options?: StoreOptions): ReturnType<C["setMany"]> {
-    // An iterator could only be read once: keep its pairs for the retries.
-    const pairs = values instanceof Map || !(Symbol.iterator in values) ? values : [...values];
-    return this.#retry("setMany", [pairs, options]) as ReturnType<C["setMany"]>;
+  /**
+   * Stores many values, pipelined. Resolves to the keys (as passed) that
+   * were not stored; always empty with noreply.
+   *
+   * Retried as the class says.
+   */
+  setMany(values: Mapping, options: StoreOptions = {}): ReturnType<C["setMany"]> {
+    return this.#retry("setMany", [values, options]) as ReturnType<C["setMany"]>;
   }
 
   /** Alias of {@linkcode RetryingClient.setMany}. */
-  setMulti(values: Mapping, options?: StoreOptions): ReturnType<C["setMany"]> {
+  setMulti(values: Mapping, options: StoreOptions = {}): ReturnType<C["setMany"]> {
     return this.setMany(values, options);
   }
 
-  /** `get`, retried. */
+  /**
+   * The value of `key`, or `defaultValue` on a miss. A byte value up to
+   * 4 KiB may be a view of a shared `ArrayBuffer`; see {@linkcode RetryingClient.getMany}.
+   *
+   * Retried as the class says.
+   */
   get(key: string, defaultValue: Value = null): ReturnType<C["get"]> {
     return this.#retry("get", [key, defaultValue]) as ReturnType<C["get"]>;
   }
 
-  /** `getMany`, retried. */
+  /**
+   * The values of the keys found, keyed as passed (without the prefix).
+   * Byte values up to 4 KiB may be views of a shared 8 KiB `ArrayBuffer`,
+   * as Node's pooled Buffers are (see the README): `value.slice()` before
+   * transferring a value's `.buffer` or keeping it for long.
+   *
+   * Retried as the class says.
+   */
   getMany(keys: Iterable<string>): ReturnType<C["getMany"]> {
-    const list = [...keys]; // an iterator could only be read once
-    return this.#retry("getMany", [list]) as ReturnType<C["getMany"]>;
+    return this.#retry("getMany", [keys]) as ReturnType<C["getMany"]>;
   }
 
   /** Alias of {@linkcode RetryingClient.getMany}. */
@@ -193,90 +254,171 @@ export class RetryingClient<C extends RetryableClient = Client> {
     return this.getMany(keys);
   }
 
-  /** `gets`, retried. */
-  gets(...args: Parameters<C["gets"]>): ReturnType<C["gets"]> {
-    return this.#retry("gets", args) as ReturnType<C["gets"]>;
+  /**
+   * `[value, cas]` of `key`, or `[defaultValue, casDefault]` on a miss.
+   *
+   * Retried as the class says.
+   */
+  gets(key: string, defaultValue: Value = null, casDefault: string | null = null): ReturnType<C["gets"]> {
+    return this.#retry("gets", [key, defaultValue, casDefault]) as ReturnType<C["gets"]>;
   }
 
-  /** `getsMany`, retried. */
+  /**
+   * `[value, cas]` of every key found, keyed as passed.
+   *
+   * Retried as the class says.
+   */
   getsMany(keys: Iterable<string>): ReturnType<C["getsMany"]> {
-    return this.#retry("getsMany", [[...keys]]) as ReturnType<C["getsMany"]>;
+    return this.#retry("getsMany", [keys]) as ReturnType<C["getsMany"]>;
   }
 
-  /** `gat`, retried. */
-  gat(...args: Parameters<C["gat"]>): ReturnType<C["gat"]> {
-    return this.#retry("gat", args) as ReturnType<C["gat"]>;
+  /**
+   * Like {@linkcode RetryingClient.get}, setting the item's expiry to `expire` seconds.
+   *
+   * Retried as the class says.
+   */
+  gat(key: string, expire = 0, defaultValue: Value = null): ReturnType<C["gat"]> {
+    return this.#retry("gat", [key, expire, defaultValue]) as ReturnType<C["gat"]>;
   }
 
-  /** `gats`, retried. */
-  gats(...args: Parameters<C["gats"]>): ReturnType<C["gats"]> {
-    return this.#retry("gats", args) as ReturnType<C["gats"]>;
+  /**
+   * Like {@linkcode RetryingClient.gets}, setting the item's expiry to `expire` seconds.
+   *
+   * Retried as the class says.
+   */
+  gats(key: string, expire = 0, defaultValue: Value = null, casDefault: string | null = null): ReturnType<C["gats"]> {
+    return this.#retry("gats", [key, expire, defaultValue, casDefault]) as ReturnType<C["gats"]>;
   }
 
-  /** `delete`, retried. */
-  delete(key: string, options?: NoreplyOptions): ReturnType<C["delete"]> {
+  /**
+   * Deletes `key`: `true` if deleted (or noreply), `false` if it was absent.
+   *
+   * Retried as the class says.
+   */
+  delete(key: string, options: NoreplyOptions = {}): ReturnType<C["delete"]> {
     return this.#retry("delete", [key, options]) as ReturnType<C["delete"]>;
   }
 
-  /** `deleteMany`, retried. */
-  deleteMany(keys: Iterable<string>, options?: NoreplyOptions): ReturnType<C["deleteMany"]> {
-    return this.#retry("deleteMany", [[...keys], options]) as ReturnType<C["deleteMany"]>;
+  /**
+   * Deletes many keys, pipelined. Resolves `true`.
+   *
+   * Retried as the class says.
+   */
+  deleteMany(keys: Iterable<string>, options: NoreplyOptions = {}): ReturnType<C["deleteMany"]> {
+    return this.#retry("deleteMany", [keys, options]) as ReturnType<C["deleteMany"]>;
   }
 
   /** Alias of {@linkcode RetryingClient.deleteMany}. */
-  deleteMulti(keys: Iterable<string>, options?: NoreplyOptions): ReturnType<C["deleteMany"]> {
+  deleteMulti(keys: Iterable<string>, options: NoreplyOptions = {}): ReturnType<C["deleteMany"]> {
     return this.deleteMany(keys, options);
   }
 
-  /** `incr`, retried. */
-  incr(...args: Parameters<C["incr"]>): ReturnType<C["incr"]> {
-    return this.#retry("incr", args) as ReturnType<C["incr"]>;
+  /**
+   * Adds `value` to a decimal counter. Resolves to the new value (a
+   * `bigint` above 2^53-1), or `null` if the key is absent or with
+   * noreply. Waits for the reply unless `noreply: true`.
+   *
+   * Not retried after a timeout or an unexpected close, when the first attempt may have been applied: running
+   * it again could apply it twice. Other failures are retried as the class says.
+   */
+  incr(key: string, value: number | bigint, options: NoreplyOptions = {}): ReturnType<C["incr"]> {
+    return this.#retry("incr", [key, value, options]) as ReturnType<C["incr"]>;
   }
 
-  /** `decr`, retried. */
-  decr(...args: Parameters<C["decr"]>): ReturnType<C["decr"]> {
-    return this.#retry("decr", args) as ReturnType<C["decr"]>;
+  /**
+   * Subtracts from a counter; memcached stops at 0. Otherwise as {@linkcode RetryingClient.incr}.
+   *
+   * Not retried after a timeout or an unexpected close, when the first attempt may have been applied: running
+   * it again could apply it twice. Other failures are retried as the class says.
+   */
+  decr(key: string, value: number | bigint, options: NoreplyOptions = {}): ReturnType<C["decr"]> {
+    return this.#retry("decr", [key, value, options]) as ReturnType<C["decr"]>;
   }
 
-  /** `touch`, retried. */
-  touch(...args: Parameters<C["touch"]>): ReturnType<C["touch"]> {
-    return this.#retry("touch", args) as ReturnType<C["touch"]>;
+  /**
+   * Sets the expiry of `key`: `true` if touched (or noreply), `false` if absent.
+   *
+   * Retried as the class says.
+   */
+  touch(key: string, expire = 0, options: NoreplyOptions = {}): ReturnType<C["touch"]> {
+    return this.#retry("touch", [key, expire, options]) as ReturnType<C["touch"]>;
   }
 
-  /** `stats`, retried. */
+  /**
+   * Server statistics, `stats` plus optional arguments (`"settings"`,
+   * `"slabs"`, ...). Values are converted as pymemcache's STAT_TYPES:
+   * integers where they parse, a few floats and booleans, else strings.
+   *
+   * Retried as the class says.
+   */
   stats(...args: string[]): ReturnType<C["stats"]> {
     return this.#retry("stats", args) as ReturnType<C["stats"]>;
   }
 
-  /** `cacheMemlimit`, retried. */
+  /**
+   * Sets the server's memory limit in megabytes. Resolves `true`.
+   *
+   * Retried as the class says.
+   */
   cacheMemlimit(megabytes: number): ReturnType<C["cacheMemlimit"]> {
     return this.#retry("cacheMemlimit", [megabytes]) as ReturnType<C["cacheMemlimit"]>;
   }
 
-  /** `version`, retried. */
+  /**
+   * The server's version string, such as `"1.6.18"`.
+   *
+   * Retried as the class says.
+   */
   version(): ReturnType<C["version"]> {
     return this.#retry("version", []) as ReturnType<C["version"]>;
   }
 
-  /** `verbosity`, retried. */
-  verbosity(level: number, options?: NoreplyOptions): ReturnType<C["verbosity"]> {
+  /**
+   * Sets the server's log verbosity. Resolves `true`.
+   *
+   * Retried as the class says.
+   */
+  verbosity(level: number, options: NoreplyOptions = {}): ReturnType<C["verbosity"]> {
     return this.#retry("verbosity", [level, options]) as ReturnType<C["verbosity"]>;
   }
 
-  /** `flushAll`, retried. */
-  flushAll(delay = 0, options?: NoreplyOptions): ReturnType<C["flushAll"]> {
+  /**
+   * Invalidates every item, after `delay` seconds. `true` once the server
+   * confirms (or with noreply).
+   *
+   * Retried as the class says.
+   */
+  flushAll(delay = 0, options: NoreplyOptions = {}): ReturnType<C["flushAll"]> {
     return this.#retry("flushAll", [delay, options]) as ReturnType<C["flushAll"]>;
   }
 
-  /** `shutdown`, retried. */
+  /**
+   * Asks the server to shut down (memcached needs `-A`). Resolves once the
+   * server closed the connection.
+   *
+   * Retried as the class says.
+   *
+   * @throws {MemcacheUnknownCommandError} when the server has shutdown disabled.
+   */
   shutdown(graceful = false): ReturnType<C["shutdown"]> {
     return this.#retry("shutdown", [graceful]) as ReturnType<C["shutdown"]>;
   }
 
-  /** `rawCommand`, retried. */
+  /**
+   * Sends one command line as is and returns the reply bytes before the
+   * first `endTokens` (error lines throw). It runs on a connection of its
+   * own, closed afterwards, so a reply longer than `endTokens` says can
+   * never be read as another request's reply. A reply may hold at most
+   * 64 MiB before `endTokens`; past that the call rejects with
+   * `MemcacheUnknownError` and the connection closes.
+   *
+   * Not retried after a timeout or an unexpected close, when the first attempt may have been applied: running
+   * it again could apply it twice. Other failures are retried as the class says.
+   */
   rawCommand(command: string | Uint8Array, endTokens: string | Uint8Array = "\r\n"): ReturnType<C["rawCommand"]> {
     return this.#retry("rawCommand", [command, endTokens]) as ReturnType<C["rawCommand"]>;
   }
+  // ---- end of generated code
 
   /** `quit` of the wrapped client (not retried). */
   quit(): Promise<void> {

@@ -77,8 +77,8 @@ describe("RetryingClient", () => {
 
   it("checks its options as pymemcache does", () => {
     const client = new Client("127.0.0.1:1");
-    assert.throws(() => new RetryingClient(client, { attempts: 0 }), RangeError);
-    assert.throws(() => new RetryingClient(client, { retryDelay: -1 }), RangeError);
+    assert.throws(() => new RetryingClient(client, { attempts: 0 }), TypeError);
+    assert.throws(() => new RetryingClient(client, { retryDelay: -1 }), TypeError);
     // deno-lint-ignore no-explicit-any
     assert.throws(() => new RetryingClient(client, { retryFor: [String as any] }), TypeError);
     assert.throws(

@@ -1,0 +1,15 @@
+/**
+ * The pairs of a {@linkcode Mapping}: one reading of `setMany`'s argument
+ * for every class that takes one.
+ *
+ * @module
+ */
+
+import type { Mapping } from "./client.ts";
+
+/** The key/value pairs of `values`: a `Map` or an iterable of pairs as it is, a plain object's own entries. */
+export function entriesOf(values: Mapping): Iterable<readonly [string, unknown]> {
+  if (values instanceof Map) return values;
+  if (Symbol.iterator in values) return values as Iterable<readonly [string, unknown]>;
+  return Object.entries(values);
+}

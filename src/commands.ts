@@ -1,0 +1,210 @@
+/**
+ * The command surface, stated once: one row per public command of
+ * {@linkcode Client}, saying what the wrapper classes need to know about it.
+ * `PooledClient`, `HashClient` and `RetryingClient` take their per-command
+ * methods from this table; none of them writes a command by hand, except
+ * HashClient where its result differs (`perServer`).
+ *
+ * ## Adding a command
+ *
+ * 1. Write the method on `Client` (src/client.ts), with its doc comment:
+ *    the only implementation of the wire work.
+ * 2. Add its row below, in the order of `Client`'s methods.
+ * 3. Run `deno run --allow-all scripts/gen_commands.ts`: it writes the
+ *    forwarders, with `Client`'s signature and doc comment, into the
+ *    generated region of src/pooled_client.ts, src/hash_client.ts and
+ *    src/retrying_client.ts. The test `tests/commands_deno_test.ts` fails
+ *    while that output is stale, and `tests/uniformity_test.ts` while a
+ *    `Client` method has no row or a class lacks a command.
+ *
+ * For example `metaNoop()` (`mn`, resolves `true`) is, besides its `Client`
+ * method, the row `metaNoop: { route: "all", miss: true, replay: true }`.
+ * A command whose HashClient result is not `Client`'s (a `Map` per server)
+ * gets `perServer: true` and a hand-written HashClient method.
+ *
+ * @module
+ */
+
+import type { Client } from "./client.ts";
+import { entriesOf } from "./_mapping.ts";
+
+/**
+ * How a wrapper over several servers (HashClient) routes a command:
+ * - `"key"`: the first argument is a key; the call runs on its server.
+ * - `"keys"`: the first argument is an iterable of keys; the call is split
+ *   per server, run in parallel, and the results merged (`Map`s keyed as
+ *   passed, in the order passed; `true` when every part is `true`).
+ * - `"pairs"`: the first argument is a `Mapping` of key/value pairs; split
+ *   per server as `"keys"`, the results (lists of keys) concatenated.
+ * - `"all"`: the call runs on every live server.
+ */
+export type Route = "key" | "keys" | "pairs" | "all";
+
+/** One command: how the wrappers route, fail and retry it. */
+export interface CommandRow {
+  /** How a wrapper over several servers routes it. */
+  readonly route: Route;
+  /**
+   * What the call returns when it fails under `ignoreExc` (HashClient, as
+   * pymemcache's: every command; Client and PooledClient: `read` ones): a
+   * constant, or a function of the call's arguments (defaults applied; for
+   * a split call, the part's arguments). For `"all"` it is the result when
+   * no server answered.
+   */
+  readonly miss: boolean | null | undefined | ((args: readonly unknown[]) => unknown);
+  /** The get family: `ignoreExc` on a Client or PooledClient turns its failures into `miss`. */
+  readonly read?: true;
+  /**
+   * Whether a retry may run it again after a failure that may have reached
+   * the server (a timeout, an unexpected close). `false` for commands that
+   * running twice would apply twice (`incr`, `append`, ...):
+   * `RetryingClient` retries them only after other failures.
+   */
+  readonly replay: boolean;
+  /** The command named in errors, as `Client` names it (`setMany` is `"set"`). @default the method name */
+  readonly wire?: string;
+  /**
+   * `"all"` only: HashClient resolves to a `Map` of every server's answer,
+   * in a hand-written method; the generator leaves it out of HashClient.
+   */
+  readonly perServer?: true;
+  /** `"all"` only: `true` only if every server answered and each answered `true` (`flushAll`). */
+  readonly combine?: "and";
+}
+
+/** A second name of a command (pymemcache's `*_multi`): a method calling the other. */
+export interface AliasRow {
+  readonly alias: CommandName;
+}
+
+/** `Client`'s methods that are not commands: every class has them, none is in the table. */
+export const LIFECYCLE = ["checkKey", "quit", "close"] as const;
+
+/** `Client`'s methods named by a string. */
+type ClientMethod = {
+  // deno-lint-ignore no-explicit-any
+  [K in keyof Client]: K extends string ? Client[K] extends (...args: any[]) => unknown ? K : never : never;
+}[keyof Client];
+
+/** The table's type: every `Client` method but {@linkcode LIFECYCLE} needs a row (else deno check fails). */
+
+type Table = { readonly [K in Exclude<ClientMethod, (typeof LIFECYCLE)[number]>]: CommandRow | AliasRow };
+
+const keysOfPairs = (args: readonly unknown[]): string[] =>
+  [...entriesOf(args[0] as Parameters<Client["setMany"]>[0])].map(([key]) => key);
+const emptyMap = (): Map<string, unknown> => new Map();
+
+/** Every command, in the order of `Client`'s methods. */
+export const COMMANDS: Table = {
+  set: { route: "key", miss: false, replay: true },
+  add: { route: "key", miss: false, replay: true },
+  replace: { route: "key", miss: false, replay: true },
+  append: { route: "key", miss: false, replay: false },
+  prepend: { route: "key", miss: false, replay: false },
+  cas: { route: "key", miss: false, replay: true },
+  setMany: { route: "pairs", miss: keysOfPairs, replay: true, wire: "set" },
+  setMulti: { alias: "setMany" },
+  get: { route: "key", read: true, miss: (args) => args[1], replay: true },
+  getMany: { route: "keys", read: true, miss: emptyMap, replay: true, wire: "get" },
+  getMulti: { alias: "getMany" },
+  gets: { route: "key", read: true, miss: (args) => [args[1], args[2]], replay: true },
+  getsMany: { route: "keys", read: true, miss: emptyMap, replay: true, wire: "gets" },
+  gat: { route: "key", read: true, miss: (args) => args[2], replay: true },
+  gats: { route: "key", read: true, miss: (args) => [args[2], args[3]], replay: true },
+  delete: { route: "key", miss: false, replay: true },
+  deleteMany: { route: "keys", miss: true, replay: true, wire: "delete" },
+  deleteMulti: { alias: "deleteMany" },
+  incr: { route: "key", miss: null, replay: false },
+  decr: { route: "key", miss: null, replay: false },
+  touch: { route: "key", miss: false, replay: true },
+  stats: { route: "all", perServer: true, miss: undefined, replay: true },
+  cacheMemlimit: { route: "all", miss: true, replay: true, wire: "cache_memlimit" },
+  version: { route: "all", perServer: true, miss: undefined, replay: true },
+  verbosity: { route: "all", miss: true, replay: true },
+  flushAll: { route: "all", combine: "and", miss: false, replay: true, wire: "flush_all" },
+  shutdown: { route: "all", miss: undefined, replay: true },
+  rawCommand: { route: "all", perServer: true, miss: undefined, replay: false, wire: "raw" },
+};
+
+/** The name of a command (or an alias of one): a key of {@linkcode COMMANDS}. */
+export type CommandName = keyof Table;
+
+/** The row of a command; an alias gives its command's. */
+export function rowOf(name: CommandName): CommandRow {
+  const row = COMMANDS[name];
+  return "alias" in row ? COMMANDS[row.alias] as CommandRow : row;
+}
+
+/** What a failed call of `row` returns under `ignoreExc`, for these arguments. */
+export function missOf(row: CommandRow, args: readonly unknown[]): unknown {
+  return typeof row.miss === "function" ? row.miss(args) : row.miss;
+}
+
+/** The result a command resolves to on `Client`. */
+type Result<K extends CommandName> = Awaited<ReturnType<Client[K]>>;
+
+/**
+ * Something with the commands: {@linkcode Client}, `PooledClient`,
+ * `HashClient`, `RetryingClient`, or any object with their methods. Each
+ * command takes `Client`'s arguments and resolves to `Client`'s result or,
+ * on a client that reports failures as values (`ignoreExc`), the command's
+ * constant miss (a HashClient's `set` may resolve `false`). Commands
+ * HashClient answers per server (`stats`, `version`, `rawCommand`) resolve
+ * to one server's answer or a `Map` of every server's.
+ */
+export type Commands =
+  & {
+    [K in CommandName]: (
+      ...args: Parameters<Client[K]>
+    ) => Promise<K extends PerServer ? unknown : Result<K> | Misses[K]>;
+  }
+  & {
+    /**
+     * Checks a key and adds the prefix.
+     *
+     * @returns the key's wire bytes, prefix included.
+     * @throws {MemcacheIllegalInputError} for a key memcached cannot take.
+     */
+    checkKey(key: string): Uint8Array;
+    /** Sends `quit` and waits for the connections to close. */
+    quit(): Promise<void>;
+    /** Closes the connections; the client stays usable. */
+    close(): Promise<void>;
+  };
+
+// ---- generated by scripts/gen_commands.ts from COMMANDS above: do not edit by hand
+/** Commands HashClient answers with a `Map` per server (`perServer`). */
+type PerServer = "stats" | "version" | "rawCommand";
+
+/** The constant each command resolves to when it fails under `ignoreExc` (`never`: computed or none). */
+interface Misses {
+  set: false;
+  add: false;
+  replace: false;
+  append: false;
+  prepend: false;
+  cas: false;
+  setMany: never;
+  setMulti: never;
+  get: never;
+  getMany: never;
+  getMulti: never;
+  gets: never;
+  getsMany: never;
+  gat: never;
+  gats: never;
+  delete: false;
+  deleteMany: true;
+  deleteMulti: true;
+  incr: null;
+  decr: null;
+  touch: false;
+  stats: never;
+  cacheMemlimit: true;
+  version: never;
+  verbosity: true;
+  flushAll: false;
+  shutdown: never;
+  rawCommand: never;
+}
+// ---- end of generated code
