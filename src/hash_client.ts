@@ -15,6 +15,7 @@ import { checkKey as checkWireKey, keyBytes } from "./_keys.ts";
 import { entriesOf } from "./_mapping.ts";
 import { checkMs } from "./_options.ts";
 import { RendezvousHash } from "./_rendezvous.ts";
+import { checkCompatibleWith, type PythonClientName, pythonHasher, pythonRing, pythonSerde } from "./_python_compat.ts";
 import { PooledClient, type PooledClientOptions } from "./pooled_client.ts";
 import type { Serde } from "./serde.ts";
 import { parseServerSpec, type ServerSpec } from "./transport.ts";
@@ -28,10 +29,19 @@ import { checkFlags, inContext } from "./_validate.ts";
 export interface HashClientOptions extends PooledClientOptions {
   /**
    * How keys are placed: `"rendezvous"` as pymemcache's HashClient,
-   * `"ketama"` as libmemcached's weighted ketama.
-   * @default {"rendezvous"}
+   * `"ketama"` as libmemcached's weighted ketama, `"modula"` as pylibmc
+   * (libmemcached's defaults), `"crc32"` as python-memcached.
+   * @default {"rendezvous"} (or the one `compatibleWith` picks)
    */
-  hasher?: "rendezvous" | "ketama";
+  hasher?: "rendezvous" | "ketama" | "modula" | "crc32";
+  /**
+   * Share the cluster with a Python app using this client library (or
+   * cachelib's `MemcachedCache` over it): picks the serde (a
+   * {@linkcode PickleSerde} writing that library's flags) and the hasher
+   * (`"modula"` for pylibmc, `"crc32"` for python-memcached, `"rendezvous"`
+   * for pymemcache). An explicit `serde` or `hasher` wins.
+   */
+  compatibleWith?: PythonClientName;
   /** Give every server a {@linkcode PooledClient} instead of a {@linkcode Client}. @default {false} */
   usePooling?: boolean;
   /**
@@ -79,6 +89,9 @@ const NO_ANSWER: unique symbol = Symbol("no answer");
  *   TypeScript services share one cluster.
  * - `hasher: "ketama"` places keys as libmemcached's weighted ketama (md5,
  *   160 points per server), as PHP's and C's clients configured for it.
+ * - `hasher: "modula"` and `"crc32"` place keys as pylibmc (default
+ *   behaviors) and python-memcached do; `compatibleWith` picks these and a
+ *   {@linkcode PickleSerde} for sharing the cluster with a Python app.
  *
  * Multi-key calls are split per server and run in parallel; results are
  * merged and keyed as passed.
@@ -124,7 +137,7 @@ export class HashClient implements Commands {
   /** Whether non-ASCII keys are allowed. */
   readonly allowUnicodeKeys: boolean;
   /** The placement. */
-  readonly hasher: "rendezvous" | "ketama";
+  readonly hasher: "rendezvous" | "ketama" | "modula" | "crc32";
   /** Retries before a server is marked dead. */
   readonly retryAttempts: number;
   /** ms between retries of a failing server. */
@@ -145,6 +158,7 @@ export class HashClient implements Commands {
   constructor(servers: Iterable<ServerSpec>, options: HashClientOptions = {}) {
     const {
       hasher,
+      compatibleWith,
       usePooling,
       retryAttempts,
       retryTimeout,
@@ -154,6 +168,8 @@ export class HashClient implements Commands {
       poolBlocking,
       ...clientOptions
     } = options;
+    const python = checkCompatibleWith(compatibleWith);
+    if (python !== undefined) clientOptions.serde ??= pythonSerde(python);
     // Inner clients always throw, so failover sees every failure; the
     // HashClient applies ignoreExc itself.
     const innerOptions = { ...clientOptions, ignoreExc: false };
@@ -163,9 +179,9 @@ export class HashClient implements Commands {
     this.defaultNoreply = template.defaultNoreply;
     this.ignoreExc = template.ignoreExc;
     this.allowUnicodeKeys = template.allowUnicodeKeys;
-    this.hasher = hasher ?? "rendezvous";
-    if (this.hasher !== "rendezvous" && this.hasher !== "ketama") {
-      throw new TypeError(`hasher must be "rendezvous" or "ketama", got ${String(hasher)}`);
+    this.hasher = hasher ?? (python === undefined ? "rendezvous" : pythonHasher(python));
+    if (!["rendezvous", "ketama", "modula", "crc32"].includes(this.hasher)) {
+      throw new TypeError(`hasher must be "rendezvous", "ketama", "modula" or "crc32", got ${String(hasher)}`);
     }
     this.retryAttempts = retryAttempts ?? 2;
     if (!Number.isInteger(this.retryAttempts)) throw new TypeError("retryAttempts must be an integer");
@@ -191,7 +207,10 @@ export class HashClient implements Commands {
       ketama.push("path" in address ? { node: name, host: address.path, port: 0 } : { node: name, ...address });
     }
     this.servers = this.#nodes.map((n) => n.client.server);
-    const ring = this.hasher === "ketama" ? new KetamaHash(ketama) : new RendezvousHash(this.#nodes.map((n) => n.name));
+    const names = this.#nodes.map((n) => n.name);
+    const ring = this.hasher === "ketama"
+      ? new KetamaHash(ketama)
+      : (pythonRing(this.hasher, names) ?? new RendezvousHash(names));
     const { ignoreExc } = this;
     const failover = {
       retryAttempts: this.retryAttempts,

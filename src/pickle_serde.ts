@@ -5,9 +5,10 @@
  * @module
  */
 
-import { MemcachePickleError, unpickle } from "./_pickle_read.ts";
+import { unpickle } from "./_pickle_read.ts";
 import { pickle } from "./_pickle_write.ts";
 import {
+  CompressedSerde,
   defaultSerde,
   FLAG_BYTES,
   FLAG_COMPRESSED,
@@ -69,8 +70,11 @@ function integerText(value: number | bigint): string {
  * never run code: a class, any other global or an object-building opcode
  * fails with {@linkcode MemcachePickleError}, as does a malformed pickle.
  *
- * Compression (flag 8, zlib) is {@linkcode CompressedSerde}'s job: wrap
- * this serde in it, as `compatibleWith` on the clients does.
+ * Compressed values (flag 8, zlib, as pylibmc and python-memcached write
+ * them with `min_compress_len`) are inflated on reading (the result is then
+ * a Promise). This serde never compresses: to write compressed values,
+ * wrap it, `new CompressedSerde({ serde: new PickleSerde() })` — all three
+ * Python clients read those.
  *
  * @example
  * ```ts
@@ -86,6 +90,7 @@ export class PickleSerde implements Serde {
   readonly compatibleWith: PythonClientName;
   /** The pickle protocol written. */
   readonly protocol: 2 | 3 | 4 | 5;
+  #inflater: CompressedSerde | null = null;
 
   /**
    * Builds the serde.
@@ -123,19 +128,19 @@ export class PickleSerde implements Serde {
   }
 
   /**
-   * The value stored as `value` with `flags`.
+   * The value stored as `value` with `flags` (a Promise of it for a compressed value).
    *
    * @throws {MemcachePickleError} for a pickle that cannot be read safely.
    */
   deserialize(key: string, value: Uint8Array, flags: number): unknown {
+    if (flags & FLAG_COMPRESSED) {
+      // zlib, as all three clients write it when asked to compress: CompressedSerde inflates, then calls back here.
+      this.#inflater ??= new CompressedSerde({ serde: this, minCompressLen: 0 });
+      return this.#inflater.deserialize(key, value, flags);
+    }
     if (flags === FLAG_BYTES) return value;
     if (flags & FLAG_TEXT) return decoder.decode(value);
     if (flags & (FLAG_INTEGER | FLAG_LONG)) return defaultSerde.deserialize(key, value, FLAG_INTEGER);
-    if (flags & FLAG_COMPRESSED) {
-      throw new MemcachePickleError(
-        `Cannot read ${key}: it is compressed (flag 8); wrap PickleSerde in CompressedSerde`,
-      );
-    }
     if (flags & FLAG_PICKLE) return unpickle(value);
     return defaultSerde.deserialize(key, value, flags);
   }
