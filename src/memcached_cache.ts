@@ -12,6 +12,7 @@ import { checkCacheDelta, fromStored, int64Of, signed, toStored, wrapDelta } fro
 import { defaultTransport } from "./_default_transport.ts";
 import { MemcacheClientError, MemcacheIllegalInputError, MemcacheUnknownCommandError } from "./errors.ts";
 import { HashClient } from "./hash_client.ts";
+import { checkCompatibleWith, countPython, type PythonClientName } from "./_python_compat.ts";
 import { entriesOf } from "./_mapping.ts";
 import type { ServerSpec, Transport } from "./transport.ts";
 
@@ -53,6 +54,19 @@ export interface MemcachedCacheOptions {
   poolBlocking?: boolean;
   /** How the cache's own client opens sockets. @default the running runtime's transport */
   transport?: Transport;
+  /**
+   * Share the cache with a Python app using cachelib's `MemcachedCache`
+   * over pylibmc or python-memcached, or pymemcache: the cache's own client
+   * gets that library's serde ({@linkcode PickleSerde}) and key placement
+   * (see {@linkcode HashClientOptions.compatibleWith}), and integers are
+   * stored as Python writes them (decimal, any size, negative ones with a
+   * minus sign) instead of in two's complement. `inc`/`dec` stay one atomic
+   * `incr` while the value stays within 0..2^64−1; a result outside that
+   * range is counted as cachelib does (read, then write), not atomically.
+   * With a client passed in, only the integer handling changes: build that
+   * client with the same `compatibleWith`.
+   */
+  compatibleWith?: PythonClientName;
 }
 
 /** memcached reads an expiry above this many seconds (30 days) as a unix time. */
@@ -108,6 +122,8 @@ export class MemcachedCache {
   readonly poolSize: number;
   /** Whether a call waits for a busy pool. */
   readonly poolBlocking: boolean;
+  /** The Python client library the cache is compatible with, if any. */
+  readonly compatibleWith: PythonClientName | undefined;
   #transport: Transport | undefined;
 
   /**
@@ -140,6 +156,7 @@ export class MemcachedCache {
     this.poolSize = poolSize;
     this.poolBlocking = poolBlocking;
     this.#transport = transport;
+    this.compatibleWith = checkCompatibleWith(options.compatibleWith);
     if (servers === undefined || servers === null) this.client = this.#build(["127.0.0.1:11211"], transport);
     else if (Array.isArray(servers)) this.client = this.#build(servers, transport);
     else if (isClient(servers)) this.client = servers;
@@ -171,7 +188,18 @@ export class MemcachedCache {
       usePooling: this.poolSize > 1 || !this.poolBlocking,
       maxPoolSize: this.poolSize,
       poolBlocking: this.poolBlocking,
+      compatibleWith: this.compatibleWith,
     });
+  }
+
+  /** A value as stored: integers in two's complement (see _cache_ints.ts), or as Python stores them. */
+  #toStored(value: unknown): unknown {
+    return this.compatibleWith === undefined ? toStored(value) : value;
+  }
+
+  /** A value as read back. */
+  #fromStored(value: unknown): unknown {
+    return this.compatibleWith === undefined ? fromStored(value) : value;
   }
 
   // ---- keys and timeouts
@@ -228,7 +256,7 @@ export class MemcachedCache {
   async get(key: string): Promise<Value> {
     const wire = this.#wire(key);
     if (wire === null) return null;
-    return fromStored(await this.client.get(wire));
+    return this.#fromStored(await this.client.get(wire));
   }
 
   /** The values of `keys`, in order; `null` for each miss or unusable key. */
@@ -251,7 +279,7 @@ export class MemcachedCache {
     const wires = keys.map((key) => this.#wire(key));
     const asked = [...new Set(wires.filter((w): w is string => w !== null))];
     const found = asked.length === 0 ? new Map<string, Value>() : await this.client.getMany(asked);
-    return wires.map((w) => (w !== null && found.has(w) ? fromStored(found.get(w)) : null));
+    return wires.map((w) => (w !== null && found.has(w) ? this.#fromStored(found.get(w)) : null));
   }
 
   /**
@@ -277,14 +305,14 @@ export class MemcachedCache {
   async set(key: string, value: unknown, timeout?: number | null): Promise<boolean> {
     const wire = this.#storeKey(key);
     const options = { expire: this.#expire(timeout), noreply: false };
-    return Boolean(await this.client.set(wire, toStored(value), options));
+    return Boolean(await this.client.set(wire, this.#toStored(value), options));
   }
 
   /** Like {@linkcode MemcachedCache.set}, only for a key not stored yet: `false` if it exists. */
   async add(key: string, value: unknown, timeout?: number | null): Promise<boolean> {
     const wire = this.#storeKey(key);
     const options = { expire: this.#expire(timeout), noreply: false };
-    return Boolean(await this.client.add(wire, toStored(value), options));
+    return Boolean(await this.client.add(wire, this.#toStored(value), options));
   }
 
   /**
@@ -295,7 +323,7 @@ export class MemcachedCache {
    */
   async setMany(mapping: Mapping, timeout?: number | null): Promise<string[]> {
     const expire = this.#expire(timeout);
-    const pairs = [...entriesOf(mapping)].map(([key, value]) => [key, this.#storeKey(key), toStored(value)] as const);
+    const pairs = [...entriesOf(mapping)].map(([key, value]) => [key, this.#storeKey(key), this.#toStored(value)] as const);
     if (pairs.length === 0) return [];
     const failed = new Set(
       await this.client.setMany(pairs.map(([, w, v]) => [w, v] as const), { expire, noreply: false }),
@@ -350,6 +378,9 @@ export class MemcachedCache {
 
   async #count(key: string, getDelta: () => bigint): Promise<number | bigint | null> {
     const wire = this.#storeKey(key);
+    if (this.compatibleWith !== undefined) {
+      return await countPython(this.client, wire, getDelta(), this.#expire(undefined));
+    }
     const delta = wrapDelta(getDelta());
     const start = signed(delta); // a missing key starts at delta, as int64
     for (let attempt = 0; attempt < COUNTER_ATTEMPTS; attempt++) {
