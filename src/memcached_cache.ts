@@ -323,7 +323,9 @@ export class MemcachedCache {
    */
   async setMany(mapping: Mapping, timeout?: number | null): Promise<string[]> {
     const expire = this.#expire(timeout);
-    const pairs = [...entriesOf(mapping)].map(([key, value]) => [key, this.#storeKey(key), this.#toStored(value)] as const);
+    const pairs = [...entriesOf(mapping)].map(([key, value]) =>
+      [key, this.#storeKey(key), this.#toStored(value)] as const
+    );
     if (pairs.length === 0) return [];
     const failed = new Set(
       await this.client.setMany(pairs.map(([, w, v]) => [w, v] as const), { expire, noreply: false }),
