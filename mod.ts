@@ -57,6 +57,8 @@ export { HashClient } from "./src/hash_client.ts";
 export type { HashClientOptions } from "./src/hash_client.ts";
 export { MemcachedCache } from "./src/memcached_cache.ts";
 export type { CacheClientLike, MemcachedCacheOptions } from "./src/memcached_cache.ts";
+export { MemcachePickleError, PickleSerde } from "./src/pickle_serde.ts";
+export type { PickleSerdeOptions, PythonClientName } from "./src/pickle_serde.ts";
 export { PooledClient } from "./src/pooled_client.ts";
 export type { PooledClientOptions } from "./src/pooled_client.ts";
 export { RetryingClient } from "./src/retrying_client.ts";
