@@ -1,0 +1,755 @@
+/**
+ * The meta protocol (`mg`, `ms`, `md`, `ma`, `mn`, memcached ≥ 1.6.10) as
+ * pure code: typed options checked and turned into a command's flags before
+ * any I/O, and reply lines parsed by flag letter, never by position (the
+ * server may reorder return flags: `W`, `X` and `Z` come wherever it puts
+ * them). No sockets, no runtime APIs.
+ *
+ * What memcached 1.6.18 does, measured (the tests spawn it):
+ * - flags are applied in the order sent, so `R` goes before `T` (a touch
+ *   in the same call must not hide a recache win) and return flags before
+ *   `T` (they describe the item as found);
+ * - a command line may hold at most 19 tokens ("options flags are too long");
+ * - an opaque token may be at most 31 bytes;
+ * - the 250-byte key limit applies to a binary key's base64 form;
+ * - `k` with a base64 key returns the decoded bytes raw: binary keys are
+ *   never sent with `k`, the client fills the key in itself;
+ * - `q` hides `HD` (ms, md, ma; `ma … v q` hides the value too) and `EN`
+ *   (mg); failures (`NS`, `EX`, `NF`) and errors are always sent.
+ *
+ * @module
+ */
+
+import { MemcacheIllegalInputError } from "./errors.ts";
+import { checkCas, checkFlags } from "./_validate.ts";
+import type { Item, Outbox } from "./_protocol.ts";
+
+/** A key of a meta command: a string (checked as every key is) or any bytes, sent base64. */
+export type MetaKey = string | Uint8Array;
+
+/** The two-letter status of a meta reply. */
+export type MetaStatus = "HD" | "VA" | "EN" | "NF" | "NS" | "EX" | "MN";
+
+/** Options every keyed meta command takes. */
+export interface MetaCommonOptions {
+  /**
+   * Opaque token (`O`), copied back into the result's `opaque`: 1 to 31
+   * printable ASCII characters, no spaces. The client checks the reply
+   * carries it.
+   */
+  opaque?: string;
+  /** Return the key (`k`) in the result's `key`. */
+  returnKey?: boolean;
+}
+
+/** Options of `metaGet` (and, except `opaque`, `metaGetMany`). Times in seconds. */
+export interface MetaGetOptions extends MetaCommonOptions {
+  /** Return the value (`v`), deserialized with the client's serde (its flags are asked for too). @default {true} */
+  value?: boolean;
+  /** Return the cas token (`c`), as a decimal string. */
+  returnCas?: boolean;
+  /** Return the client flags (`f`); implied by `value`. */
+  returnFlags?: boolean;
+  /** Return the seconds of TTL left (`t`; -1: never expires), as found before any `touch`. */
+  returnTtl?: boolean;
+  /** Return the value's size in bytes (`s`). */
+  returnSize?: boolean;
+  /** Return the seconds since the item was last accessed (`l`), before this access. */
+  returnLastAccess?: boolean;
+  /** Return whether the item had been read before (`h`), before this access. */
+  returnHitBefore?: boolean;
+  /** Do not bump the item in the LRU, nor mark it accessed (`u`). */
+  noLruBump?: boolean;
+  /** Set the item's TTL to this many seconds on a hit (`T`; 0: never expires). */
+  touch?: number;
+  /**
+   * On a miss, create an empty item living this many seconds (`N`): this
+   * caller gets `win` (it should compute and `metaSet` the value), later
+   * callers see the empty item with `winnerExists` until then.
+   */
+  vivify?: number;
+  /**
+   * On a hit with less than this many seconds of TTL left (and a TTL at
+   * all), one caller gets `win` to refresh it early (`R`); later ones see
+   * `winnerExists`. Checked before `touch` in the same call.
+   */
+  recacheWithin?: number;
+}
+
+/** Options of `metaGetMany`: those of `metaGet` but `opaque`, which the batch uses itself. */
+export type MetaGetManyOptions = Omit<MetaGetOptions, "opaque">;
+
+/** How `metaSet` stores (`M`). */
+export type MetaSetMode = "set" | "add" | "replace" | "append" | "prepend";
+
+/** Options of `metaSet`. Times in seconds. */
+export interface MetaSetOptions extends MetaCommonOptions {
+  /** `"add"`: only if absent; `"replace"`: only if present; `"append"`/`"prepend"`: to a present value. @default {"set"} */
+  mode?: MetaSetMode;
+  /** Seconds until the item expires (`T`; 0: never). @default {0} */
+  expire?: number;
+  /** Client flags to store (`F`), overriding the serde's. */
+  flags?: number;
+  /** Store only if the item's cas is this (`C`); else `EX` (changed) or `NF` (absent). */
+  cas?: string | number | bigint;
+  /**
+   * With `cas`: a `cas` older than the item's still stores, but marks the
+   * item stale (`I`): readers get `stale`, and one of them `win`.
+   */
+  invalidate?: boolean;
+  /** append/prepend mode: on a miss, create the item with this TTL instead (`N`). */
+  vivify?: number;
+  /** Return the new cas token (`c`). */
+  returnCas?: boolean;
+  /**
+   * Quiet (`q`): the server answers only a failure. The call still settles
+   * when the server has processed it (a trailing `mn`), so errors reach
+   * the caller; no `return…` or `opaque` with it.
+   */
+  noreply?: boolean;
+}
+
+/** Options of `metaDelete`. */
+export interface MetaDeleteOptions extends MetaCommonOptions {
+  /** Delete only if the item's cas is this (`C`); else `EX`. */
+  cas?: string | number | bigint;
+  /**
+   * Instead of deleting, mark the item stale and bump its cas (`I`): the
+   * next reader gets the old value with `stale` and `win`.
+   */
+  invalidate?: boolean;
+  /** With `invalidate`: the stale item's new TTL in seconds (`T`). */
+  expire?: number;
+  /** Quiet (`q`), as {@linkcode MetaSetOptions.noreply}. */
+  noreply?: boolean;
+}
+
+/** Options of `metaArithmetic`. Times in seconds; numbers unsigned 64-bit. */
+export interface MetaArithmeticOptions extends MetaCommonOptions {
+  /** @default {"incr"} Decrementing stops at 0; incrementing wraps at 2^64. */
+  mode?: "incr" | "decr";
+  /** Amount to add or subtract (`D`). @default {1} */
+  delta?: number | bigint;
+  /** With `vivify`: the value a missing counter is created with (`J`); the delta is not applied then. @default {0} */
+  initial?: number | bigint;
+  /** On a miss, create the counter living this many seconds (`N`). */
+  vivify?: number;
+  /** On success, set the TTL to this many seconds (`T`). */
+  expire?: number;
+  /** Apply only if the item's cas is this (`C`); else `EX`. */
+  cas?: string | number | bigint;
+  /** Return the new value (`v`) as `number`, or `bigint` above 2^53-1. @default {true} (false with noreply) */
+  value?: boolean;
+  /** Return the new cas token (`c`). */
+  returnCas?: boolean;
+  /** Return the seconds of TTL left (`t`; -1: never expires). */
+  returnTtl?: boolean;
+  /** Quiet (`q`), as {@linkcode MetaSetOptions.noreply}: no value comes back. */
+  noreply?: boolean;
+}
+
+/**
+ * What a meta command returned. Fields the server did not send are absent;
+ * the lease states are always there (false unless the server set them).
+ */
+export interface MetaResult<V = unknown> {
+  /** The server's status: `HD`/`VA` success, `EN` miss, `NF` not found, `NS` not stored, `EX` cas mismatch. */
+  status: MetaStatus;
+  /**
+   * The server answered `HD` or `VA`: metaGet and metaArithmetic found (or
+   * vivified) the item, metaSet stored, metaDelete deleted.
+   */
+  hit: boolean;
+  /** metaGet: the value, as the serde returns it; metaArithmetic: the counter (`number`, `bigint` above 2^53-1). */
+  value?: V;
+  /** The cas token, a decimal string (exact beyond 2^53). */
+  cas?: string;
+  /** Seconds of TTL left; -1: never expires. */
+  ttl?: number;
+  /** The value's size in bytes. */
+  size?: number;
+  /** Seconds since the item was last accessed. */
+  lastAccess?: number;
+  /** Whether the item had been read before. */
+  hitBefore?: boolean;
+  /** The item's client flags. */
+  flags?: number;
+  /** The opaque token sent with the command. */
+  opaque?: string;
+  /** The key, as the caller passed it (same string or the same bytes). */
+  key?: MetaKey;
+  /** `W`: this caller won the right to (re)compute the item and should `metaSet` it. */
+  win: boolean;
+  /** `X`: the item is stale (invalidated); its value may still serve while it is recomputed. */
+  stale: boolean;
+  /** `Z`: another caller already won; use the current value, wait, or retry. */
+  winnerExists: boolean;
+  /** metaSet: the item was stored. */
+  stored?: boolean;
+  /** metaDelete: the item was deleted (or, with `invalidate`, marked stale). */
+  deleted?: boolean;
+}
+
+/** One parsed meta reply line (and, for `VA`, its data block once read). */
+export interface MetaLine {
+  type: "meta";
+  status: MetaStatus;
+  /** `VA`: the data block's length; -1 for the other statuses. */
+  dataLength: number;
+  /** `VA`: the data block, filled in by the reply parser. */
+  item?: Item;
+  cas?: string;
+  flags?: number;
+  ttl?: number;
+  size?: number;
+  lastAccess?: number;
+  hitBefore?: boolean;
+  opaque?: string;
+  /** The `k` token as sent back. */
+  key?: string;
+  win: boolean;
+  stale: boolean;
+  winnerExists: boolean;
+}
+
+/** Most tokens memcached 1.6.18 takes on a meta command line (20 gives "options flags are too long"). */
+export const META_MAX_TOKENS = 19;
+/** Longest opaque token memcached 1.6.18 takes, in bytes. */
+export const MAX_OPAQUE = 31;
+/** memcached's longest key, in bytes: for a binary key, of its base64 form. */
+const MAX_KEY = 250;
+
+// ---- option checks
+
+type Options = Record<string, unknown>;
+
+const GET_OPTIONS = new Set([
+  "opaque",
+  "returnKey",
+  "value",
+  "returnCas",
+  "returnFlags",
+  "returnTtl",
+  "returnSize",
+  "returnLastAccess",
+  "returnHitBefore",
+  "noLruBump",
+  "touch",
+  "vivify",
+  "recacheWithin",
+]);
+const SET_OPTIONS = new Set([
+  "opaque",
+  "returnKey",
+  "mode",
+  "expire",
+  "flags",
+  "cas",
+  "invalidate",
+  "vivify",
+  "returnCas",
+  "noreply",
+]);
+const DELETE_OPTIONS = new Set(["opaque", "returnKey", "cas", "invalidate", "expire", "noreply"]);
+const ARITHMETIC_OPTIONS = new Set([
+  "opaque",
+  "returnKey",
+  "mode",
+  "delta",
+  "initial",
+  "vivify",
+  "expire",
+  "cas",
+  "value",
+  "returnCas",
+  "returnTtl",
+  "noreply",
+]);
+
+function illegal(message: string): MemcacheIllegalInputError {
+  return new MemcacheIllegalInputError(message);
+}
+
+function checkNames(method: string, options: Options, allowed: Set<string>): void {
+  if (typeof options !== "object" || options === null) throw illegal(`${method} options must be an object`);
+  for (const name in options) {
+    if (!allowed.has(name) && options[name] !== undefined) throw illegal(`${method} takes no option ${name}`);
+  }
+}
+
+function flag(name: string, value: unknown): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== "boolean") throw illegal(`${name} must be a boolean, got ${String(value)}`);
+  return value;
+}
+
+/** Seconds: an integer from 0 to 2^31-1 (meta commands take no negative or fractional times). */
+function seconds(name: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 2147483647) {
+    throw illegal(`${name} must be a whole number of seconds from 0 to 2147483647, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** An unsigned 64-bit integer, as decimal text. */
+function u64(name: string, value: unknown): string {
+  if (typeof value === "bigint" && value >= 0n && value <= 0xffffffffffffffffn) return value.toString();
+  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return value.toString();
+  throw illegal(`${name} must be a non-negative integer below 2^64, got ${String(value)}`);
+}
+
+/** Checks an opaque token: 1-31 printable ASCII characters. */
+export function checkOpaque(value: unknown): string {
+  if (typeof value !== "string" || value.length === 0 || value.length > MAX_OPAQUE || !/^[\x21-\x7e]+$/.test(value)) {
+    throw illegal(
+      `opaque must be 1 to ${MAX_OPAQUE} printable ASCII characters without spaces, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+/** The checked flag tokens, each with its leading space; throws when there are more than the server takes. */
+function finish(tokens: string, fixedTokens: number): string {
+  let count = fixedTokens;
+  for (let i = 0; i < tokens.length; i++) if (tokens.charCodeAt(i) === 32) count++;
+  if (count > META_MAX_TOKENS) {
+    throw illegal(`a meta command may have at most ${META_MAX_TOKENS} tokens; this one would have ${count}`);
+  }
+  return tokens;
+}
+
+/** The default metaGet's flags: value and its client flags. */
+const GET_DEFAULT = " v f";
+
+/**
+ * The flags of an `mg` (without `b`, `q` and the batch's `O`), checked.
+ * Order matters to memcached: return flags, then `R` before `T`.
+ */
+export function metaGetFlags(options: MetaGetOptions | undefined, binaryKey: boolean, batch = false): string {
+  if (options === undefined) return GET_DEFAULT;
+  const o = options as Options;
+  checkNames(batch ? "metaGetMany" : "metaGet", o, GET_OPTIONS);
+  if (batch && o.opaque !== undefined) throw illegal("metaGetMany takes no opaque: it tags each key with its own");
+  const value = o.value === undefined ? true : flag("value", o.value);
+  let s = value ? " v f" : flag("returnFlags", o.returnFlags) ? " f" : "";
+  if (flag("returnCas", o.returnCas)) s += " c";
+  if (flag("returnTtl", o.returnTtl)) s += " t";
+  if (flag("returnSize", o.returnSize)) s += " s";
+  if (flag("returnHitBefore", o.returnHitBefore)) s += " h";
+  if (flag("returnLastAccess", o.returnLastAccess)) s += " l";
+  if (flag("returnKey", o.returnKey) && !binaryKey) s += " k";
+  if (o.opaque !== undefined) s += " O" + checkOpaque(o.opaque);
+  if (o.recacheWithin !== undefined) s += " R" + seconds("recacheWithin", o.recacheWithin);
+  if (o.vivify !== undefined) s += " N" + seconds("vivify", o.vivify);
+  if (o.touch !== undefined) s += " T" + seconds("touch", o.touch);
+  if (flag("noLruBump", o.noLruBump)) s += " u";
+  // mg, key, b; batches add O<index> and q.
+  return finish(s, 2 + (binaryKey ? 1 : 0) + (batch ? 2 : 0));
+}
+
+const SET_MODES: Record<string, string> = { set: "", add: " ME", replace: " MR", append: " MA", prepend: " MP" };
+
+/** What metaSet checked: its flags but `F` (known once the serde has run) and `b`. */
+export interface MetaSetPlan {
+  tail: string;
+  flags: number | undefined;
+  quiet: boolean;
+}
+
+/** The flags of an `ms`, checked; `F` comes from the serde unless `flags` is given. */
+export function metaSetPlan(options: MetaSetOptions | undefined, binaryKey: boolean): MetaSetPlan {
+  if (options === undefined) return { tail: "", flags: undefined, quiet: false };
+  const o = options as Options;
+  checkNames("metaSet", o, SET_OPTIONS);
+  const mode = o.mode === undefined ? "set" : o.mode;
+  if (typeof mode !== "string" || !Object.hasOwn(SET_MODES, mode)) {
+    throw illegal(`metaSet mode must be one of set, add, replace, append, prepend, got ${String(mode)}`);
+  }
+  const quiet = flag("noreply", o.noreply);
+  let s = "";
+  if (o.expire !== undefined) s += " T" + seconds("expire", o.expire);
+  if (o.cas !== undefined) s += " C" + checkCas(o.cas);
+  if (flag("invalidate", o.invalidate)) {
+    if (o.cas === undefined) throw illegal("metaSet invalidate needs cas: it marks stale what an older cas stores");
+    s += " I";
+  }
+  s += SET_MODES[mode];
+  if (o.vivify !== undefined) {
+    if (mode !== "append" && mode !== "prepend") throw illegal("metaSet vivify is for the append and prepend modes");
+    s += " N" + seconds("vivify", o.vivify);
+  }
+  s += returns(o, quiet, binaryKey, "metaSet");
+  const flags = o.flags === undefined ? undefined : checkFlags(o.flags);
+  // ms, key, datalen, F, b, q
+  return { tail: finish(s, 4 + (binaryKey ? 1 : 0) + (quiet ? 1 : 0)), flags, quiet };
+}
+
+/** `c`, `k`, `O` of ms/md/ma; refused with noreply, which hides the line they come back on. */
+function returns(o: Options, quiet: boolean, binaryKey: boolean, method: string, extra = ""): string {
+  let s = extra;
+  if (flag("returnCas", o.returnCas)) s += " c";
+  if (flag("returnKey", o.returnKey) && !binaryKey) s += " k";
+  if (o.opaque !== undefined) s += " O" + checkOpaque(o.opaque);
+  if (quiet && (s !== "" || o.returnKey === true)) {
+    throw illegal(`${method} with noreply returns nothing: drop value, returnCas, returnTtl, returnKey and opaque`);
+  }
+  return s;
+}
+
+/** The flags of an `md`, checked (without `b` and `q`). */
+export function metaDeleteFlags(options: MetaDeleteOptions | undefined, binaryKey: boolean): string {
+  if (options === undefined) return "";
+  const o = options as Options;
+  checkNames("metaDelete", o, DELETE_OPTIONS);
+  const quiet = flag("noreply", o.noreply);
+  let s = "";
+  if (o.cas !== undefined) s += " C" + checkCas(o.cas);
+  const invalidate = flag("invalidate", o.invalidate);
+  if (invalidate) s += " I";
+  if (o.expire !== undefined) {
+    if (!invalidate) throw illegal("metaDelete expire is only for invalidate: a deleted item has no TTL");
+    s += " T" + seconds("expire", o.expire);
+  }
+  s += returns(o, quiet, binaryKey, "metaDelete");
+  return finish(s, 2 + (binaryKey ? 1 : 0) + (quiet ? 1 : 0));
+}
+
+/** Whether the options ask for quiet mode. */
+export function isQuiet(options: { noreply?: boolean } | undefined): boolean {
+  return options !== undefined && options.noreply === true;
+}
+
+/** The default metaArithmetic's flags: increment by 1, return the value. */
+const ARITHMETIC_DEFAULT = " v";
+
+/** The flags of an `ma`, checked (without `b` and `q`). */
+export function metaArithmeticFlags(options: MetaArithmeticOptions | undefined, binaryKey: boolean): string {
+  if (options === undefined) return ARITHMETIC_DEFAULT;
+  const o = options as Options;
+  checkNames("metaArithmetic", o, ARITHMETIC_OPTIONS);
+  const quiet = flag("noreply", o.noreply);
+  const mode = o.mode === undefined ? "incr" : o.mode;
+  if (mode !== "incr" && mode !== "decr") {
+    throw illegal(`metaArithmetic mode must be incr or decr, got ${String(mode)}`);
+  }
+  let s = "";
+  if (o.vivify !== undefined) s += " N" + seconds("vivify", o.vivify);
+  if (o.initial !== undefined) {
+    if (o.vivify === undefined) throw illegal("metaArithmetic initial needs vivify: it is the value a miss creates");
+    s += " J" + u64("initial", o.initial);
+  }
+  if (o.delta !== undefined) s += " D" + u64("delta", o.delta);
+  if (mode === "decr") s += " MD";
+  if (o.cas !== undefined) s += " C" + checkCas(o.cas);
+  if (o.expire !== undefined) s += " T" + seconds("expire", o.expire);
+  const value = o.value === undefined ? !quiet : flag("value", o.value);
+  let wanted = value ? " v" : "";
+  if (flag("returnTtl", o.returnTtl)) wanted += " t";
+  s += returns(o, quiet, binaryKey, "metaArithmetic", wanted);
+  return finish(s, 2 + (binaryKey ? 1 : 0) + (quiet ? 1 : 0));
+}
+
+// ---- keys
+
+const encoder = new TextEncoder();
+const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/** Standard base64 with padding, as memcached decodes it. */
+export function encodeBase64(bytes: Uint8Array): string {
+  let s = "";
+  let i = 0;
+  for (; i + 2 < bytes.length; i += 3) {
+    const n = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
+    s += B64[n >> 18] + B64[(n >> 12) & 63] + B64[(n >> 6) & 63] + B64[n & 63];
+  }
+  if (i + 1 === bytes.length) {
+    const n = bytes[i] << 16;
+    s += B64[n >> 18] + B64[(n >> 12) & 63] + "==";
+  } else if (i + 2 === bytes.length) {
+    const n = (bytes[i] << 16) | (bytes[i + 1] << 8);
+    s += B64[n >> 18] + B64[(n >> 12) & 63] + B64[(n >> 6) & 63] + "=";
+  }
+  return s;
+}
+
+/**
+ * The wire form of a binary key: `prefix` (UTF-8) then the key's bytes, in
+ * base64. At most 250 characters, so at most 186 bytes.
+ */
+export function binaryWireKey(key: Uint8Array, prefix: string): string {
+  if (key.length === 0) throw illegal("Key is empty");
+  let bytes = key;
+  if (prefix !== "") {
+    const p = encoder.encode(prefix);
+    bytes = new Uint8Array(p.length + key.length);
+    bytes.set(p);
+    bytes.set(key, p.length);
+  }
+  const wire = encodeBase64(bytes);
+  if (wire.length > MAX_KEY) {
+    throw illegal(
+      `Binary key is too long: ${bytes.length} bytes (prefix included) are ${wire.length} in base64; 250 at most`,
+    );
+  }
+  return wire;
+}
+
+// ---- encoding
+
+const CRLF = "\r\n";
+
+/** `<command> <key>[ b]<flags>[ q]\r\n` for mg, md, ma. */
+export function encodeMeta(
+  out: Outbox,
+  command: string,
+  wireKey: string,
+  binary: boolean,
+  flags: string,
+  quiet: boolean,
+) {
+  out.text(command);
+  out.byte(32);
+  out.text(wireKey);
+  if (binary) out.text(" b");
+  out.text(flags);
+  out.text(quiet ? " q\r\nmn\r\n" : CRLF);
+}
+
+/** `ms <key> <datalen>[ b][ F<flags>]<flags>[ q]\r\n<data>\r\n`, then `mn` when quiet. */
+export function encodeMetaSet(
+  out: Outbox,
+  wireKey: string,
+  binary: boolean,
+  data: Uint8Array,
+  clientFlags: number,
+  tail: string,
+  quiet: boolean,
+): void {
+  out.text("ms ");
+  out.text(wireKey);
+  out.byte(32);
+  out.int(data.length);
+  if (binary) out.text(" b");
+  if (clientFlags !== 0) {
+    out.text(" F");
+    out.int(clientFlags);
+  }
+  out.text(tail);
+  out.text(quiet ? " q\r\n" : CRLF);
+  out.bytes(data);
+  out.text(quiet ? "\r\nmn\r\n" : CRLF);
+}
+
+/**
+ * A batch of quiet `mg`s, each tagged `O<index>`, closed by one `mn`.
+ * `binary[i]`: key i is base64 (sent with `b` and `binaryFlags`).
+ */
+export function encodeMetaGetBatch(
+  out: Outbox,
+  wireKeys: readonly string[],
+  binary: readonly boolean[] | undefined,
+  flags: string,
+  binaryFlags: string,
+): void {
+  const tail = flags + " q O";
+  const binaryTail = " b" + binaryFlags + " q O";
+  for (let i = 0; i < wireKeys.length; i++) {
+    out.text("mg ");
+    out.text(wireKeys[i]);
+    out.text(binary !== undefined && binary[i] ? binaryTail : tail);
+    out.int(i);
+    out.text(CRLF);
+  }
+  out.text("mn\r\n");
+}
+
+// ---- parsing
+
+const SP = 32;
+const MINUS = 45;
+const code = (s: string) => (s.charCodeAt(0) << 8) | s.charCodeAt(1);
+const HD = code("HD");
+const VA = code("VA");
+const EN = code("EN");
+const NF = code("NF");
+const NS = code("NS");
+const EX = code("EX");
+const MN = code("MN");
+
+/** An unsigned decimal in `buf[start, end)`; -1 if it is not one (or over 15 digits). */
+function uint(buf: Uint8Array, start: number, end: number): number {
+  if (start >= end || end - start > 15) return -1;
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const d = buf[i] - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+const utf8 = new TextDecoder();
+
+/** Token text: ASCII by hand, anything else (a UTF-8 key) decoded. */
+function ascii(buf: Uint8Array, start: number, end: number): string {
+  let s = "";
+  for (let i = start; i < end; i++) {
+    if (buf[i] > 127) return utf8.decode(buf.subarray(start, end));
+    s += String.fromCharCode(buf[i]);
+  }
+  return s;
+}
+
+/**
+ * Parses a meta reply line, `buf[start, end)` without its CRLF:
+ * `<status>[ <datalen>]( <flag>)*`. Returns null for a line that is not a
+ * well-formed meta reply (error lines included: the caller classifies those
+ * first). Return flags are read by their letter; unknown letters are skipped.
+ */
+export function parseMetaLine(buf: Uint8Array, start: number, end: number): MetaLine | null {
+  if (end - start < 2 || (end - start > 2 && buf[start + 2] !== SP)) return null;
+  let status: MetaStatus;
+  switch ((buf[start] << 8) | buf[start + 1]) {
+    case VA:
+      status = "VA";
+      break;
+    case HD:
+      status = "HD";
+      break;
+    case EN:
+      status = "EN";
+      break;
+    case NF:
+      status = "NF";
+      break;
+    case NS:
+      status = "NS";
+      break;
+    case EX:
+      status = "EX";
+      break;
+    case MN:
+      status = "MN";
+      break;
+    default:
+      return null;
+  }
+  const line: MetaLine = { type: "meta", status, dataLength: -1, win: false, stale: false, winnerExists: false };
+  let i = start + 2;
+  let needLength = status === "VA";
+  while (i < end) {
+    if (buf[i] === SP) {
+      i++;
+      continue;
+    }
+    let j = i + 1;
+    while (j < end && buf[j] !== SP) j++;
+    if (needLength) {
+      const n = uint(buf, i, j);
+      if (n < 0) return null;
+      line.dataLength = n;
+      needLength = false;
+      i = j;
+      continue;
+    }
+    const t = i + 1; // the token after the letter
+    switch (buf[i]) {
+      case 99: { // c
+        if (j - t < 1 || j - t > 20) return null;
+        for (let p = t; p < j; p++) if (buf[p] < 48 || buf[p] > 57) return null;
+        line.cas = ascii(buf, t, j);
+        break;
+      }
+      case 102: { // f
+        const n = uint(buf, t, j);
+        if (n < 0 || n > 0xffffffff) return null;
+        line.flags = n;
+        break;
+      }
+      case 116: { // t
+        const n = j - t === 2 && buf[t] === MINUS && buf[t + 1] === 49 ? -1 : uint(buf, t, j);
+        if (n < -1) return null;
+        line.ttl = n;
+        break;
+      }
+      case 115: { // s
+        const n = uint(buf, t, j);
+        if (n < 0) return null;
+        line.size = n;
+        break;
+      }
+      case 108: { // l
+        const n = uint(buf, t, j);
+        if (n < 0) return null;
+        line.lastAccess = n;
+        break;
+      }
+      case 104: { // h
+        if (j - t !== 1 || (buf[t] !== 48 && buf[t] !== 49)) return null;
+        line.hitBefore = buf[t] === 49;
+        break;
+      }
+      case 79: // O
+        line.opaque = ascii(buf, t, j);
+        break;
+      case 107: // k
+        line.key = ascii(buf, t, j);
+        break;
+      case 87: // W
+        line.win = true;
+        break;
+      case 88: // X
+        line.stale = true;
+        break;
+      case 90: // Z
+        line.winnerExists = true;
+        break;
+        // b (the returned key is base64) and letters of later versions: nothing to read.
+    }
+    i = j;
+  }
+  if (needLength) return null;
+  return line;
+}
+
+// ---- results
+
+/** A result with what `line` carries but the value (and `key` when the caller asked for it). */
+export function metaResult(line: MetaLine, key: MetaKey | undefined): MetaResult {
+  const status = line.status;
+  const result: MetaResult = {
+    status,
+    hit: status === "HD" || status === "VA",
+    win: line.win,
+    stale: line.stale,
+    winnerExists: line.winnerExists,
+  };
+  if (line.cas !== undefined) result.cas = line.cas;
+  if (line.ttl !== undefined) result.ttl = line.ttl;
+  if (line.size !== undefined) result.size = line.size;
+  if (line.lastAccess !== undefined) result.lastAccess = line.lastAccess;
+  if (line.hitBefore !== undefined) result.hitBefore = line.hitBefore;
+  if (line.flags !== undefined) result.flags = line.flags;
+  if (line.opaque !== undefined) result.opaque = line.opaque;
+  if (key !== undefined) result.key = key;
+  return result;
+}
+
+/** The line a quiet command's MN stands for when nothing else came: success. */
+export const QUIET_SUCCESS: MetaLine = {
+  type: "meta",
+  status: "HD",
+  dataLength: -1,
+  win: false,
+  stale: false,
+  winnerExists: false,
+};
+
+/** An `ma` value: decimal digits, as `number` or, above 2^53-1, `bigint`; undefined if not digits. */
+export function parseCounterValue(bytes: Uint8Array): number | bigint | undefined {
+  if (bytes.length === 0 || bytes.length > 20) return undefined;
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] < 48 || bytes[i] > 57) return undefined;
+  const text = ascii(bytes, 0, bytes.length);
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : BigInt(text);
+}
