@@ -20,8 +20,9 @@ import {
   MemcacheUnexpectedCloseError,
   MemcacheUnknownCommandError,
   MemcacheUnknownError,
+  QueueFullError,
 } from "./errors.ts";
-import { type Expectation, Outbox, ProtocolError, type Reply, ReplyParser } from "./_protocol.ts";
+import { type Expectation, Outbox, ProtocolError, type Reply, ReplyParser, WITH_DATA } from "./_protocol.ts";
 import type { ServerAddress, Transport, TransportConnectOptions, TransportSocket } from "./transport.ts";
 
 /** Settings of a connection. */
@@ -30,6 +31,8 @@ export interface ConnectionOptions extends Omit<TransportConnectOptions, "signal
   connectTimeout?: number;
   /** ms a request may wait for its reply, counted from when it is issued. */
   timeout?: number;
+  /** Most requests that may wait on the connection at once; past it a request fails at once. */
+  maxQueue?: number;
 }
 
 /** A request waiting for its reply. */
@@ -42,10 +45,12 @@ interface Waiting extends Expectation {
   map?: (reply: Reply) => unknown;
   /** For retrievals: the wire keys asked for, in order. */
   keys?: readonly string[];
+  /** The command line was followed by a data block (or its framing is the caller's: raw). */
+  block: boolean;
 }
 
-/** Commands whose line is followed by a data block (or whose framing is the caller's). */
-const DATA_COMMANDS = new Set(["set", "add", "replace", "append", "prepend", "cas", "raw"]);
+/** The meta commands (see #noMeta). */
+const META_COMMANDS = new Set(["mg", "ms", "md", "ma", "mn"]);
 
 /** A noreply request waiting to be flushed. */
 interface Unflushed {
@@ -99,6 +104,7 @@ export class Connection {
   #transport: Transport | Promise<Transport>;
   #address: ServerAddress;
   #options: ConnectionOptions;
+  #maxQueue: number;
   #onClosed: (connection: Connection) => void;
   #state = CONNECTING;
   #socket: TransportSocket | null = null;
@@ -131,6 +137,7 @@ export class Connection {
     this.#address = address;
     this.name = name;
     this.#options = options;
+    this.#maxQueue = options.maxQueue ?? Infinity;
     this.#onClosed = onClosed;
     this.closed = new Promise((resolve) => (this.#markClosed = resolve));
     this.#parser = new ReplyParser(() => this.#waiting.peek(), (reply) => this.#onReply(reply));
@@ -171,10 +178,14 @@ export class Connection {
 
   /**
    * Encodes a request with `encode` and resolves with its reply, or with
-   * `map(reply)` when given (what `map` throws rejects). Error replies
-   * reject: ERROR → MemcacheUnknownCommandError, CLIENT_ERROR →
-   * MemcacheClientError (the connection closes after a command with a data
-   * block), SERVER_ERROR → MemcacheServerError (the connection stays).
+   * `map(reply)` when given. What `map` throws rejects the request; a
+   * {@linkcode ProtocolError} from it means the reply does not fit the
+   * request, so the stream is out of step: the connection closes and every
+   * request on it rejects with `MemcacheUnknownError`. Error replies reject:
+   * ERROR → MemcacheUnknownCommandError, CLIENT_ERROR → MemcacheClientError,
+   * SERVER_ERROR → MemcacheServerError. After ERROR or CLIENT_ERROR to a
+   * request with a data block (`expect | WITH_DATA`) the connection closes
+   * too: where the server stopped reading is unknown.
    */
   request<T = Reply>(
     command: string,
@@ -186,11 +197,14 @@ export class Connection {
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       if (!this.usable) return reject(this.#closedError(command));
+      const full = this.#full(command);
+      if (full !== null) return reject(full);
       encode(this.#outbox);
       this.#busy();
       this.#waiting.push({
         command,
-        expect,
+        expect: expect & ~WITH_DATA,
+        block: (expect & WITH_DATA) !== 0,
         endTokens,
         keys,
         deadline: this.#deadline(),
@@ -202,10 +216,51 @@ export class Connection {
     });
   }
 
+  /**
+   * Runs `issue`, whose requests are one call of the caller's (setMany's
+   * sets, getMany's batches): admitted whole while fewer than `maxQueue`
+   * requests wait, or rejected at once (every request `issue` makes
+   * rejects, with one error) when the queue is full.
+   */
+  batch<T>(command: string, issue: () => T): T {
+    if (this.pending < this.#maxQueue || this.#admitting) return this.#admit(issue);
+    const error = this.#fullError(command);
+    this.#refusing = error;
+    try {
+      return issue();
+    } finally {
+      this.#refusing = null;
+    }
+  }
+
+  #admit<T>(issue: () => T): T {
+    const outer = this.#admitting;
+    this.#admitting = true;
+    try {
+      return issue();
+    } finally {
+      this.#admitting = outer;
+    }
+  }
+
+  /** True while a batch admitted whole issues its requests. */
+  #admitting = false;
+  /** Set while a batch refused as a whole issues its requests: the error they reject with. */
+  #refusing: MemcacheError | null = null;
+
+  /** Whether a new request must be refused for the queue's bound; the error, if so. */
+  #full(command: string): MemcacheError | null {
+    if (this.#refusing !== null) return this.#refusing;
+    if (this.#admitting || this.pending < this.#maxQueue) return null;
+    return this.#fullError(command);
+  }
+
   /** Encodes a noreply request; resolves once its bytes are handed to the transport. */
   send(command: string, encode: (out: Outbox) => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       if (!this.usable) return reject(this.#closedError(command));
+      const full = this.#full(command);
+      if (full !== null) return reject(full);
       encode(this.#outbox);
       this.#busy();
       this.#unflushed.push({ command, deadline: this.#deadline(), resolve, reject });
@@ -235,17 +290,16 @@ export class Connection {
     if (this.#closing !== null) return this.#closing;
     if (this.#state === CLOSED) return this.closed; // failed: resolves once its socket is closed too
     if (this.#state === CONNECTING && this.#outbox.length === 0) {
-      this.#fail(() => new MemcacheConnectionError("Connection closed by the client", { server: this.name }));
+      this.#fail((command) => new MemcacheConnectionError("Connection closed by the client", { server: this.name, command }));
       return this.closed;
     }
     this.#closing = (async () => {
       if (this.#state === CONNECTING) await this.#opened.catch(() => {});
       if (this.#state === OPEN) this.#flush();
-      this.#fail((w) =>
-        new MemcacheConnectionError("Connection closed by the client before the reply", {
-          server: this.name,
-          command: w.command,
-        })
+      this.#fail(
+        (command) =>
+          new MemcacheConnectionError("Connection closed by the client before the reply", { server: this.name, command }),
+        true,
       );
       await this.closed;
     })();
@@ -299,13 +353,9 @@ export class Connection {
         clearTimeout(connectTimer);
         if (error instanceof MemcacheError) return this.#fail(() => error);
         const reason = error instanceof Error ? error.message : String(error);
-        // One error per request, each naming its own command.
-        this.#fail((w) =>
-          new MemcacheConnectionError(`Could not connect: ${reason}`, {
-            server: this.name,
-            command: w.command,
-            cause: error,
-          })
+        // An error per command, naming it.
+        this.#fail((command) =>
+          new MemcacheConnectionError(`Could not connect: ${reason}`, { server: this.name, command, cause: error })
         );
       },
     );
@@ -313,7 +363,7 @@ export class Connection {
 
   #deadline(): number {
     const timeout = this.#options.timeout;
-    if (timeout === undefined) return 0;
+    if (timeout === undefined || timeout === 0 || timeout === Infinity) return 0;
     const deadline = Date.now() + timeout;
     if (this.#timer === undefined) this.#arm(deadline);
     return deadline;
@@ -336,16 +386,22 @@ export class Connection {
     const next = Math.min(head?.deadline ?? Infinity, unflushed?.deadline ?? Infinity);
     if (next === Infinity) return;
     if (next <= now) {
-      const late = head && head.deadline === next ? head.command : unflushed!.command;
+      // The late request gets its own error; the others theirs, one per
+      // command: with 100,000 waiting, an error each would block the loop
+      // past their own deadlines.
+      const late = head && head.deadline === next ? head : this.#unflushed.shift()!;
+      if (late === head) this.#waiting.shift();
       const error = new MemcacheTimeoutError(`Timed out after ${this.#options.timeout} ms`, {
         server: this.name,
-        command: late,
+        command: late.command,
       });
-      this.#fail((w) =>
-        w.command === late && w.deadline === next ? error : new MemcacheTimeoutError(
-          `Timed out: the connection was closed after an earlier request timed out`,
-          { server: this.name, command: w.command, cause: error },
-        )
+      late.reject(error);
+      this.#fail((command) =>
+        new MemcacheTimeoutError(`Timed out: the connection was closed after an earlier request timed out`, {
+          server: this.name,
+          command,
+          cause: error,
+        })
       );
       return;
     }
@@ -413,12 +469,9 @@ export class Connection {
     } catch (error) {
       if (this.#state === CLOSED) return; // a resolve handler closed us mid-chunk
       const message = error instanceof ProtocolError ? error.message : String(error);
-      const failure = new MemcacheUnknownError(`Unparseable reply: ${message}`, {
-        server: this.name,
-        command: this.#waiting.peek()?.command,
-        cause: error,
-      });
-      this.#fail(() => failure);
+      this.#fail((command) =>
+        new MemcacheUnknownError(`Unparseable reply: ${message}`, { server: this.name, command, cause: error })
+      );
     }
   }
 
@@ -431,6 +484,7 @@ export class Connection {
         throw new ProtocolError("a retrieval reply named keys that were not requested");
       }
     }
+    if (reply.type === "meta" || reply.type === "metaGroup") this.#speaksMeta = true;
     const w = this.#waiting.shift()!;
     this.#disarmIfIdle();
     if (reply.type !== "error") {
@@ -440,7 +494,22 @@ export class Connection {
         try {
           w.resolve(w.map(reply));
         } catch (error) {
-          w.reject(error as Error);
+          if (!(error instanceof ProtocolError)) {
+            w.reject(error as Error);
+          } else {
+            // A reply that does not fit its request (STORED to incr, ...): the
+            // replies are out of step, and the next request would take another's.
+            const options = { server: this.name, command: w.command };
+            w.reject(new MemcacheUnknownError(error.message, options));
+            this.#fail((command) =>
+              new MemcacheUnknownError(`Connection closed after a reply out of step to ${w.command}`, {
+                server: this.name,
+                command,
+                cause: error,
+              })
+            );
+            throw error; // stops the parser: nothing after it can be placed
+          }
         }
       }
     } else {
@@ -451,13 +520,22 @@ export class Connection {
         w.reject(new MemcacheUnknownCommandError(reply.message, options));
       } else {
         w.reject(new MemcacheClientError(reply.message, options));
-        // A one-line command's CLIENT_ERROR (incr of a non-number, ...) is well
-        // framed: the server read exactly that line. After a command with a
-        // data block ("bad data chunk") or a raw one, where the server stopped
-        // reading is unknown: the stream cannot be trusted.
-        if (DATA_COMMANDS.has(w.command)) {
-          this.#fail(() => new MemcacheConnectionError("Connection closed after a CLIENT_ERROR", options));
-        }
+      }
+      // A one-line command's error (incr of a non-number, an unknown command)
+      // is well framed: the server read exactly that line. After ERROR or
+      // CLIENT_ERROR to a command with a data block ("bad data chunk", or a
+      // command it did not know, whose block it then reads as commands) or a
+      // raw one, where the server stopped reading is unknown: the stream
+      // cannot be trusted. A SERVER_ERROR (too large, out of memory) comes
+      // after memcached has swallowed the block.
+      if (w.block && reply.kind !== "SERVER_ERROR") {
+        this.#fail((command) =>
+          new MemcacheConnectionError(`Connection closed after ${reply.kind} to ${w.command}`, {
+            server: this.name,
+            command,
+          })
+        );
+        return;
       }
     }
     if (this.#quitting && this.#waiting.size === 0) this.#closeAfterQuit();
@@ -471,11 +549,27 @@ export class Connection {
       this.#finish();
       return;
     }
-    this.#fail((w) =>
-      new MemcacheUnexpectedCloseError(
+    this.#fail((command) =>
+      this.#noMeta(command, error) ?? new MemcacheUnexpectedCloseError(
         error ? `Connection lost: ${error.message}` : "Connection closed by the server",
-        { server: this.name, command: w.command, cause: error },
+        { server: this.name, command, cause: error },
       )
+    );
+  }
+
+  /** A meta reply came on this connection: the server speaks meta. */
+  #speaksMeta = false;
+
+  /**
+   * twemproxy closes the connection on a meta command instead of answering
+   * ERROR: for a meta command, a close before any meta reply came on the
+   * connection is the server not knowing the command.
+   */
+  #noMeta(command: string, cause?: Error): MemcacheUnknownCommandError | undefined {
+    if (this.#speaksMeta || !META_COMMANDS.has(command)) return undefined;
+    return new MemcacheUnknownCommandError(
+      "The server closed the connection on a meta command: it does not speak the meta protocol (twemproxy does this)",
+      { server: this.name, command, cause },
     );
   }
 
@@ -483,16 +577,39 @@ export class Connection {
     return new MemcacheConnectionError("Connection is closed", { server: this.name, command });
   }
 
-  /** Closes the connection and rejects everything still waiting. */
-  #fail(errorFor: (w: { command: string; deadline: number }) => Error): void {
-    if (this.#state === CLOSED) return;
-    this.#state = CLOSED;
-    for (const w of this.#waiting.drain()) w.reject(errorFor(w));
-    for (const u of this.#unflushed.drain()) u.reject(errorFor(u));
-    this.#finish();
+  #fullError(command: string): MemcacheError {
+    return new QueueFullError(
+      `Too many requests waiting on the connection (maxQueue ${this.#maxQueue}); the server is slow or unreachable`,
+      { server: this.name, command },
+    );
   }
 
-  #finish(): void {
+  /**
+   * Closes the connection and rejects everything still waiting, with one
+   * error per command (`errorFor` is asked once for each): rejecting
+   * 100,000 requests must not take longer than their timeout. `graceful`:
+   * queued writes may still go out (close()); otherwise the socket is
+   * dropped at once, so a failed connection never lingers.
+   */
+  #fail(errorFor: (command: string) => Error, graceful = false): void {
+    if (this.#state === CLOSED) return;
+    this.#state = CLOSED;
+    let lastCommand = "";
+    let lastError!: Error;
+    const errors = new Map<string, Error>();
+    const errorOf = (command: string): Error => {
+      if (command === lastCommand) return lastError;
+      let error = errors.get(command);
+      if (error === undefined) errors.set(command, error = errorFor(command));
+      lastCommand = command;
+      return lastError = error;
+    };
+    for (const w of this.#waiting.drain()) w.reject(errorOf(w.command));
+    for (const u of this.#unflushed.drain()) u.reject(errorOf(u.command));
+    this.#finish(graceful);
+  }
+
+  #finish(graceful = true): void {
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
@@ -506,7 +623,8 @@ export class Connection {
     this.#onClosed(this);
     // Whatever the connect attempt produced is closed before `closed` resolves,
     // so no socket outlives the connection.
-    this.#connecting.then((socket) => socket.close(), () => {}).then(this.#markClosed, this.#markClosed);
+    this.#connecting.then((socket) => graceful || !socket.destroy ? socket.close() : socket.destroy(), () => {})
+      .then(this.#markClosed, this.#markClosed);
   }
 }
 

@@ -9,14 +9,32 @@
  * @module
  */
 
+import { type MetaLine, parseMetaLine } from "./_meta.ts";
+
 const encoder = new TextEncoder();
 const utf8 = new TextDecoder();
+/** For keys: a key that is not valid UTF-8 was never asked for, and must not pass as one after lossy decoding. */
+const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 
 /** Reply shapes a request can expect. */
 export const EXPECT_LINE = 0; // one line: STORED, NOT_FOUND, a number, VERSION x, OK ...
 export const EXPECT_VALUES = 1; // VALUE ... blocks then END
 export const EXPECT_STATS = 2; // STAT lines then END (or one RESET / OK line)
 export const EXPECT_RAW = 3; // bytes up to a caller-given terminator
+export const EXPECT_META = 4; // one meta line (HD, VA + data block, EN, NF, NS, EX, MN): see _meta.ts
+/**
+ * Quiet meta commands closed by one `mn`: every meta line up to `MN`, as
+ * one reply. `keys` holds one entry per quiet command; a server without
+ * meta answers each of those lines and the `mn` with ERROR, so that many
+ * ERRORs end the reply too.
+ */
+export const EXPECT_META_QUIET = 5;
+/**
+ * Added to an expectation (`EXPECT_LINE | WITH_DATA`) when the command line
+ * is followed by a data block. An error reply to such a request leaves the
+ * stream in doubt: the server may have read the block as commands.
+ */
+export const WITH_DATA = 8;
 
 /** What the parser needs to know about the request at the head of the queue. */
 export interface Expectation {
@@ -47,7 +65,9 @@ export type Reply =
   | { type: "values"; items: Item[] }
   | { type: "stats"; entries: [string, string][] }
   | { type: "raw"; bytes: Uint8Array }
-  | { type: "error"; kind: "ERROR" | "CLIENT_ERROR" | "SERVER_ERROR"; message: string };
+  | { type: "error"; kind: "ERROR" | "CLIENT_ERROR" | "SERVER_ERROR"; message: string }
+  | MetaLine
+  | { type: "metaGroup"; lines: MetaLine[] };
 
 /** The constant one-word replies, recognised byte for byte. */
 export type Status =
@@ -141,6 +161,20 @@ function parseUint(bytes: Uint8Array, start: number, end: number): number {
   return n;
 }
 
+/** A returned key as text, exactly: bytes that are not UTF-8 are a reply out of step. */
+function decodeKey(bytes: Uint8Array, start: number, end: number): string {
+  for (let i = start; i < end; i++) {
+    if (bytes[i] > 127) {
+      try {
+        return utf8Strict.decode(bytes.subarray(start, end));
+      } catch {
+        throw new ProtocolError(`a VALUE line named a key that is not UTF-8: ${quote(bytes.subarray(start, end))}`);
+      }
+    }
+  }
+  return decodeText(bytes, start, end);
+}
+
 function classifyError(buf: Uint8Array, start = 0, end = buf.length): Reply | undefined {
   // "ERROR", "ERROR <text>", and 1.6's "ERROR: shutdown not enabled"
   if (startsWith(buf, start, end, ERROR)) {
@@ -181,8 +215,12 @@ export class ReplyParser {
   #keyCursor = 0;
   /** Field bounds of the VALUE line being parsed (start, end pairs). */
   #fields = new Int32Array(8);
-  /** EXPECT_RAW accumulation. */
-  #raw: Uint8Array | null = null;
+  /** EXPECT_RAW accumulation: the chunks so far, their length, and their last bytes (for a split terminator). */
+  #rawParts: Uint8Array[] = [];
+  #rawLength = 0;
+  #rawTail: Uint8Array = EMPTY;
+  /** The most a raw reply may buffer (see {@linkcode MAX_RAW}). */
+  maxRaw: number = MAX_RAW;
   /**
    * Whether small values are carved out of shared slabs (see #alloc): set
    * it to false where a small new buffer is as cheap as a view.
@@ -201,7 +239,8 @@ export class ReplyParser {
   /** True when the parser is between replies (nothing half-read). */
   get idle(): boolean {
     return this.#partial === null && this.#value === null && !this.#needEmptyLine &&
-      this.#items.length === 0 && this.#entries.length === 0 && this.#raw === null;
+      this.#items.length === 0 && this.#entries.length === 0 && this.#rawLength === 0 &&
+      this.#metaLines.length === 0 && this.#metaReply === null;
   }
 
   /** Feeds bytes; the chunk is not kept after the call returns. */
@@ -286,7 +325,10 @@ export class ReplyParser {
     }
     this.#items.push(item);
     pos += want;
-    if (pos + 1 < chunk.length && chunk[pos] === CR && chunk[pos + 1] === LF) return pos + 2;
+    if (pos + 1 < chunk.length && chunk[pos] === CR && chunk[pos + 1] === LF) {
+      if (this.#metaReply !== null) this.#emitMeta();
+      return pos + 2;
+    }
     this.#needEmptyLine = true;
     return pos;
   }
@@ -317,6 +359,61 @@ export class ReplyParser {
     this.#keyCursor = 0;
   }
 
+  // ---- meta replies (parsed by _meta.ts; framed here)
+
+  /** EXPECT_META: a `VA` line whose data block is still being read; emitted after its CRLF. */
+  #metaReply: MetaLine | null = null;
+  /** EXPECT_META_QUIET: the lines so far, the first error among them, and how many ERRORs. */
+  #metaLines: MetaLine[] = [];
+  #metaError: Reply | null = null;
+  #metaUnknown = 0;
+
+  /** One line of a meta reply. */
+  #metaLine(buf: Uint8Array, start: number, end: number, expectation: Expectation): void {
+    const quiet = expectation.expect === EXPECT_META_QUIET;
+    const error = classifyError(buf, start, end);
+    if (error !== undefined) {
+      if (!quiet) return this.#emit(error);
+      // Quiet: the error belongs to this group; the lines after it still do.
+      this.#metaError ??= error;
+      if ((error as { kind: string }).kind === "ERROR" && ++this.#metaUnknown > (expectation.keys?.length ?? 0)) {
+        this.#endMetaGroup(); // no meta here: every command line, mn included, was answered ERROR
+      }
+      return;
+    }
+    const line = parseMetaLine(buf, start, end);
+    if (line === null) throw new ProtocolError(`unexpected line in a meta reply: ${quote(buf.subarray(start, end))}`);
+    if (line.dataLength >= 0) {
+      const item: Item = { key: "", flags: 0, value: EMPTY };
+      line.item = item;
+      this.#expectValue(item, line.dataLength);
+      if (quiet) this.#metaLines.push(line);
+      else this.#metaReply = line;
+      return;
+    }
+    if (!quiet) return this.#emit(line);
+    if (line.status === "MN") return this.#endMetaGroup();
+    this.#metaLines.push(line);
+  }
+
+  /** A loud meta reply's data block and its CRLF are in. */
+  #emitMeta(): void {
+    const line = this.#metaReply!;
+    this.#metaReply = null;
+    this.#items.length = 0; // meta items are never handed out through #items
+    this.#emit(line);
+  }
+
+  #endMetaGroup(): void {
+    const lines = this.#metaLines;
+    const error = this.#metaError;
+    this.#metaLines = [];
+    this.#metaError = null;
+    this.#metaUnknown = 0;
+    this.#items.length = 0;
+    this.#emit(error ?? { type: "metaGroup", lines });
+  }
+
   #keepPartial(rest: Uint8Array): void {
     const joined = this.#partial === null ? rest.slice() : concat(this.#partial, rest);
     if (joined.length > MAX_LINE) {
@@ -332,9 +429,11 @@ export class ReplyParser {
         throw new ProtocolError("value bytes were not followed by \\r\\n");
       }
       this.#needEmptyLine = false;
+      if (this.#metaReply !== null) this.#emitMeta();
       return;
     }
     const expect = expectation.expect;
+    if (expect === EXPECT_META || expect === EXPECT_META_QUIET) return this.#metaLine(buf, start, end, expectation);
     // The hot lines first: they can never be mistaken for an error line.
     if (expect === EXPECT_VALUES && startsWith(buf, start, end, VALUE_)) {
       return this.#valueLine(buf, start, end, expectation.keys);
@@ -414,7 +513,7 @@ export class ReplyParser {
         }
       }
     }
-    const item: Item = { key: key ?? decodeText(buf, fields[0], fields[1]), flags, value: EMPTY };
+    const item: Item = { key: key ?? decodeKey(buf, fields[0], fields[1]), flags, value: EMPTY };
     if (count === 4) {
       const cas = decodeText(buf, fields[6], fields[7]);
       if (!/^\d+$/.test(cas)) throw malformed();
@@ -467,20 +566,48 @@ export class ReplyParser {
 
   /**
    * Raw replies (rawCommand) end where `endTokens` first appears; the reply
-   * is the bytes before it, as pymemcache's `_readsegment`. Returns the new
-   * position in `chunk`.
+   * is the bytes before it, as pymemcache's `_readsegment`. Linear in the
+   * reply's length: each chunk is searched once, plus the few bytes around
+   * its seam with the previous one. Returns the new position in `chunk`.
    */
   #feedRaw(chunk: Uint8Array, pos: number, endTokens: Uint8Array): number {
-    const before = this.#raw === null ? 0 : this.#raw.length;
-    const all = this.#raw === null ? chunk.slice(pos) : concat(this.#raw, chunk.subarray(pos));
-    const at = indexOfBytes(all, endTokens, Math.max(0, before - endTokens.length + 1));
-    if (at === -1) {
-      if (all.length > MAX_RAW) throw new ProtocolError(`a raw reply exceeded ${MAX_RAW} bytes`);
-      this.#raw = all;
+    const piece = chunk.subarray(pos);
+    const before = this.#rawLength;
+    const k = endTokens.length;
+    // A terminator that starts in the previous chunks' tail and ends here.
+    let start = -1;
+    const tail = this.#rawTail;
+    if (tail.length > 0) {
+      const seam = concat(tail, piece.subarray(0, k - 1));
+      const s = indexOfBytes(seam, endTokens, 0);
+      if (s !== -1 && s < tail.length) start = before - tail.length + s;
+    }
+    if (start === -1) {
+      const i = indexOfBytes(piece, endTokens, 0);
+      if (i !== -1) start = before + i;
+    }
+    if (start === -1) {
+      if (before + piece.length > this.maxRaw) {
+        throw new ProtocolError(`a raw reply exceeded ${this.maxRaw} bytes without its end tokens`);
+      }
+      this.#rawParts.push(piece.slice());
+      this.#rawLength = before + piece.length;
+      const joined = piece.length >= k - 1 ? piece : concat(tail, piece);
+      this.#rawTail = joined.slice(Math.max(0, joined.length - (k - 1)));
       return chunk.length;
     }
-    this.#raw = null;
-    const bytes = all.subarray(0, at);
+    const bytes = new Uint8Array(start);
+    let at = 0;
+    for (const part of this.#rawParts) {
+      if (at >= start) break;
+      const take = Math.min(part.length, start - at);
+      bytes.set(take === part.length ? part : part.subarray(0, take), at);
+      at += take;
+    }
+    if (at < start) bytes.set(piece.subarray(0, start - at), at);
+    this.#rawParts = [];
+    this.#rawLength = 0;
+    this.#rawTail = EMPTY;
     const nl = bytes.indexOf(LF);
     const firstLine = bytes.subarray(0, nl === -1 ? bytes.length : nl);
     const error = classifyError(
@@ -489,11 +616,14 @@ export class ReplyParser {
       firstLine[firstLine.length - 1] === CR ? firstLine.length - 1 : firstLine.length,
     );
     this.#emit(error ?? { type: "raw", bytes });
-    return pos + (at + endTokens.length - before);
+    return pos + (start + k - before);
   }
 }
 
-/** The most a raw reply may buffer before the stream is called garbage. */
+/**
+ * The most a raw reply (rawCommand) may hold before its end tokens: past
+ * it the reply is refused, as a reply out of step, instead of buffering on.
+ */
 export const MAX_RAW = 64 * 1024 * 1024;
 
 const EMPTY = new Uint8Array(0);

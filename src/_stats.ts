@@ -47,12 +47,16 @@ const STAT_TYPES: Record<string, (v: string) => string | number | boolean> = {
 export function convertStats(entries: [string, string][]): Record<string, string | number | boolean> {
   const out: Record<string, string | number | boolean> = {};
   for (const [name, value] of entries) {
-    const convert = STAT_TYPES[name] ?? asInt;
+    // Own names only: "constructor" or "toString" must not find Object.prototype's.
+    const convert = Object.hasOwn(STAT_TYPES, name) ? STAT_TYPES[name] : asInt;
+    let converted: string | number | boolean;
     try {
-      out[name] = convert(value);
+      converted = convert(value);
     } catch {
-      out[name] = value;
+      converted = value;
     }
+    // An own property whatever the name ("__proto__" included).
+    Object.defineProperty(out, name, { value: converted, enumerable: true, writable: true, configurable: true });
   }
   return out;
 }

@@ -5,7 +5,8 @@
  * @module
  */
 
-import { MemcacheIllegalInputError, MemcacheUnknownError } from "./errors.ts";
+import { MemcacheIllegalInputError } from "./errors.ts";
+import { ProtocolError } from "./_protocol.ts";
 
 /**
  * An input error thrown by a check, named with where it happened: the
@@ -58,12 +59,19 @@ export function checkToken(name: string, value: string): string {
   return value;
 }
 
-export function parseCounter(text: string, command: string, server: string): number | bigint {
-  if (!/^\d+$/.test(text)) {
-    throw new MemcacheUnknownError(`Unexpected reply ${JSON.stringify(text)}`, { server, command });
-  }
+/**
+ * A counter reply of incr/decr: a decimal from 0 to 2^64-1 (a `bigint`
+ * above 2^53-1). Anything else is a reply out of step with its request.
+ *
+ * @throws {ProtocolError} for any other text.
+ */
+export function parseCounter(text: string): number | bigint {
+  if (!/^\d{1,20}$/.test(text)) throw new ProtocolError(`Unexpected reply ${JSON.stringify(text)}`);
   const n = Number(text);
-  return Number.isSafeInteger(n) ? n : BigInt(text);
+  if (Number.isSafeInteger(n)) return n;
+  const big = BigInt(text);
+  if (big > 0xffffffffffffffffn) throw new ProtocolError(`A counter above 2^64-1: ${text}`);
+  return big;
 }
 
 /** Splits keys into commands whose lines stay under {@linkcode MAX_RETRIEVE_LINE}. */

@@ -23,14 +23,45 @@ import {
   encodeVerbosity,
   encodeVersion,
   EXPECT_LINE,
+  EXPECT_META,
+  EXPECT_META_QUIET,
   EXPECT_RAW,
   EXPECT_STATS,
   EXPECT_VALUES,
   type Item,
   type Outbox,
+  ProtocolError,
   type Reply,
   type Status,
+  WITH_DATA,
 } from "./_protocol.ts";
+import { entriesOf } from "./_mapping.ts";
+import {
+  binaryWireKey,
+  encodeBase64,
+  encodeMeta,
+  encodeMetaGetBatch,
+  encodeMetaSet,
+  isQuiet,
+  metaArithmeticFlags,
+  type MetaArithmeticOptions,
+  type MetaCommonOptions,
+  metaDeleteFlags,
+  type MetaDeleteOptions,
+  metaGetFlags,
+  type MetaGetManyOptions,
+  type MetaGetOptions,
+  type MetaKey,
+  type MetaLine,
+  metaResult,
+  type MetaResult,
+  metaSetPlan,
+  type MetaSetOptions,
+  type MetaSetPlan,
+  type MetaStatus,
+  parseCounterValue,
+  QUIET_SUCCESS,
+} from "./_meta.ts";
 import { convertStats } from "./_stats.ts";
 import {
   checkCas,
@@ -43,7 +74,12 @@ import {
   parseCounter,
   splitKeys,
 } from "./_validate.ts";
-import { MemcacheIllegalInputError, MemcacheUnexpectedCloseError, MemcacheUnknownError } from "./errors.ts";
+import {
+  MemcacheError,
+  MemcacheIllegalInputError,
+  MemcacheSerdeError,
+  MemcacheUnexpectedCloseError,
+} from "./errors.ts";
 import { defaultSerde, type Serde } from "./serde.ts";
 import {
   addressName,
@@ -58,14 +94,30 @@ import {
 export interface ClientOptions {
   /** Turns values into bytes and flags and back. @default {defaultSerde} */
   serde?: Serde;
-  /** ms to wait for a connection to open; `undefined` waits as long as the OS does. */
+  /**
+   * ms to wait for a connection to open (TLS handshake included); on expiry
+   * the waiting requests reject with `MemcacheTimeoutError`. `0` or
+   * `Infinity`: wait as long as the OS does.
+   * @default {5000}
+   */
   connectTimeout?: number;
   /**
    * ms a request may take, from the call until its reply (connecting
    * included). On expiry the request rejects with `MemcacheTimeoutError`
-   * and the connection is closed. `undefined`: no limit.
+   * and the connection is closed. `0` or `Infinity`: no limit.
+   * @default {5000}
    */
   timeout?: number;
+  /**
+   * Most requests that may wait on one connection (sent and unanswered, or
+   * not yet written). A call past it fails at once with `MemcacheError`
+   * instead of queueing: memory stays bounded when a server stops
+   * answering (each waiting request holds about 1 KB). A multi-key call
+   * (getMany, setMany, deleteMany) is admitted whole while the queue is
+   * below the limit. `Infinity`: no limit.
+   * @default {10000}
+   */
+  maxQueue?: number;
   /** Set TCP_NODELAY where the transport can. @default {true} */
   noDelay?: boolean;
   /** TCP keep-alive where the transport can; `idle` in ms. */
@@ -106,6 +158,19 @@ export interface NoreplyOptions {
 /** Workers: a connection of another request stalled this long (ms) was abandoned by it. */
 const ABANDONED_MS = 60_000;
 
+/** Default {@linkcode ClientOptions.connectTimeout}, ms. */
+export const DEFAULT_CONNECT_TIMEOUT = 5000;
+/** Default {@linkcode ClientOptions.timeout}, ms. */
+export const DEFAULT_TIMEOUT = 5000;
+/** Default {@linkcode ClientOptions.maxQueue}. */
+export const DEFAULT_MAX_QUEUE = 10_000;
+
+/** The statuses each meta command may answer (see _meta.ts). */
+const GET_STATUSES: readonly MetaStatus[] = ["VA", "HD", "EN"];
+const SET_STATUSES: readonly MetaStatus[] = ["HD", "NS", "EX", "NF"];
+const DELETE_STATUSES: readonly MetaStatus[] = ["HD", "NF", "EX"];
+const ARITHMETIC_STATUSES: readonly MetaStatus[] = ["HD", "VA", "NF", "NS", "EX"];
+
 /** What a serde's serialize returns. */
 type Serialized = [Uint8Array | string, number];
 
@@ -136,11 +201,18 @@ function isPromise<T>(value: unknown): value is Promise<T> {
   return typeof (value as Promise<T>).then === "function";
 }
 
-function entriesOf(values: Mapping): Iterable<readonly [string, unknown]> {
-  if (values instanceof Map) return values;
-  if (Symbol.iterator in values) return values as Iterable<readonly [string, unknown]>;
-  return Object.entries(values);
+/** A time limit option: its default when not given; `undefined` (none) for 0 or Infinity. */
+function limit(ms: number | undefined, fallback: number): number | undefined {
+  if (ms === undefined) return fallback;
+  return ms === 0 || ms === Infinity ? undefined : ms;
 }
+
+/** A reply that does not fit its request: the connection closes (see Connection.request). */
+function unexpected(reply: Reply): ProtocolError {
+  const text = reply.type === "line" ? reply.text : reply.type === "status" ? reply.status : reply.type;
+  return new ProtocolError(`Unexpected reply ${JSON.stringify(text)}`);
+}
+
 
 /**
  * A client for one memcached server, mirroring pymemcache's `Client`.
@@ -205,9 +277,13 @@ export class Client {
     if (this.keyPrefix !== "") checkWireKey(this.keyPrefix, "", this.allowUnicodeKeys);
     for (const name of ["connectTimeout", "timeout"] as const) {
       const ms = options[name];
-      if (ms !== undefined && !(typeof ms === "number" && ms >= 0 && Number.isFinite(ms))) {
-        throw new TypeError(`${name} must be a non-negative number of milliseconds`);
+      if (ms !== undefined && !(typeof ms === "number" && ms >= 0 && !Number.isNaN(ms))) {
+        throw new TypeError(`${name} must be a non-negative number of milliseconds (0 or Infinity: no limit)`);
       }
+    }
+    const maxQueue = options.maxQueue;
+    if (maxQueue !== undefined && !(maxQueue === Infinity || (Number.isInteger(maxQueue) && maxQueue >= 1))) {
+      throw new TypeError(`maxQueue must be a positive integer or Infinity, got ${String(maxQueue)}`);
     }
   }
 
@@ -232,8 +308,9 @@ export class Client {
       this.address,
       this.server,
       {
-        connectTimeout: o.connectTimeout,
-        timeout: o.timeout,
+        connectTimeout: limit(o.connectTimeout, DEFAULT_CONNECT_TIMEOUT),
+        timeout: limit(o.timeout, DEFAULT_TIMEOUT),
+        maxQueue: o.maxQueue ?? DEFAULT_MAX_QUEUE,
         noDelay: o.noDelay,
         keepAlive: o.keepAlive,
         tls: o.tls === true ? {} : o.tls || undefined,
@@ -368,10 +445,15 @@ export class Client {
     // Every key and value is checked and serialized before any is sent:
     // one bad pair fails the call with nothing written.
     const prepared = this.#inputs("set", () => pairs.map(([key, value]) => this.#prepareStore(key, value, options)));
-    const serialized = await Promise.all(prepared.map((p) => p.serialized));
+    // A synchronous serde sends in this tick, so calls made after this one go after it.
+    const serialized = prepared.some((p) => isPromise(p.serialized))
+      ? await this.#inputs("set", () => Promise.all(prepared.map((p) => p.serialized)))
+      : prepared.map((p) => p.serialized as Serialized);
     const flags = this.#inputs("set", () => prepared.map((p, i) => this.#checkSerialized(p, serialized[i])));
-    // Sent in one synchronous loop: one write, in order.
-    const sends = prepared.map((p, i) => this.#sendStore("set", p, serialized[i][0], flags[i], undefined, false));
+    // Sent in one synchronous loop: one write, in order, admitted as one call.
+    const sends = this.#connection().batch("set", () =>
+      prepared.map((p, i) => this.#sendStore("set", p, serialized[i][0], flags[i], undefined, false))
+    );
     const results = await Promise.all(sends);
     const failed: string[] = [];
     results.forEach((stored, i) => {
@@ -418,13 +500,18 @@ export class Client {
 
   /** Checks a storage call's key and options and starts serializing its value; sends nothing. */
   #prepareStore(key: string, value: unknown, options: StoreOptions): PreparedStore {
-    return {
-      wireKey: this.#key(key),
-      noreply: this.#noreply(options.noreply),
-      expire: options.expire === undefined ? 0 : checkExpire(options.expire),
-      flags: options.flags === undefined ? undefined : checkFlags(options.flags),
-      serialized: this.serde.serialize(key, value),
-    };
+    const wireKey = this.#key(key);
+    const noreply = this.#noreply(options.noreply);
+    const expire = options.expire === undefined ? 0 : checkExpire(options.expire);
+    const flags = options.flags === undefined ? undefined : checkFlags(options.flags);
+    let serialized: Serialized | Promise<Serialized>;
+    try {
+      serialized = this.serde.serialize(key, value);
+    } catch (error) {
+      throw unserializable(key, error);
+    }
+    if (isPromise<Serialized>(serialized)) serialized = serialized.catch((error) => Promise.reject(unserializable(key, error)));
+    return { wireKey, noreply, expire, flags, serialized };
   }
 
   /** Encodes and sends a checked storage call (see #checkSerialized for its flags). */
@@ -440,7 +527,7 @@ export class Client {
     const encode = (out: Outbox) => encodeStore(out, command, wireKey, flags, expire, data, noreply, cas);
     const conn = this.#connection();
     if (noreply) return conn.send(command, encode).then(() => (always ? true : undefined));
-    return conn.request(command, EXPECT_LINE, encode, undefined, undefined, (reply) => {
+    return conn.request(command, EXPECT_LINE | WITH_DATA, encode, undefined, undefined, (reply) => {
       if (reply.type === "status") {
         switch (reply.status) {
           case "STORED":
@@ -452,7 +539,7 @@ export class Client {
             return always || null;
         }
       }
-      throw this.#unexpected(reply, command);
+      throw unexpected(reply);
     });
   }
 
@@ -483,15 +570,31 @@ export class Client {
       await conn.send(command, (out) => encode(out, true));
       return true;
     }
-    const reply = await conn.request(command, EXPECT_LINE, (out) => encode(out, false));
-    if (reply.type === "status" && reply.status === ok) return true;
-    if (reply.type === "status" && miss !== undefined && reply.status === miss) return false;
-    throw this.#unexpected(reply, command);
+    return await conn.request(command, EXPECT_LINE, (out) => encode(out, false), undefined, undefined, (reply) => {
+      if (reply.type === "status" && reply.status === ok) return true;
+      if (reply.type === "status" && miss !== undefined && reply.status === miss) return false;
+      throw unexpected(reply);
+    });
   }
 
-  #unexpected(reply: Reply, command: string): MemcacheUnknownError {
-    const text = reply.type === "line" ? reply.text : reply.type === "status" ? reply.status : reply.type;
-    return new MemcacheUnknownError(`Unexpected reply ${JSON.stringify(text)}`, { server: this.server, command });
+  /** What a serde's deserialize threw, as an error naming the key and flags (a MemcacheError passes as it is). */
+  #undeserializable(key: string, flags: number, error: unknown): unknown {
+    if (error instanceof MemcacheError) return error;
+    return new MemcacheSerdeError(
+      `Could not deserialize the value of ${JSON.stringify(key)} (flags ${flags}): ${(error as Error)?.message ?? error}`,
+      { server: this.server, cause: error },
+    );
+  }
+
+  /** Deserializes one item; a failure (sync or async) becomes #undeserializable's error. */
+  #deserialize(key: string, item: Item): unknown {
+    let value: unknown;
+    try {
+      value = this.serde.deserialize(key, item.value, item.flags);
+    } catch (error) {
+      throw this.#undeserializable(key, item.flags, error);
+    }
+    return isPromise(value) ? value.catch((error) => Promise.reject(this.#undeserializable(key, item.flags, error))) : value;
   }
 
   // ---- retrieval
@@ -574,9 +677,10 @@ export class Client {
         (reply) => {
           const item = (reply as { items: Item[] }).items[0];
           if (item === undefined) return miss;
-          const value = this.serde.deserialize(key, item.value, item.flags);
+          if (withCas && item.cas === undefined) throw noCas(item);
+          const value = this.#deserialize(key, item);
           if (!withCas) return value as T;
-          const cas = item.cas ?? null;
+          const cas = item.cas;
           return (isPromise(value) ? value.then((v) => [v, cas]) : [value, cas]) as T;
         },
       );
@@ -601,17 +705,20 @@ export class Client {
       }
       const conn = this.#connection();
       const batches = splitKeys(wire, command.length + (expire === undefined ? 0 : 12));
+      // gets/gats: every hit must carry its cas token.
+      const check = withCas ? checkCasItems : undefined;
       const ask = (batch: string[]) =>
-        conn.request(command, EXPECT_VALUES, (out) => encodeRetrieve(out, command, batch, expire), batch);
-      const replies = batches.length === 1 ? [await ask(batches[0])] : await Promise.all(batches.map(ask));
+        conn.request(command, EXPECT_VALUES, (out) => encodeRetrieve(out, command, batch, expire), batch, undefined, check);
+      const replies = batches.length === 1
+        ? [await ask(batches[0])]
+        : await Promise.all(conn.batch(command, () => batches.map(ask)));
       const pending: Promise<void>[] = [];
-      const serde = this.serde;
       for (let r = 0; r < replies.length; r++) {
         const items = (replies[r] as { items: Item[] }).items;
         for (let i = 0; i < items.length; i++) {
           const item = items[i];
           const key = byWire === undefined ? item.key : byWire.get(item.key)!;
-          const value = serde.deserialize(key, item.value, item.flags);
+          const value = this.#deserialize(key, item);
           if (isPromise(value)) {
             pending.push(value.then((v) => void result.set(key, withCas ? [v, item.cas ?? null] : v)));
           } else {
@@ -639,7 +746,7 @@ export class Client {
   async deleteMany(keys: Iterable<string>, options: NoreplyOptions = {}): Promise<true> {
     const list = [...keys];
     this.#inputs("delete", () => list.forEach((k) => this.#key(k))); // all keys checked before any is sent
-    await Promise.all(list.map((k) => this.delete(k, options)));
+    await Promise.all(this.#connection().batch("delete", () => list.map((k) => this.delete(k, options))));
     return true;
   }
 
@@ -675,14 +782,18 @@ export class Client {
       await conn.send(command, (out) => encodeArithmetic(out, command, wireKey, delta, true));
       return null;
     }
-    const reply = await conn.request(
+    return await conn.request(
       command,
       EXPECT_LINE,
       (out) => encodeArithmetic(out, command, wireKey, delta, false),
+      undefined,
+      undefined,
+      (reply) => {
+        if (reply.type === "status" && reply.status === "NOT_FOUND") return null;
+        if (reply.type === "line") return parseCounter(reply.text.trimEnd());
+        throw unexpected(reply);
+      },
     );
-    if (reply.type === "status" && reply.status === "NOT_FOUND") return null;
-    if (reply.type === "line") return parseCounter(reply.text.trimEnd(), command, this.server);
-    throw this.#unexpected(reply, command);
   }
 
   /** Sets the expiry of `key`: `true` if touched (or noreply), `false` if absent. */
@@ -709,9 +820,17 @@ export class Client {
    */
   async stats(...args: string[]): Promise<Record<string, string | number | boolean>> {
     this.#inputs("stats", () => args.forEach((a) => checkToken("stats argument", a)));
-    const reply = await this.#connection().request("stats", EXPECT_STATS, (out) => encodeStats(out, args));
-    if (reply.type !== "stats") throw this.#unexpected(reply, "stats");
-    return convertStats(reply.entries);
+    return await this.#connection().request(
+      "stats",
+      EXPECT_STATS,
+      (out) => encodeStats(out, args),
+      undefined,
+      undefined,
+      (reply) => {
+        if (reply.type !== "stats") throw unexpected(reply);
+        return convertStats(reply.entries);
+      },
+    );
   }
 
   /** Sets the server's memory limit in megabytes. Resolves `true`. */
@@ -723,9 +842,10 @@ export class Client {
 
   /** The server's version string, such as `"1.6.18"`. */
   async version(): Promise<string> {
-    const reply = await this.#connection().request("version", EXPECT_LINE, encodeVersion);
-    if (reply.type === "line" && reply.text.startsWith("VERSION ")) return reply.text.slice(8);
-    throw this.#unexpected(reply, "version");
+    return await this.#connection().request("version", EXPECT_LINE, encodeVersion, undefined, undefined, (reply) => {
+      if (reply.type === "line" && reply.text.startsWith("VERSION ")) return reply.text.slice(8);
+      throw unexpected(reply);
+    });
   }
 
   /** Sets the server's log verbosity. Resolves `true`. */
@@ -759,8 +879,9 @@ export class Client {
   async shutdown(graceful = false): Promise<void> {
     const conn = this.#connection();
     try {
-      const reply = await conn.request("shutdown", EXPECT_LINE, (out) => encodeShutdown(out, graceful));
-      throw this.#unexpected(reply, "shutdown");
+      await conn.request("shutdown", EXPECT_LINE, (out) => encodeShutdown(out, graceful), undefined, undefined, (reply) => {
+        throw unexpected(reply);
+      });
     } catch (error) {
       if (error instanceof MemcacheUnexpectedCloseError) return;
       throw error;
@@ -771,7 +892,9 @@ export class Client {
    * Sends one command line as is and returns the reply bytes before the
    * first `endTokens` (error lines throw). It runs on a connection of its
    * own, closed afterwards, so a reply longer than `endTokens` says can
-   * never be read as another request's reply.
+   * never be read as another request's reply. A reply may hold at most
+   * 64 MiB before `endTokens`; past that the call rejects with
+   * `MemcacheUnknownError` and the connection closes.
    */
   async rawCommand(command: string | Uint8Array, endTokens: string | Uint8Array = "\r\n"): Promise<Uint8Array> {
     const line = typeof command === "string" ? encoder.encode(command) : command;
@@ -781,12 +904,284 @@ export class Client {
     }
     const conn = this.#open();
     try {
-      const reply = await conn.request("raw", EXPECT_RAW, (out) => encodeRaw(out, line), undefined, end);
-      if (reply.type !== "raw") throw this.#unexpected(reply, "raw");
-      return reply.bytes;
+      return await conn.request("raw", EXPECT_RAW | WITH_DATA, (out) => encodeRaw(out, line), undefined, end, (reply) => {
+        if (reply.type !== "raw") throw unexpected(reply);
+        return reply.bytes;
+      });
     } finally {
       await conn.close();
     }
+  }
+
+  // ---- meta protocol (memcached ≥ 1.6.10; the codec is in _meta.ts)
+
+  /**
+   * `mg`: reads `key` (a string, or any bytes as a `Uint8Array`, sent
+   * base64) with what `options` asks for: by default its value (through
+   * the serde), plus any of cas, TTL, size, last access, hit-before, and
+   * touch, vivify-on-miss and early-recache leases. A miss resolves to
+   * `{ hit: false, … }`. See {@linkcode MetaGetOptions}, {@linkcode MetaResult}.
+   *
+   * @throws {MemcacheIllegalInputError} for a bad key or option (nothing is sent).
+   * @throws {MemcacheUnknownCommandError} when the server does not speak meta.
+   */
+  metaGet(key: MetaKey, options?: MetaGetOptions): Promise<MetaResult> {
+    let wire: string;
+    let flags: string;
+    const binary = typeof key !== "string";
+    try {
+      wire = this.#metaKey(key);
+      flags = metaGetFlags(options, binary);
+    } catch (error) {
+      return Promise.reject(this.#context(error, "mg"));
+    }
+    try {
+      return this.#connection().request(
+        "mg",
+        EXPECT_META,
+        (out) => encodeMeta(out, "mg", wire, binary, flags, false),
+        undefined,
+        undefined,
+        (reply) => this.#metaRead(this.#metaCheck(this.#metaLine(reply, GET_STATUSES, "mg"), wire, options), key, options),
+      ) as Promise<MetaResult>;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Reads many keys in one round trip: a quiet `mg … q` per key (misses
+   * send nothing) closed by one `mn`. Resolves to the hits, keyed by the
+   * keys as passed (a `Uint8Array` key: that very object).
+   */
+  metaGetMany(keys: Iterable<MetaKey>, options?: MetaGetManyOptions): Promise<Map<MetaKey, MetaResult>> {
+    let list: MetaKey[];
+    let wire: string[];
+    let binary: boolean[] | undefined;
+    let flags: string;
+    let binaryFlags: string;
+    try {
+      list = [...keys];
+      wire = list.map((k) => this.#metaKey(k));
+      binary = list.some((k) => typeof k !== "string") ? list.map((k) => typeof k !== "string") : undefined;
+      flags = metaGetFlags(options, false, true);
+      binaryFlags = binary === undefined ? flags : metaGetFlags(options, true, true);
+    } catch (error) {
+      return Promise.reject(this.#context(error, "mg"));
+    }
+    if (list.length === 0) return Promise.resolve(new Map());
+    try {
+      return this.#connection().request(
+        "mg",
+        EXPECT_META_QUIET,
+        (out) => encodeMetaGetBatch(out, wire, binary, flags, binaryFlags),
+        wire,
+        undefined,
+        (reply) => this.#metaReadMany(reply, list, wire, options),
+      ) as Promise<Map<MetaKey, MetaResult>>;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** A metaGetMany reply: each hit placed by its `O<index>`. */
+  #metaReadMany(
+    reply: Reply,
+    list: MetaKey[],
+    wire: string[],
+    options: MetaGetManyOptions | undefined,
+  ): Map<MetaKey, MetaResult> | Promise<Map<MetaKey, MetaResult>> {
+    if (reply.type !== "metaGroup") throw this.#metaOutOfStep(reply.type, "mg");
+    const results = new Map<MetaKey, MetaResult>();
+    let pending: Promise<void>[] | undefined;
+    const lines = reply.lines;
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i];
+      const index = line.opaque === undefined || line.opaque.length > 9 ? -1 : +line.opaque;
+      if (!(Number.isInteger(index) && index >= 0 && index < list.length) || line.status === "EN") {
+        throw this.#metaOutOfStep(`${line.status} O${line.opaque}`, "mg");
+      }
+      const key = list[index];
+      if (line.key !== undefined && line.key !== wire[index]) throw this.#metaOutOfStep(`k${line.key}`, "mg");
+      line.opaque = undefined; // the batch's own tag
+      const result = this.#metaRead(line, key, options);
+      if (isPromise<MetaResult>(result)) (pending ??= []).push(result.then((r) => void results.set(key, r)));
+      else results.set(key, result);
+    }
+    return pending === undefined ? results : Promise.all(pending).then(() => results);
+  }
+
+  /**
+   * `ms`: stores `value` (through the serde) under `key`, by `mode` (set,
+   * add, replace, append, prepend), optionally against a `cas` (with
+   * `invalidate`: an older cas stores a stale item). Resolves with
+   * `stored`; `status` says why not (`NS` not stored, `EX` cas mismatch,
+   * `NF` not found). With `noreply` the server answers only failures.
+   */
+  metaSet(key: MetaKey, value: unknown, options?: MetaSetOptions): Promise<MetaResult> {
+    try {
+      const binary = typeof key !== "string";
+      const wire = this.#metaKey(key);
+      const plan = metaSetPlan(options, binary);
+      const serialized = this.serde.serialize(this.#serdeKey(key), value);
+      return isPromise<Serialized>(serialized)
+        ? serialized.then((pair) => this.#inputs("ms", () => this.#sendMetaSet(key, wire, plan, pair, options)))
+        : this.#sendMetaSet(key, wire, plan, serialized, options);
+    } catch (error) {
+      return Promise.reject(this.#context(error, "ms"));
+    }
+  }
+
+  #sendMetaSet(
+    key: MetaKey,
+    wire: string,
+    plan: MetaSetPlan,
+    [data, serdeFlags]: Serialized,
+    options: MetaSetOptions | undefined,
+  ): Promise<MetaResult> {
+    if (typeof data !== "string" && !(data instanceof Uint8Array)) {
+      throw new MemcacheIllegalInputError("The serde must return a string or Uint8Array");
+    }
+    const bytes = typeof data === "string" ? encoder.encode(data) : data;
+    const flags = plan.flags ?? checkFlags(serdeFlags);
+    const binary = typeof key !== "string";
+    return this.#connection().request(
+      "ms",
+      (plan.quiet ? EXPECT_META_QUIET : EXPECT_META) | WITH_DATA,
+      (out) => encodeMetaSet(out, wire, binary, bytes, flags, plan.tail, plan.quiet),
+      plan.quiet ? [wire] : undefined,
+      undefined,
+      (reply) => {
+        const line = this.#metaCheck(this.#metaLine(reply, SET_STATUSES, "ms"), wire, options);
+        const result = metaResult(line, options?.returnKey ? key : undefined);
+        result.stored = result.status === "HD";
+        return result;
+      },
+    );
+  }
+
+  /**
+   * `md`: deletes `key` (`deleted`), optionally only at a `cas`; with
+   * `invalidate` it marks the item stale instead, so the next reader gets
+   * `win` and the others the old value with `stale`.
+   */
+  metaDelete(key: MetaKey, options?: MetaDeleteOptions): Promise<MetaResult> {
+    return this.#metaSimple("md", key, options, metaDeleteFlags, DELETE_STATUSES, (result) => {
+      result.deleted = result.status === "HD";
+    });
+  }
+
+  /**
+   * `ma`: adds `delta` (default 1) to a decimal counter, or subtracts it
+   * with `mode: "decr"` (stopping at 0); with `vivify` a missing counter is
+   * created at `initial` (the delta is not applied then). `value` is the
+   * new counter, a `number` or, above 2^53-1, a `bigint`.
+   */
+  metaArithmetic(key: MetaKey, options?: MetaArithmeticOptions): Promise<MetaResult> {
+    return this.#metaSimple("ma", key, options, metaArithmeticFlags, ARITHMETIC_STATUSES, (result, line) => {
+      if (line.item === undefined) return;
+      const value = parseCounterValue(line.item.value);
+      if (value === undefined) throw new ProtocolError("an ma reply's value is not a decimal number");
+      result.value = value;
+    });
+  }
+
+  /** `mn`: resolves `true` once the server has answered everything sent before it. */
+  async metaNoop(): Promise<true> {
+    const reply = await this.#connection().request("mn", EXPECT_META, (out) => out.text("mn\r\n"));
+    if (reply.type !== "meta" || reply.status !== "MN") throw this.#metaOutOfStep(reply.type, "mn");
+    return true;
+  }
+
+  /** md and ma: one line (quiet: a trailing mn), read into a result by `finish`. */
+  #metaSimple<O extends { noreply?: boolean }>(
+    command: "md" | "ma",
+    key: MetaKey,
+    options: O | undefined,
+    flagsOf: (options: O | undefined, binary: boolean) => string,
+    statuses: readonly MetaStatus[],
+    finish: (result: MetaResult, line: MetaLine) => void,
+  ): Promise<MetaResult> {
+    let wire: string;
+    let flags: string;
+    const binary = typeof key !== "string";
+    const quiet = isQuiet(options);
+    try {
+      wire = this.#metaKey(key);
+      flags = flagsOf(options, binary);
+    } catch (error) {
+      return Promise.reject(this.#context(error, command));
+    }
+    try {
+      return this.#connection().request(
+        command,
+        quiet ? EXPECT_META_QUIET : EXPECT_META,
+        (out) => encodeMeta(out, command, wire, binary, flags, quiet),
+        quiet ? [wire] : undefined,
+        undefined,
+        (reply) => {
+          const line = this.#metaCheck(this.#metaLine(reply, statuses, command), wire, options as MetaCommonOptions);
+          const result = metaResult(line, (options as MetaCommonOptions | undefined)?.returnKey ? key : undefined);
+          finish(result, line);
+          return result;
+        },
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** The wire form of a meta key: checked and prefixed; bytes in base64. */
+  #metaKey(key: MetaKey): string {
+    if (typeof key === "string") return this.#key(key);
+    if (key instanceof Uint8Array) return binaryWireKey(key, this.keyPrefix);
+    throw new MemcacheIllegalInputError(`Key must be a string or Uint8Array, got ${typeof key}`);
+  }
+
+  /** The key the serde sees: a string as passed; bytes as their base64. */
+  #serdeKey(key: MetaKey): string {
+    return typeof key === "string" ? key : encodeBase64(key);
+  }
+
+  /**
+   * The one meta line of a reply (a quiet command's MN alone: success),
+   * which must have one of `statuses`; anything else is a reply out of step.
+   */
+  #metaLine(reply: Reply, statuses: readonly MetaStatus[], command: string): MetaLine {
+    let line: MetaLine | undefined;
+    if (reply.type === "meta") line = reply;
+    else if (reply.type === "metaGroup" && reply.lines.length <= 1) line = reply.lines[0] ?? QUIET_SUCCESS;
+    if (line === undefined || !statuses.includes(line.status)) {
+      throw this.#metaOutOfStep(reply.type === "meta" ? reply.status : reply.type, command);
+    }
+    return line;
+  }
+
+  /** A reply's `k` and `O` must be the request's: another's means the stream is out of step. */
+  #metaCheck(line: MetaLine, wire: string, options: MetaCommonOptions | undefined): MetaLine {
+    if ((line.key !== undefined && line.key !== wire) || line.opaque !== options?.opaque) {
+      throw new ProtocolError(`a meta reply for another request (key ${line.key}, opaque ${line.opaque})`);
+    }
+    return line;
+  }
+
+  #metaOutOfStep(what: string, command: string): ProtocolError {
+    return new ProtocolError(`Unexpected reply ${JSON.stringify(what)} to ${command}`);
+  }
+
+  /** An mg line as a result: the value deserialized (maybe asynchronously). */
+  #metaRead(line: MetaLine, key: MetaKey, options: MetaGetManyOptions | undefined): MetaResult | Promise<MetaResult> {
+    const result = metaResult(line, options?.returnKey ? key : undefined);
+    if (line.item === undefined) return result;
+    const value = this.serde.deserialize(this.#serdeKey(key), line.item.value, line.flags ?? 0);
+    if (!isPromise(value)) {
+      result.value = value;
+      return result;
+    }
+    return value.then((v) => {
+      result.value = v;
+      return result;
+    });
   }
 
   // ---- lifecycle
@@ -825,4 +1220,24 @@ export class Client {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** A value the serde could not serialize: bad input, refused before anything is sent. */
+function unserializable(key: string, error: unknown): unknown {
+  if (error instanceof MemcacheError) return error;
+  return new MemcacheIllegalInputError(
+    `Could not serialize the value of ${JSON.stringify(key)}: ${(error as Error)?.message ?? error}`,
+    { cause: error },
+  );
+}
+
+/** A gets/gats hit without its cas token: a reply that does not fit the request. */
+function noCas(item: Item): ProtocolError {
+  return new ProtocolError(`A gets reply without a cas token for ${JSON.stringify(item.key)}`);
+}
+
+/** The map of a gets/gats batch: every hit must carry its cas token. */
+function checkCasItems(reply: Reply): Reply {
+  if (reply.type === "values") for (const item of reply.items) if (item.cas === undefined) throw noCas(item);
+  return reply;
 }

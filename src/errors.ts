@@ -10,6 +10,7 @@
  * ├── MemcacheServerError               the server answered SERVER_ERROR
  * │   └── MemcacheUnexpectedCloseError  the connection closed under a request
  * ├── MemcacheUnknownError              a reply the client could not place
+ * ├── MemcacheSerdeError                a stored value the serde could not read
  * ├── MemcacheTimeoutError              a request or connect outlived its timeout
  * └── MemcacheConnectionError           the connection could not be opened or was lost
  * ```
@@ -104,6 +105,33 @@ export class MemcacheUnknownError extends MemcacheError {
   constructor(message: string, options?: MemcacheErrorOptions) {
     super(message, options);
     this.name = "MemcacheUnknownError";
+  }
+}
+
+/**
+ * The serde could not turn a stored value back into a value (corrupt JSON,
+ * a pickle it refuses, ...). The message names the key and flags; `cause`
+ * is the serde's own error. The reply was well framed: the connection and
+ * every other request are unaffected.
+ */
+export class MemcacheSerdeError extends MemcacheError {
+  /** Builds the error. */
+  constructor(message: string, options?: MemcacheErrorOptions) {
+    super(message, options);
+    this.name = "MemcacheSerdeError";
+  }
+}
+
+/**
+ * A call refused because `maxQueue` requests already wait on the connection.
+ * Shown to users as a `MemcacheError` (not exported by name): nothing was
+ * sent, and the connection is as it was.
+ */
+export class QueueFullError extends MemcacheError {
+  /** Builds the error. */
+  constructor(message: string, options?: MemcacheErrorOptions) {
+    super(message, options);
+    this.name = "MemcacheError";
   }
 }
 

@@ -82,6 +82,13 @@ export interface TransportSocket {
    * it is closed; `onClose` has been called by then.
    */
   close(): Promise<void>;
+  /**
+   * Closes the stream at once, dropping queued writes: for a connection
+   * that failed, whose pending bytes no longer matter (a server that stopped
+   * reading would otherwise hold `close()` for its grace period). Resolves
+   * when it is closed. Optional: without it the core calls `close()`.
+   */
+  destroy?(): Promise<void>;
 }
 
 /** Opens connections for the core; one implementation per runtime. */

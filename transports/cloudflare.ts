@@ -193,18 +193,30 @@ class CloudflareSocket implements TransportSocket {
       this.#closing = true;
       // Flush what is queued, but not for ever: a server that stops reading
       // would hold the write, and close() with it.
-      if (!(await settlesWithin(this.#lastWrite, CLOSE_GRACE_MS))) {
-        // With a write stuck, workerd's socket.close() waits for it and
-        // leaves our read pending. Aborting through our writer rejects the
-        // write (caught in write()); cancelling through our reader ends the
-        // read loop. workerd still holds the TCP connection until the
-        // request ends.
-        const reason = new Error("closed before the queued writes were flushed");
-        this.#writer.abort(reason).catch(() => {});
-        this.#reader.cancel(reason).catch(() => {});
-      }
+      if (!(await settlesWithin(this.#lastWrite, CLOSE_GRACE_MS))) this.#abort();
       this.#shut();
     }
     await this.#reading;
+  }
+
+  async destroy(): Promise<void> {
+    if (!this.#closing) {
+      this.#closing = true;
+      this.#abort();
+      this.#shut();
+    }
+    await this.#reading;
+  }
+
+  /**
+   * With a write stuck, workerd's socket.close() waits for it and leaves our
+   * read pending. Aborting through our writer rejects the write (caught in
+   * write()); cancelling through our reader ends the read loop. workerd
+   * still holds the TCP connection until the request ends.
+   */
+  #abort(): void {
+    const reason = new Error("closed before the queued writes were flushed");
+    this.#writer.abort(reason).catch(() => {});
+    this.#reader.cancel(reason).catch(() => {});
   }
 }

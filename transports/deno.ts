@@ -25,39 +25,62 @@ import {
 
 const READ_SIZE = 65536;
 
+/**
+ * Opens the stream and, for TLS, completes the handshake, all under
+ * `signal`: the TCP connect takes it, and a handshake that stalls is cut by
+ * closing the conn. A certificate that fails verification rejects here, as
+ * a connect error saying why, instead of surfacing later as a lost stream.
+ */
 async function open(address: ServerAddress, options: TransportConnectOptions): Promise<Deno.Conn> {
   const tls = options.tls;
+  const signal = options.signal;
   if (tls && tls.rejectUnauthorized === false) {
     throw new TypeError("DenoTransport cannot skip certificate checks; pass the server's CA in tls.caCerts");
   }
   if ("path" in address) {
-    const conn = await Deno.connect({ transport: "unix", path: address.path });
+    if (tls && !tls.serverName) throw new TypeError("TLS over a unix socket needs tls.serverName");
+    const conn = await raceAbort(Deno.connect({ transport: "unix", path: address.path }), signal, (c) => c.close());
     if (!tls) return conn;
-    if (!tls.serverName) {
-      conn.close();
-      throw new TypeError("TLS over a unix socket needs tls.serverName");
-    }
-    return await startTls(conn as unknown as Deno.TcpConn, tls.serverName, tls.caCerts);
+    return await startTls(conn as unknown as Deno.TcpConn, tls.serverName!, tls.caCerts, signal);
   }
-  const conn = await Deno.connect({ hostname: address.host, port: address.port });
+  const conn = await Deno.connect({ hostname: address.host, port: address.port, signal });
   // Deno leaves Nagle on; requests are already coalesced per tick, so it would only add latency.
   conn.setNoDelay(options.noDelay ?? true);
   if (options.keepAlive) conn.setKeepAlive(true); // Deno cannot set the idle time
   if (!tls) return conn;
   // TLS over the TcpConn set up above, not Deno.connectTls: a Deno.TlsConn has
   // no setNoDelay or setKeepAlive, but the options stay on the socket.
-  return await startTls(conn, tls.serverName ?? address.host, tls.caCerts);
+  return await startTls(conn, tls.serverName ?? address.host, tls.caCerts, signal);
 }
 
-async function startTls(conn: Deno.TcpConn, hostname: string, caCerts: string[] | undefined): Promise<Deno.TlsConn> {
+async function startTls(
+  conn: Deno.TcpConn,
+  hostname: string,
+  caCerts: string[] | undefined,
+  signal: AbortSignal | undefined,
+): Promise<Deno.TlsConn> {
+  let tlsConn: Deno.TlsConn | undefined;
+  const onAbort = () => closeQuietly(tlsConn ?? conn);
+  signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    return await Deno.startTls(conn, { hostname, caCerts });
+    signal?.throwIfAborted();
+    tlsConn = await Deno.startTls(conn, { hostname, caCerts });
+    // startTls resolves before the handshake; a server that accepts TCP and
+    // stays silent would hold the first read for ever.
+    await raceAbort(tlsConn.handshake(), signal, () => {});
+    return tlsConn;
   } catch (error) {
-    try {
-      conn.close();
-    } catch { /* startTls took it */ }
+    closeQuietly(tlsConn ?? conn);
     throw error;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
   }
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch { /* already closed */ }
 }
 
 /** Connects with Deno's own socket APIs. */
@@ -72,7 +95,7 @@ export class DenoTransport implements Transport {
     handlers: TransportHandlers,
   ): Promise<TransportSocket> {
     options.signal?.throwIfAborted();
-    const conn = await raceAbort(open(address, options), options.signal, (late) => late.close());
+    const conn = await raceAbort(open(address, options), options.signal, closeQuietly);
     return new DenoSocket(conn, handlers);
   }
 }
@@ -148,6 +171,15 @@ class DenoSocket implements TransportSocket {
       // would hold the write, the conn and its buffers. Closing the conn
       // cancels a pending write, so #drain settles right after #shut.
       if (this.#writing) await settlesWithin(this.#writing, CLOSE_GRACE_MS);
+      this.#shut();
+      await this.#writing;
+    }
+    await this.#reading;
+  }
+
+  async destroy(): Promise<void> {
+    if (!this.#closing) {
+      this.#closing = true;
       this.#shut();
       await this.#writing;
     }

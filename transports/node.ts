@@ -143,6 +143,10 @@ export class NodeTransport implements Transport {
             const force = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
             return done.then(() => clearTimeout(force));
           },
+          destroy() {
+            socket.destroy();
+            return done;
+          },
         });
       });
       if (options.tls) socket.on("data", (chunk: Uint8Array) => handlers.onData(chunk));
