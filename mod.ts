@@ -46,6 +46,7 @@ export {
   MemcacheConnectionError,
   MemcacheError,
   MemcacheIllegalInputError,
+  MemcacheSerdeError,
   MemcacheServerError,
   MemcacheTimeoutError,
   MemcacheUnexpectedCloseError,
