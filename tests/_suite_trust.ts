@@ -229,6 +229,25 @@ export function trustSuite(target: SuiteTarget): void {
       return Promise.resolve();
     });
 
+    test("a TCP connect that hangs is cancelled at connectTimeout: nothing is left pending", async () => {
+      // A stopped memcached with a backlog of 1 completes two handshakes;
+      // the kernel drops SYNs after that, so a third connect hangs.
+      await using server = await target.startMemcached({ args: ["-b", "1"] });
+      if (!server.pause) return;
+      server.pause();
+      try {
+        const fillers = [0, 1].map(() => makeClient(server.spec, { timeout: 0, connectTimeout: 0 }));
+        const stuck = fillers.map((c) => c.get("k").catch((e) => e));
+        await new Promise((resolve) => setTimeout(resolve, 100)); // both connected (in the accept queue)
+        await using client = makeClient(server.spec, { connectTimeout: 200, timeout: 5000 });
+        await rejectsWith(client.get("k"), MemcacheTimeoutError, /Connect timed out after 200 ms/);
+        for (const c of fillers) await c.close();
+        for (const s of await Promise.all(stuck)) assert.ok(s instanceof MemcacheConnectionError, String(s));
+      } finally {
+        server.resume?.();
+      }
+    });
+
     test("a TLS server that accepts TCP and stays silent: connectTimeout covers the handshake", async () => {
       await using fake = await target.startFakeServer(); // never answers the ClientHello
       // The request timeout is longer: the connect timeout must be what fires.
