@@ -41,6 +41,7 @@ setDefaultTransportLoader(runtimeTransport, { maxConnections: inWorkers ? WORKER
 
 export { Client } from "./src/client.ts";
 export type { ClientOptions, Mapping, NoreplyOptions, StoreOptions, Value } from "./src/client.ts";
+export type { Commands } from "./src/commands.ts";
 export {
   MemcacheClientError,
   MemcacheConnectionError,

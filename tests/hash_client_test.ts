@@ -170,6 +170,47 @@ describe("HashClient: commands across servers", () => {
     assert.throws(() => new HashClient([servers[0].spec], { retryTimeout: -1 }), TypeError);
     assert.throws(() => new HashClient(["bad:port"]), TypeError);
   });
+
+  it("setMany with one unserializable value stores nothing on any server and rejects", async () => {
+    await using servers = await cluster(2);
+    const specs = servers.map((s) => s.spec);
+    await using client = new HashClient(specs);
+    const a = keyOn(client, servers[0], "a");
+    const b = keyOn(client, servers[1], "b");
+    // JSON cannot hold a BigInt inside an object: the value of `b` fails, `a`'s would be fine.
+    const bad = { [a]: { fine: 1 }, [b]: { big: 1n } };
+    await assert.rejects(client.setMany(bad, { noreply: false }), (error: unknown) => {
+      assert.ok(error instanceof MemcacheIllegalInputError, String(error));
+      assert.match((error as Error).message, new RegExp(b));
+      return true;
+    });
+    assert.deepEqual(await holdings(servers, [a, b]), [[], []]);
+
+    // A serde that throws for one key, and one that returns something it may not: the same.
+    const picky = {
+      serialize: (key: string, value: unknown): [string, number] => {
+        if (key === b) throw new Error("no");
+        return [String(value), 0];
+      },
+      deserialize: (_key: string, value: Uint8Array) => new TextDecoder().decode(value),
+    };
+    await using strict = new HashClient(specs, { serde: picky });
+    await assert.rejects(strict.setMany([[a, "x"], [b, "y"]], { noreply: false }), MemcacheIllegalInputError);
+    const wrong = { ...picky, serialize: (key: string) => [key === b ? 42 : "ok", 0] as [string, number] };
+    await using wrongly = new HashClient(specs, { serde: wrong });
+    await assert.rejects(wrongly.setMany(new Map([[a, 1], [b, 2]]), { noreply: false }), MemcacheIllegalInputError);
+    await assert.rejects(wrongly.setMany({ [a]: 1 }, { noreply: false, flags: -1 }), MemcacheIllegalInputError);
+    assert.deepEqual(await holdings(servers, [a, b]), [[], []]);
+
+    // Values serialized once are stored as serialized, flags included, on the right servers.
+    const pairs: [string, unknown][] = [[a, { fine: 1 }], [b, "text"]];
+    assert.deepEqual(await client.setMany(pairs, { noreply: false }), []);
+    assert.deepEqual(pairs, [[a, { fine: 1 }], [b, "text"]]); // the caller's pairs are not touched
+    assert.deepEqual(await holdings(servers, [a, b]), [[a], [b]]);
+    assert.deepEqual(await client.getMany([b, a]), new Map<string, unknown>([[b, "text"], [a, { fine: 1 }]]));
+    await using direct = new Client(servers[0].spec);
+    assert.deepEqual(await direct.get(a), { fine: 1 });
+  });
 });
 
 describe("HashClient: failover", () => {

@@ -1,10 +1,81 @@
 /** PooledClient: connection limits, blocking, idle timeout, failed connections (real memcached). */
 import assert from "node:assert/strict";
+import * as net from "node:net";
 import { describe, it } from "./_harness.ts";
-import { Client, MemcacheError, MemcacheServerError, MemcacheUnknownError, PooledClient } from "../mod.ts";
+import {
+  Client,
+  MemcacheError,
+  MemcacheServerError,
+  MemcacheTimeoutError,
+  MemcacheUnknownError,
+  PooledClient,
+  type ServerAddress,
+  type Transport,
+  type TransportConnectOptions,
+  type TransportHandlers,
+  type TransportSocket,
+} from "../mod.ts";
+import { NodeTransport } from "../transports/node.ts";
 import { startFakeServer, startMemcached } from "./_memcached.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A server that accepts and then stops reading: writes to it stall once the socket buffers are full. */
+async function stalledServer() {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.pause();
+    socket.on("error", () => {});
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    spec: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    async [Symbol.asyncDispose]() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const gone = [...sockets].map((s) => new Promise<void>((r) => (s.once("close", () => r()), s.destroy())));
+      await Promise.all([closed, ...gone]);
+    },
+  };
+}
+
+/**
+ * A transport counting its sockets from connect until closed: how many
+ * existed at once, at most. Closing takes `closeMs` more, as a socket
+ * whose close waits for the network does.
+ */
+class CountingTransport implements Transport {
+  readonly name = "counting";
+  open = 0;
+  most = 0;
+  readonly #inner = new NodeTransport();
+  constructor(readonly closeMs: number) {}
+
+  async connect(
+    address: ServerAddress,
+    options: TransportConnectOptions,
+    handlers: TransportHandlers,
+  ): Promise<TransportSocket> {
+    let gone = false;
+    const closed = () => {
+      if (!gone) this.open--;
+      gone = true;
+    };
+    const slowly = (closing: Promise<void>): Promise<void> =>
+      closing.then(() => sleep(this.closeMs)).then(() => {}).finally(closed);
+    const socket = await this.#inner.connect(address, options, {
+      onData: (chunk) => handlers.onData(chunk),
+      onClose: (error) => handlers.onClose(error),
+    });
+    this.most = Math.max(this.most, ++this.open);
+    return {
+      write: (data) => socket.write(data),
+      close: () => slowly(socket.close()),
+      destroy: socket.destroy && (() => slowly(socket.destroy!())),
+    };
+  }
+}
 
 async function connections(probe: Client): Promise<number> {
   return (await probe.stats()).curr_connections as number;
@@ -123,6 +194,25 @@ describe("PooledClient", () => {
     assert.equal(await pool.version(), "1.2.3");
     assert.equal(await pool.version(), "1.2.3");
     assert.equal(fake.connections(), 2);
+  });
+
+  it("a server that stops reading: never more than maxPoolSize sockets, closing ones included", async () => {
+    await using server = await stalledServer();
+    const transport = new CountingTransport(100);
+    await using pool = new PooledClient(server.spec, { maxPoolSize: 4, timeout: 300, transport });
+    const big = new Uint8Array(4 << 20); // more than the socket buffers hold: the writes stall
+    for (let round = 0; round < 3; round++) {
+      const calls = Array.from({ length: 12 }, (_, i) => pool.set(`k${round}-${i}`, big, { noreply: false }));
+      const results = await Promise.allSettled(calls);
+      for (const result of results) {
+        assert.equal(result.status, "rejected");
+        assert.ok((result as PromiseRejectedResult).reason instanceof MemcacheTimeoutError);
+      }
+    }
+    assert.ok(transport.most >= 1);
+    assert.ok(transport.most <= 4, `${transport.most} sockets existed at once with maxPoolSize 4`);
+    await pool.close();
+    assert.equal(transport.open, 0);
   });
 
   it("a well-framed SERVER_ERROR keeps the connection", async () => {

@@ -1,0 +1,21 @@
+// The Client behaviour suite over RetryingClient wrapping a Client (the runtime's transport).
+//
+// The suite asserts single attempts (a timeout rejects, a closed connection
+// fails the call, how many connections a failure opens), so errors are not
+// retried here: `doNotRetryFor: [Error]`.
+// What is checked is the surface: every command, its arguments, results and
+// errors pass through unchanged. Retrying itself is tested in
+// tests/retrying_client_test.ts.
+import { Client, type ClientOptions, RetryingClient } from "../mod.ts";
+import { type ClientLike, clientSuite } from "./_suite.ts";
+import { freePort, startFakeServer, startMemcached } from "./_memcached.ts";
+
+clientSuite({
+  name: "RetryingClient",
+  // A RetryingClient has Client's commands, not its option properties (server, serde, ...).
+  makeClient: (spec: string, options?: ClientOptions) =>
+    new RetryingClient(new Client(spec, options), { doNotRetryFor: [Error] }) as unknown as ClientLike,
+  startMemcached,
+  startFakeServer,
+  freePort,
+});
