@@ -355,6 +355,7 @@ export function unpickle(bytes: Uint8Array): unknown {
     need(8, what);
     const lo = view.getUint32(pos, true);
     const hi = view.getUint32(pos + 4, true);
+    if (hi >= 0x200000) fail(`${what} at offset ${pos} claims ${(BigInt(hi) << 32n) + BigInt(lo)} bytes`);
     pos += 8;
     return hi * 2 ** 32 + lo;
   };

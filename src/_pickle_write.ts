@@ -18,7 +18,7 @@
  * Shared references and cycles through arrays, objects and `Map`s are kept
  * (memo). Anything else (functions, symbols, class instances, `Date`, typed
  * arrays other than `Uint8Array`) is a `TypeError`, as is nesting deeper
- * than 5000 levels.
+ * than 1000 levels (Python's own pickler stops near there too).
  *
  * @module
  */
@@ -58,7 +58,7 @@ const REDUCE = 0x52;
 
 /** Items per APPENDS/SETITEMS/ADDITEMS batch, as Python's pickler. */
 const BATCH = 1000;
-const MAX_DEPTH = 5000;
+const MAX_DEPTH = 1000;
 const encoder = new TextEncoder();
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
