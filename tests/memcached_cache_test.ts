@@ -599,3 +599,47 @@ describe("MemcachedCache: construction", () => {
     assert.ok((second as PromiseRejectedResult).reason instanceof MemcacheError);
   });
 });
+
+describe("MemcachedCache: writes are whole or nothing", () => {
+  it("setMany with one unserializable value stores nothing on either of two servers and rejects", async () => {
+    await using a = await startMemcached();
+    await using b = await startMemcached();
+    await using cache = new MemcachedCache([a.spec, b.spec]);
+    const hash = cache.client as HashClient;
+    const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
+    const placed = new Set(keys.map((k) => hash.serverFor(k)));
+    assert.equal(placed.size, 2, "the keys span both servers");
+    // JSON cannot hold a BigInt inside an object: one value fails, on one server.
+    const mapping = Object.fromEntries(keys.map((k, i) => [k, i === 7 ? { big: 1n } : { n: i }]));
+    await assert.rejects(cache.setMany(mapping), MemcacheIllegalInputError);
+    for (const server of [a, b]) {
+      await using direct = new Client(server.spec);
+      assert.deepEqual(await direct.getMany(keys), new Map(), `${server.spec} stored part of it`);
+    }
+    assert.deepEqual(await cache.getMany(...keys), keys.map(() => null));
+    delete mapping.k7;
+    assert.equal((await cache.setMany(mapping)).length, 39);
+  });
+
+  it("set with a key that is not a string fails with MemcacheIllegalInputError, naming its type", async () => {
+    await using server = await startMemcached();
+    await using cache = new MemcachedCache([server.spec]);
+    for (const key of [1n, 42, null, undefined, Symbol("k"), { k: 1 }, ["k"]] as unknown as string[]) {
+      for (
+        const call of [
+          () => cache.set(key, 1),
+          () => cache.add(key, 1),
+          () => cache.inc(key),
+        ]
+      ) {
+        await assert.rejects(call(), (error: unknown) => {
+          assert.ok(error instanceof MemcacheIllegalInputError, `${String(error)}`);
+          assert.match((error as Error).message, /keys are strings, got/);
+          return true;
+        });
+      }
+      await assert.rejects(cache.setMany(new Map([[key, 1]])), MemcacheIllegalInputError);
+      assert.equal(await cache.get(key), null); // the get side: a miss, as cachelib
+    }
+  });
+});
