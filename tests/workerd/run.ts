@@ -33,16 +33,16 @@ const measure = process.argv.includes("--measure");
 const CASE_LIMIT = 120_000;
 const REQUEST_LIMIT = 30_000;
 
-// ---- the Worker bundle: tests/_suite.ts gets the workerd harness
+// ---- the Worker bundle: the suite's files (tests/_suite*.ts) get the workerd harness
 
-const suitePath = resolve(root, "tests/_suite.ts");
+const suitePrefix = resolve(root, "tests/_suite");
 const workerHarness = resolve(root, "tests/workerd/_harness.ts");
 const harness: Plugin = {
   name: "workerd-harness",
   setup(b) {
     b.onResolve(
       { filter: /^\.\/_harness\.ts$/ },
-      (args) => args.importer === suitePath ? { path: workerHarness } : undefined,
+      (args) => args.importer.startsWith(suitePrefix) ? { path: workerHarness } : undefined,
     );
   },
 };
