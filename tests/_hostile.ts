@@ -20,6 +20,7 @@
  * Everything here closes what it opens (sockets, timers), for Deno's
  * sanitizers.
  */
+import { Buffer } from "node:buffer";
 import net from "node:net";
 import process from "node:process";
 import { MemcacheError } from "../mod.ts";
@@ -92,14 +93,17 @@ export class Rng {
 /** Resolves after `ms`; the timer is the caller's to outlive (it always fires). */
 export const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-const latin1 = (text: string): Uint8Array => Uint8Array.from(text, (c) => c.charCodeAt(0) & 0xff);
-const fromLatin1 = (bytes: Uint8Array): string => {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 8192) {
-    s += String.fromCharCode(...bytes.subarray(i, i + 8192));
-  }
-  return s;
+/**
+ * Text of one char per byte as bytes (node:buffer's latin1 is exact and
+ * native), in a plain Uint8Array: a Buffer's slice() would share memory.
+ */
+const latin1 = (text: string): Uint8Array => {
+  const buffer = Buffer.from(text, "latin1");
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length).slice();
 };
+/** Bytes as text of one char per byte. */
+const fromLatin1 = (bytes: Uint8Array): string =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("latin1");
 export { fromLatin1, latin1 };
 
 // ---------------------------------------------------------------- self-describing values
@@ -242,38 +246,69 @@ export class ServerModel {
  * next command (what a server that lacks a command does with its data block).
  */
 export class RequestReader {
-  #buffer = "";
+  /** Unread bytes are `#buf[#start, #end)`; a LF was looked for up to `#scanned`. */
+  #buf = new Uint8Array(65536);
+  #start = 0;
+  #end = 0;
+  #scanned = 0;
+  /** A storage request whose data block is still arriving. */
+  #waiting: { req: ScriptedRequest; length: number } | null = null;
   #index = 0;
   constructor(
     private readonly emit: (req: ScriptedRequest) => void,
     private readonly unknown: (req: ScriptedRequest) => boolean = () => false,
   ) {}
 
-  feed(text: string): void {
-    this.#buffer += text;
+  feed(chunk: Uint8Array): void {
+    this.#append(chunk);
     for (;;) {
-      const nl = this.#buffer.indexOf("\n");
-      if (nl === -1) return;
-      const line = this.#buffer.slice(0, nl).replace(/\r$/, "");
+      if (this.#waiting !== null) {
+        const { req, length } = this.#waiting;
+        if (this.#end - this.#start < length + 2) return; // the data block is still coming
+        req.data = fromLatin1(this.#buf.subarray(this.#start, this.#start + length));
+        this.#start += length + 2;
+        this.#scanned = this.#start;
+        this.#waiting = null;
+        this.emit(req);
+        continue;
+      }
+      const nl = this.#buf.subarray(0, this.#end).indexOf(10, this.#scanned);
+      if (nl === -1) {
+        this.#scanned = this.#end;
+        return;
+      }
+      const line = fromLatin1(this.#buf.subarray(this.#start, nl)).replace(/\r$/, "");
+      this.#start = this.#scanned = nl + 1;
       const [command, ...args] = line.split(" ").filter(Boolean);
       const req: ScriptedRequest = {
         line,
         command: command ?? "",
         args,
         noreply: args[args.length - 1] === "noreply",
-        index: this.#index,
+        index: this.#index++,
       };
       if (STORAGE.has(req.command) && !this.unknown(req)) {
-        const length = Number(args[3]);
-        if (this.#buffer.length < nl + 1 + length + 2) return; // the data block is still coming
-        req.data = this.#buffer.slice(nl + 1, nl + 1 + length);
-        this.#buffer = this.#buffer.slice(nl + 1 + length + 2);
-      } else {
-        this.#buffer = this.#buffer.slice(nl + 1);
+        this.#waiting = { req, length: Number(args[3]) || 0 };
+        continue;
       }
-      this.#index++;
       this.emit(req);
     }
+  }
+
+  #append(chunk: Uint8Array): void {
+    if (this.#start === this.#end) this.#start = this.#end = this.#scanned = 0;
+    if (this.#end + chunk.length > this.#buf.length) {
+      const live = this.#end - this.#start;
+      const size = Math.max(this.#buf.length, (live + chunk.length) * 2);
+      const next = size === this.#buf.length ? this.#buf : new Uint8Array(size);
+      next.set(this.#buf.subarray(this.#start, this.#end), 0);
+      this.#scanned -= this.#start;
+      this.#buf = next;
+      this.#start = 0;
+      this.#end = live;
+    }
+    this.#buf.set(chunk, this.#end);
+    this.#end += chunk.length;
   }
 }
 
@@ -395,7 +430,7 @@ export async function startScriptedServer(options: ScriptedServerOptions = {}): 
     }, options.unknown);
     socket.on("data", (chunk: Uint8Array) => {
       receivedBytes += chunk.length;
-      if (!gone) reader.feed(fromLatin1(chunk));
+      if (!gone) reader.feed(chunk);
     });
     options.onConnection?.(io);
   });
