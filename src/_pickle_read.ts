@@ -429,8 +429,8 @@ export function unpickle(bytes: Uint8Array): unknown {
         if (version > 5) fail(`unsupported pickle protocol ${version}`);
         break;
       }
-      case 0x95: // FRAME: a length hint; the data follows inline
-        len8("FRAME");
+      case 0x95: // FRAME: the length of the opcodes that follow, inline
+        need(len8("FRAME"), "FRAME");
         break;
       case 0x2e: { // STOP
         const result = pop("STOP");
