@@ -43,10 +43,11 @@ function same(actual: unknown, expected: unknown): void {
   assert.deepStrictEqual(normalize(actual, true), normalize(expected, false));
 }
 /** A comparable form; `read`: a value the reader built, whose dicts must have no prototype. */
+const byKey = (x: unknown[], y: unknown[]) => (String(x[0]) < String(y[0]) ? -1 : String(x[0]) > String(y[0]) ? 1 : 0);
 function normalize(v: unknown, read: boolean): unknown {
   const n = (x: unknown) => normalize(x, read);
   if (v instanceof Set) return { set: [...v].map(n).map((x) => JSON.stringify(x, big)).sort() };
-  if (v instanceof Map) return { map: [...v].map(([k, x]) => [JSON.stringify(n(k), big), n(x)]).sort() };
+  if (v instanceof Map) return { map: [...v].map(([k, x]) => [JSON.stringify(n(k), big), n(x)]).sort(byKey) };
   if (Array.isArray(v)) return v.map(n);
   if (v instanceof Uint8Array) return { bytes: [...v] };
   if (v !== null && typeof v === "object") {

@@ -1,0 +1,170 @@
+/**
+ * One cache shared with Python apps, both directions, against the real
+ * libraries (Debian's python3-pylibmc, python3-memcache, python3-pymemcache,
+ * python3-cachelib; scripts/apt-packages.txt installs them): cachelib's
+ * MemcachedCache over pylibmc and over python-memcached, and pymemcache's
+ * HashClient with its pickle serde, write dicts, lists, tuples, floats,
+ * None, bools, str, ints (small and beyond 2^64), bytes, sets and nested
+ * values to one and to two memcached servers; MemcachedCache here, with
+ * `compatibleWith`, reads every one, writes them back, and Python reads
+ * those equal (tests/tools/python_interop.py does the Python side). Skipped,
+ * with the reason, only when python3 or one of the libraries is missing.
+ */
+import assert from "node:assert/strict";
+import { execFile, execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { inspect } from "node:util";
+import { describe, it } from "./_harness.ts";
+import { MemcachedCache, type PythonClientName } from "../mod.ts";
+import { startMemcached } from "./_memcached.ts";
+
+const fromHex = (hex: string) => new Uint8Array(hex.match(/../g)?.map((h) => parseInt(h, 16)) ?? []);
+
+function script(): string {
+  const beside = fileURLToPath(new URL("./tools/python_interop.py", import.meta.url));
+  return existsSync(beside) ? beside : join(process.cwd(), "tests", "tools", "python_interop.py");
+}
+
+/** The first python3 that has all four libraries (Debian's lives in /usr/bin), or why there is none. */
+function findPython(): { python: string } | { skip: string } {
+  const tried: string[] = [];
+  for (const python of [process.env.PYTHON3, "/usr/bin/python3", "python3"]) {
+    if (!python) continue;
+    try {
+      execFileSync(python, [script(), "check"], { stdio: ["ignore", "pipe", "pipe"], timeout: 30_000 });
+      return { python };
+    } catch (error) {
+      const stderr = String((error as { stderr?: unknown }).stderr ?? error).trim().split("\n").pop();
+      tried.push(`${python}: ${stderr}`);
+    }
+  }
+  return {
+    skip: `no python3 with pylibmc, memcache, pymemcache and cachelib ` +
+      `(apt-get install python3-pylibmc python3-memcache python3-pymemcache python3-cachelib): ${tried.join("; ")}`,
+  };
+}
+
+const found = findPython();
+const skip = "skip" in found ? found.skip : false;
+
+function runPython(args: string[]): Promise<unknown> {
+  const python = "python" in found ? found.python : "python3";
+  return new Promise((resolve, reject) => {
+    execFile(python, [script(), ...args], { timeout: 60_000, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`python ${args.join(" ")} failed: ${error.message}\n${stderr}`));
+      else resolve(JSON.parse(stdout));
+    });
+  });
+}
+
+/** The value a tagged expectation (tests/tools/gen_pickles_python.py's format) stands for. */
+function untag(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(untag);
+  if (v === null || typeof v !== "object") return v;
+  const t = v as Record<string, unknown>;
+  if ("$int" in t) return BigInt(t.$int as string);
+  if ("$bytes" in t) return fromHex(t.$bytes as string);
+  if ("$set" in t) return new Set((t.$set as unknown[]).map(untag));
+  if ("$dict" in t) {
+    const entries = (t.$dict as [unknown, unknown][]).map(([k, x]) => [untag(k), untag(x)] as const);
+    if (entries.every(([k]) => typeof k === "string")) {
+      const o = Object.create(null);
+      for (const [k, x] of entries) o[k as string] = x;
+      return o;
+    }
+    return new Map(entries);
+  }
+  throw new Error(`bad tag ${JSON.stringify(v)}`);
+}
+
+/** A comparable form: sets and maps by content, dicts checked to have no prototype. */
+const byKey = (x: unknown[], y: unknown[]) => (String(x[0]) < String(y[0]) ? -1 : String(x[0]) > String(y[0]) ? 1 : 0);
+function normalize(v: unknown, read: boolean): unknown {
+  const n = (x: unknown) => normalize(x, read);
+  const text = (x: unknown) => JSON.stringify(x, (_k, y) => (typeof y === "bigint" ? `${y}n` : y));
+  if (v instanceof Set) return { set: [...v].map(n).map(text).sort() };
+  if (v instanceof Map) return { map: [...v].map(([k, x]) => [text(n(k)), n(x)]).sort(byKey) };
+  if (Array.isArray(v)) return v.map(n);
+  if (v instanceof Uint8Array) return { bytes: [...v] };
+  if (v !== null && typeof v === "object") {
+    if (read) assert.equal(Object.getPrototypeOf(v), null, "a dict reads as an object without prototype");
+    const o = Object.create(null);
+    for (const k of Object.keys(v)) o[k] = n((v as Record<string, unknown>)[k]);
+    return o;
+  }
+  return v;
+}
+
+const LIBRARIES: PythonClientName[] = ["pylibmc", "python-memcached", "pymemcache"];
+
+describe("Sharing a cache with Python", () => {
+  for (const library of LIBRARIES) {
+    for (const count of [1, 2]) {
+      it(
+        `${library}, ${count} server${count === 1 ? "" : "s"}: Python writes, we read; we write, Python reads`,
+        async () => {
+          await using a = await startMemcached();
+          await using b = await startMemcached();
+          const servers = count === 1 ? [a.spec] : [a.spec, b.spec];
+          const prefix = `${library}-${count}-`;
+          const expected = await runPython(["write", library, servers.join(","), prefix]) as Record<string, unknown>;
+          const names = Object.keys(expected);
+          assert.ok(names.length >= 20);
+
+          await using cache = new MemcachedCache(servers, { compatibleWith: library, keyPrefix: prefix });
+          const read = new Map<string, unknown>();
+          for (const name of names) {
+            const value = await cache.get(name);
+            assert.deepStrictEqual(
+              normalize(value, true),
+              normalize(untag(expected[name]), false),
+              `${library}: ${name} read as ${inspect(value)}`,
+            );
+            read.set(name, value);
+          }
+          const many = await cache.getMany(...names);
+          assert.equal(many.filter((v) => v === null).length, names.filter((n) => expected[n] === null).length);
+
+          // Back the other way: what we read, under "ts-<name>".
+          const stored = await cache.setMany(new Map([...read].map(([name, value]) => [`ts-${name}`, value])), 0);
+          assert.equal(stored.length, names.length);
+          assert.equal(await cache.inc("counter", 5), 15); // atomic incr on what Python stored
+          assert.equal(await cache.dec("counter", 20), -5); // below zero: read, then write, as cachelib
+          assert.equal(await cache.inc("ts-counter", 41), 41); // missing: starts at delta
+
+          const wrong = await runPython(["read", library, servers.join(","), prefix]);
+          assert.deepEqual(wrong, {}, `${library} read back differently`);
+
+          if (count === 2) {
+            // Both servers hold keys: placement was really exercised.
+            for (const server of [a, b]) {
+              await using one = new MemcachedCache([server.spec], { compatibleWith: library });
+              const held = (await one.getMany(...names.map((n) => prefix + n))).filter((v) => v !== null);
+              assert.ok(held.length > 0 && held.length < names.length, `${server.spec} holds ${held.length} keys`);
+            }
+          }
+        },
+        { skip },
+      );
+    }
+  }
+
+  it("integers beyond the int64 range and below zero stay exact both ways", async () => {
+    await using server = await startMemcached();
+    await using cache = new MemcachedCache([server.spec], { compatibleWith: "python-memcached" });
+    await cache.set("big", 2n ** 70n);
+    assert.equal(await cache.get("big"), 2n ** 70n);
+    await cache.set("neg", -(2n ** 70n));
+    assert.equal(await cache.get("neg"), -(2n ** 70n));
+    assert.equal(await cache.inc("neg", 1), -(2n ** 70n) + 1n);
+    await cache.set("top", 2n ** 64n - 2n);
+    assert.equal(await cache.inc("top", 5), 2n ** 64n + 3n); // past 2^64−1: written exactly
+    assert.equal(await cache.get("top"), 2n ** 64n + 3n);
+    assert.equal(await cache.inc("top", 1), 2n ** 64n + 4n); // memcached cannot incr it: read, then write
+    assert.equal(await cache.dec("fresh", 3), -3);
+    assert.equal(await cache.get("fresh"), -3);
+  });
+});
