@@ -18,7 +18,9 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { inspect } from "node:util";
 import { describe, it } from "./_harness.ts";
-import { MemcachedCache, type PythonClientName } from "../mod.ts";
+import { readFileSync } from "node:fs";
+import { HashClient, MemcachedCache, PickleSerde, type PythonClientName } from "../mod.ts";
+import { cmemcacheHash, crc32, Crc32Hash, ModulaHash, oneAtATime } from "../src/_python_hash.ts";
 import { startMemcached } from "./_memcached.ts";
 
 const fromHex = (hex: string) => new Uint8Array(hex.match(/../g)?.map((h) => parseInt(h, 16)) ?? []);
@@ -166,5 +168,103 @@ describe("Sharing a cache with Python", () => {
     assert.equal(await cache.inc("top", 1), 2n ** 64n + 4n); // memcached cannot incr it: read, then write
     assert.equal(await cache.dec("fresh", 3), -3);
     assert.equal(await cache.get("fresh"), -3);
+  });
+});
+
+/** A placement table from tests/data/ (written by tests/tools/gen_python_hash_tables.py through the real libraries). */
+function table(name: string): { keys: string[]; placements: [string, string[], number[]][] } {
+  const raw = JSON.parse(readFileSync(new URL(`./data/${name}`, import.meta.url), "utf8"));
+  return {
+    keys: raw.keys.split("\n"),
+    placements: Object.entries<{ servers: string[]; server: string }>(raw.placements).map((
+      [list, p],
+    ) => [list, p.servers, p.server.split(",").map(Number)]),
+  };
+}
+
+describe("Placement as the Python clients place keys", () => {
+  const cases = [
+    ["modula_pylibmc.json", "modula", "pylibmc"],
+    ["crc32_python_memcached.json", "crc32", "python-memcached"],
+  ] as const;
+  for (const [file, hasher, library] of cases) {
+    it(`"${hasher}" puts every key where ${library} did (${file})`, () => {
+      const { keys, placements } = table(file);
+      assert.ok(keys.length >= 2000 && placements.length >= 7);
+      assert.ok(keys.some((k) => /[^\x00-\x7f]/.test(k)), "non-ASCII keys are in the table");
+      for (const [list, servers, server] of placements) {
+        for (
+          const client of [
+            new HashClient(servers, { hasher, allowUnicodeKeys: true }),
+            new HashClient(servers, { compatibleWith: library, allowUnicodeKeys: true }),
+          ]
+        ) {
+          assert.equal(client.hasher, hasher);
+          const wrong = keys.filter((key, i) => client.serverFor(key) !== servers[server[i]]);
+          assert.deepEqual(wrong.slice(0, 5), [], `${list}: ${wrong.length} of ${keys.length} keys misplaced`);
+        }
+      }
+    });
+  }
+
+  it("the hash functions: CRC-32, python-memcached's 15 bits, libmemcached's one-at-a-time", () => {
+    const utf8 = (s: string) => new TextEncoder().encode(s);
+    assert.equal(crc32(utf8("123456789")), 0xcbf43926); // the CRC-32 check value
+    assert.equal(crc32(new Uint8Array(0)), 0);
+    assert.equal(cmemcacheHash(utf8("123456789")), (0xcbf43926 >>> 16) & 0x7fff);
+    assert.equal(cmemcacheHash(new Uint8Array(0)), 1); // 0 becomes 1
+    assert.equal(oneAtATime(new Uint8Array(0)), 0);
+    assert.equal(oneAtATime(utf8("a")), 0xca2e9442); // Bob Jenkins' one-at-a-time of "a"
+  });
+
+  it("dead servers: crc32 re-hashes as python-memcached, modula spreads over the live ones", () => {
+    const nodes = ["a:1", "b:2", "c:3"];
+    const crc = new Crc32Hash(nodes);
+    const modula = new ModulaHash(nodes);
+    const keys = Array.from({ length: 300 }, (_, i) => `key${i}`);
+    const before = new Map(keys.map((k) => [k, [crc.getNode(k), modula.getNode(k)]]));
+    crc.removeNode("b:2");
+    modula.removeNode("b:2");
+    for (const key of keys) {
+      const [wasCrc] = before.get(key)!;
+      const now = crc.getNode(key);
+      assert.notEqual(now, "b:2");
+      if (wasCrc !== "b:2") {
+        assert.equal(now, wasCrc, "keys of live servers stay (python-memcached re-hashes only misses)");
+      }
+      // python-memcached: hash, then str(hash) + str(attempt) re-hashed while the bucket is dead
+      let hash = cmemcacheHash(new TextEncoder().encode(key));
+      let attempt = 0;
+      while (nodes[hash % 3] === "b:2") hash = cmemcacheHash(new TextEncoder().encode(`${hash}${attempt++}`));
+      assert.equal(now, nodes[hash % 3]);
+      assert.equal(modula.getNode(key), ["a:1", "c:3"][oneAtATime(new TextEncoder().encode(key)) % 2]);
+    }
+    crc.addNode("b:2");
+    modula.addNode("b:2");
+    for (const key of keys) assert.deepEqual([crc.getNode(key), modula.getNode(key)], before.get(key));
+    for (const node of nodes) {
+      crc.removeNode(node);
+      modula.removeNode(node);
+    }
+    assert.equal(crc.getNode("k"), null);
+    assert.equal(modula.getNode("k"), null);
+  });
+
+  it("compatibleWith picks the serde and hasher; explicit options win; unknown names are refused", () => {
+    const picks = { pylibmc: "modula", "python-memcached": "crc32", pymemcache: "rendezvous" } as const;
+    for (const [library, hasher] of Object.entries(picks)) {
+      const client = new HashClient(["127.0.0.1:1"], { compatibleWith: library as PythonClientName });
+      assert.equal(client.hasher, hasher);
+      assert.ok(client.serde instanceof PickleSerde);
+      assert.equal((client.serde as PickleSerde).compatibleWith, library);
+      const cache = new MemcachedCache(["127.0.0.1:1"], { compatibleWith: library as PythonClientName });
+      assert.equal(cache.compatibleWith, library);
+      assert.equal((cache.client as HashClient).hasher, hasher);
+    }
+    const explicit = new HashClient(["127.0.0.1:1"], { compatibleWith: "pylibmc", hasher: "ketama" });
+    assert.equal(explicit.hasher, "ketama");
+    assert.throws(() => new HashClient(["127.0.0.1:1"], { compatibleWith: "libmc" as PythonClientName }), TypeError);
+    assert.throws(() => new HashClient(["127.0.0.1:1"], { hasher: "md5" as "modula" }), TypeError);
+    assert.throws(() => new MemcachedCache(["127.0.0.1:1"], { compatibleWith: "x" as PythonClientName }), TypeError);
   });
 });
