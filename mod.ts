@@ -39,6 +39,18 @@ function runtimeTransport(): Promise<Transport> {
 
 setDefaultTransportLoader(runtimeTransport, { maxConnections: inWorkers ? WORKERS_MAX_CONNECTIONS : undefined });
 
+export type {
+  MetaArithmeticOptions,
+  MetaCommonOptions,
+  MetaDeleteOptions,
+  MetaGetManyOptions,
+  MetaGetOptions,
+  MetaKey,
+  MetaResult,
+  MetaSetMode,
+  MetaSetOptions,
+  MetaStatus,
+} from "./src/_meta.ts";
 export { Client } from "./src/client.ts";
 export type { ClientOptions, Mapping, NoreplyOptions, StoreOptions, Value } from "./src/client.ts";
 export type { Commands } from "./src/commands.ts";

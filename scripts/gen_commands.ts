@@ -264,7 +264,11 @@ function splice(file: string, text: string, code: string, types?: Set<string>, t
     const lines = [...bySource].map(([from, names]) =>
       `import type { ${names.join(", ")} } from "${from}"; ${IMPORT_MARK}`
     );
-    const re = new RegExp(`^import type .*${IMPORT_MARK.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\n`, "gm");
+    // deno fmt may have split a long one over lines: `{ ... }` spans them.
+    const re = new RegExp(
+      `^import type \\{[^}]*\\} from "[^"]*"; ${IMPORT_MARK.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\n`,
+      "gm",
+    );
     const first = result.search(re);
     if (first < 0) throw new Error(`${file}: no import line ending in "${IMPORT_MARK}"`);
     result = result.replace(re, "");

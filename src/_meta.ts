@@ -7,8 +7,11 @@
  *
  * What memcached 1.6.18 does, measured (the tests spawn it):
  * - flags are applied in the order sent, so `R` goes before `T` (a touch
- *   in the same call must not hide a recache win) and return flags before
- *   `T` (they describe the item as found);
+ *   in the same call must not hide a recache win), return flags before
+ *   `T` (they describe the item as found) but after `N` (a vivified item's
+ *   TTL is its own, not -1);
+ * - `ms` in append mode ignores `N` (no autovivify) and `mg` ignores `C`,
+ *   and `E`, `md x`, `ms s` are refused: none is offered;
  * - a command line may hold at most 19 tokens ("options flags are too long");
  * - an opaque token may be at most 31 bytes;
  * - the 250-byte key limit applies to a binary key's base64 form;
@@ -97,8 +100,6 @@ export interface MetaSetOptions extends MetaCommonOptions {
    * item stale (`I`): readers get `stale`, and one of them `win`.
    */
   invalidate?: boolean;
-  /** append/prepend mode: on a miss, create the item with this TTL instead (`N`). */
-  vivify?: number;
   /** Return the new cas token (`c`). */
   returnCas?: boolean;
   /**
@@ -246,7 +247,6 @@ const SET_OPTIONS = new Set([
   "flags",
   "cas",
   "invalidate",
-  "vivify",
   "returnCas",
   "noreply",
 ]);
@@ -323,7 +323,7 @@ const GET_DEFAULT = " v f";
 
 /**
  * The flags of an `mg` (without `b`, `q` and the batch's `O`), checked.
- * Order matters to memcached: return flags, then `R` before `T`.
+ * Order matters to memcached: `N`, return flags, then `R` before `T`.
  */
 export function metaGetFlags(options: MetaGetOptions | undefined, binaryKey: boolean, batch = false): string {
   if (options === undefined) return GET_DEFAULT;
@@ -331,7 +331,9 @@ export function metaGetFlags(options: MetaGetOptions | undefined, binaryKey: boo
   checkNames(batch ? "metaGetMany" : "metaGet", o, GET_OPTIONS);
   if (batch && o.opaque !== undefined) throw illegal("metaGetMany takes no opaque: it tags each key with its own");
   const value = o.value === undefined ? true : flag("value", o.value);
-  let s = value ? " v f" : flag("returnFlags", o.returnFlags) ? " f" : "";
+  // N first: a vivified item's TTL is then the one returned.
+  let s = o.vivify === undefined ? "" : " N" + seconds("vivify", o.vivify);
+  s += value ? " v f" : flag("returnFlags", o.returnFlags) ? " f" : "";
   if (flag("returnCas", o.returnCas)) s += " c";
   if (flag("returnTtl", o.returnTtl)) s += " t";
   if (flag("returnSize", o.returnSize)) s += " s";
@@ -340,7 +342,6 @@ export function metaGetFlags(options: MetaGetOptions | undefined, binaryKey: boo
   if (flag("returnKey", o.returnKey) && !binaryKey) s += " k";
   if (o.opaque !== undefined) s += " O" + checkOpaque(o.opaque);
   if (o.recacheWithin !== undefined) s += " R" + seconds("recacheWithin", o.recacheWithin);
-  if (o.vivify !== undefined) s += " N" + seconds("vivify", o.vivify);
   if (o.touch !== undefined) s += " T" + seconds("touch", o.touch);
   if (flag("noLruBump", o.noLruBump)) s += " u";
   // mg, key, b; batches add O<index> and q.
@@ -374,10 +375,6 @@ export function metaSetPlan(options: MetaSetOptions | undefined, binaryKey: bool
     s += " I";
   }
   s += SET_MODES[mode];
-  if (o.vivify !== undefined) {
-    if (mode !== "append" && mode !== "prepend") throw illegal("metaSet vivify is for the append and prepend modes");
-    s += " N" + seconds("vivify", o.vivify);
-  }
   s += returns(o, quiet, binaryKey, "metaSet");
   const flags = o.flags === undefined ? undefined : checkFlags(o.flags);
   // ms, key, datalen, F, b, q

@@ -27,6 +27,7 @@
 
 import type { Client } from "./client.ts";
 import { entriesOf } from "./_mapping.ts";
+import type { MetaResult, MetaStatus } from "./_meta.ts";
 
 /**
  * How a wrapper over several servers (HashClient) routes a command:
@@ -93,6 +94,14 @@ type Table = { readonly [K in Exclude<ClientMethod, (typeof LIFECYCLE)[number]>]
 const keysOfPairs = (args: readonly unknown[]): string[] =>
   [...entriesOf(args[0] as Parameters<Client["setMany"]>[0])].map(([key]) => key);
 const emptyMap = (): Map<string, unknown> => new Map();
+/** A meta command's result when it failed under `ignoreExc`: nothing found, no lease. */
+const metaMiss = (status: MetaStatus): MetaResult => ({
+  status,
+  hit: false,
+  win: false,
+  stale: false,
+  winnerExists: false,
+});
 
 /** Every command, in the order of `Client`'s methods. */
 export const COMMANDS: Table = {
@@ -124,6 +133,15 @@ export const COMMANDS: Table = {
   flushAll: { route: "all", combine: "and", miss: false, replay: true, wire: "flush_all" },
   shutdown: { route: "all", miss: undefined, replay: true },
   rawCommand: { route: "all", perServer: true, miss: undefined, replay: false, wire: "raw" },
+  // Meta commands; keys may be Uint8Array (HashClient places those by their base64).
+  // Not replayed: ms may append and ma add again; mg with vivify/recacheWithin would
+  // hand a lost win to nobody until its TTL, so neither is mg.
+  metaGet: { route: "key", miss: () => metaMiss("EN"), replay: false, wire: "mg" },
+  metaGetMany: { route: "keys", miss: emptyMap, replay: false, wire: "mg" },
+  metaSet: { route: "key", miss: () => ({ ...metaMiss("NS"), stored: false }), replay: false, wire: "ms" },
+  metaDelete: { route: "key", miss: () => ({ ...metaMiss("NF"), deleted: false }), replay: true, wire: "md" },
+  metaArithmetic: { route: "key", miss: () => metaMiss("NF"), replay: false, wire: "ma" },
+  metaNoop: { route: "all", miss: true, replay: true, wire: "mn" },
 };
 
 /** The name of a command (or an alias of one): a key of {@linkcode COMMANDS}. */
@@ -206,5 +224,11 @@ interface Misses {
   flushAll: false;
   shutdown: never;
   rawCommand: never;
+  metaGet: never;
+  metaGetMany: never;
+  metaSet: never;
+  metaDelete: never;
+  metaArithmetic: never;
+  metaNoop: true;
 }
 // ---- end of generated code

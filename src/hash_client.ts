@@ -7,11 +7,21 @@
 
 import { Client } from "./client.ts";
 import type { Mapping, NoreplyOptions, StoreOptions, Value } from "./client.ts"; // generated: the commands' types
+import type {
+  MetaArithmeticOptions,
+  MetaDeleteOptions,
+  MetaGetManyOptions,
+  MetaGetOptions,
+  MetaKey,
+  MetaResult,
+  MetaSetOptions,
+} from "./_meta.ts"; // generated: the commands' types
 import { type CommandName, type CommandRow, type Commands, missOf, rowOf } from "./commands.ts";
 import { MemcacheError, MemcacheIllegalInputError } from "./errors.ts";
 import { Failover, type Node } from "./_failover.ts";
 import { KetamaHash } from "./_ketama.ts";
 import { checkKey as checkWireKey, keyBytes } from "./_keys.ts";
+import { binaryWireKey, encodeBase64 } from "./_meta.ts";
 import { entriesOf } from "./_mapping.ts";
 import { checkMs } from "./_options.ts";
 import { RendezvousHash } from "./_rendezvous.ts";
@@ -245,8 +255,17 @@ export class HashClient implements Commands {
 
   /** Checks the key and finds its node in the ring (null: every server is dead). */
   #route(key: string): Node<Inner> | null {
+    return this.#failover.route(this.#checkKey(key));
+  }
+
+  /** Checks a key; returns the string it is placed by (a meta command's binary key: its base64). */
+  #checkKey(key: string | Uint8Array): string {
+    if (typeof key !== "string" && key instanceof Uint8Array) {
+      binaryWireKey(key, this.keyPrefix);
+      return encodeBase64(key);
+    }
     checkWireKey(key, this.keyPrefix, this.allowUnicodeKeys);
-    return this.#failover.route(key);
+    return key;
   }
 
   #track(closing: Promise<void>): void {
@@ -278,7 +297,7 @@ export class HashClient implements Commands {
     const groups = new Map<Node<Inner>, K[]>();
     const list = [...items];
     try {
-      for (const item of list) checkWireKey(keyOf(item), this.keyPrefix, this.allowUnicodeKeys); // all before any I/O
+      for (const item of list) this.#checkKey(keyOf(item)); // all before any I/O
     } catch (error) {
       throw inContext(error, command);
     }
@@ -395,7 +414,11 @@ export class HashClient implements Commands {
    * checking what the serde returned: one bad value fails the call before
    * anything is sent, so no server stores part of it.
    */
-  #serialize(command: string, groups: Map<Node<Inner>, [string, unknown][]>, options: unknown): Promise<void> | undefined {
+  #serialize(
+    command: string,
+    groups: Map<Node<Inner>, [string, unknown][]>,
+    options: unknown,
+  ): Promise<void> | undefined {
     const all = [...groups.values()].flat();
     const flags = (options as StoreOptions | undefined)?.flags;
     const fail = (key: string, error: unknown, why: string) =>
@@ -688,6 +711,83 @@ export class HashClient implements Commands {
    */
   shutdown(graceful = false): Promise<void> {
     return this.#run("shutdown", [graceful]) as Promise<void>;
+  }
+
+  /**
+   * `mg`: reads `key` (a string, or any bytes as a `Uint8Array`, sent
+   * base64) with what `options` asks for: by default its value (through
+   * the serde), plus any of cas, TTL, size, last access, hit-before, and
+   * touch, vivify-on-miss and early-recache leases. A miss resolves to
+   * `{ hit: false, … }`. See {@linkcode MetaGetOptions}, {@linkcode MetaResult}.
+   *
+   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
+   * resolves as a miss does.
+   *
+   * @throws {MemcacheIllegalInputError} for a bad key or option (nothing is sent).
+   * @throws {MemcacheUnknownCommandError} when the server does not speak meta.
+   */
+  metaGet(key: MetaKey, options?: MetaGetOptions): Promise<MetaResult> {
+    return this.#run("metaGet", [key, options]) as Promise<MetaResult>;
+  }
+
+  /**
+   * Reads many keys in one round trip: a quiet `mg … q` per key (misses
+   * send nothing) closed by one `mn`. Resolves to the hits, keyed by the
+   * keys as passed (a `Uint8Array` key: that very object).
+   *
+   * Split per server and run in parallel, with failover; the results are merged, keyed as passed. With
+   * `ignoreExc` a failure resolves as a miss does.
+   */
+  metaGetMany(keys: Iterable<MetaKey>, options?: MetaGetManyOptions): Promise<Map<MetaKey, MetaResult>> {
+    return this.#run("metaGetMany", [keys, options]) as Promise<Map<MetaKey, MetaResult>>;
+  }
+
+  /**
+   * `ms`: stores `value` (through the serde) under `key`, by `mode` (set,
+   * add, replace, append, prepend), optionally against a `cas` (with
+   * `invalidate`: an older cas stores a stale item). Resolves with
+   * `stored`; `status` says why not (`NS` not stored, `EX` cas mismatch,
+   * `NF` not found). With `noreply` the server answers only failures.
+   *
+   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
+   * resolves as a miss does.
+   */
+  metaSet(key: MetaKey, value: unknown, options?: MetaSetOptions): Promise<MetaResult> {
+    return this.#run("metaSet", [key, value, options]) as Promise<MetaResult>;
+  }
+
+  /**
+   * `md`: deletes `key` (`deleted`), optionally only at a `cas`; with
+   * `invalidate` it marks the item stale instead, so the next reader gets
+   * `win` and the others the old value with `stale`.
+   *
+   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
+   * resolves as a miss does.
+   */
+  metaDelete(key: MetaKey, options?: MetaDeleteOptions): Promise<MetaResult> {
+    return this.#run("metaDelete", [key, options]) as Promise<MetaResult>;
+  }
+
+  /**
+   * `ma`: adds `delta` (default 1) to a decimal counter, or subtracts it
+   * with `mode: "decr"` (stopping at 0); with `vivify` a missing counter is
+   * created at `initial` (the delta is not applied then). `value` is the
+   * new counter, a `number` or, above 2^53-1, a `bigint`.
+   *
+   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
+   * resolves as a miss does.
+   */
+  metaArithmetic(key: MetaKey, options?: MetaArithmeticOptions): Promise<MetaResult> {
+    return this.#run("metaArithmetic", [key, options]) as Promise<MetaResult>;
+  }
+
+  /**
+   * `mn`: resolves `true` once the server has answered everything sent before it.
+   *
+   * Runs on every live server, with failover (see the class doc). With `ignoreExc` a failure resolves `true`.
+   */
+  metaNoop(): Promise<true> {
+    return this.#run("metaNoop", []) as Promise<true>;
   }
   // ---- end of generated code
 

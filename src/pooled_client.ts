@@ -7,6 +7,15 @@
 
 import { Client, type ClientOptions } from "./client.ts";
 import type { Mapping, NoreplyOptions, StoreOptions, Value } from "./client.ts"; // generated: the commands' types
+import type {
+  MetaArithmeticOptions,
+  MetaDeleteOptions,
+  MetaGetManyOptions,
+  MetaGetOptions,
+  MetaKey,
+  MetaResult,
+  MetaSetOptions,
+} from "./_meta.ts"; // generated: the commands' types
 import { type CommandName, type Commands, missOf, rowOf } from "./commands.ts";
 import { MemcacheError, MemcacheIllegalInputError } from "./errors.ts";
 import type { Serde } from "./serde.ts";
@@ -463,6 +472,64 @@ export class PooledClient implements Commands {
    */
   rawCommand(command: string | Uint8Array, endTokens: string | Uint8Array = "\r\n"): Promise<Uint8Array> {
     return this.#run("rawCommand", [command, endTokens]) as Promise<Uint8Array>;
+  }
+
+  /**
+   * `mg`: reads `key` (a string, or any bytes as a `Uint8Array`, sent
+   * base64) with what `options` asks for: by default its value (through
+   * the serde), plus any of cas, TTL, size, last access, hit-before, and
+   * touch, vivify-on-miss and early-recache leases. A miss resolves to
+   * `{ hit: false, … }`. See {@linkcode MetaGetOptions}, {@linkcode MetaResult}.
+   *
+   * @throws {MemcacheIllegalInputError} for a bad key or option (nothing is sent).
+   * @throws {MemcacheUnknownCommandError} when the server does not speak meta.
+   */
+  metaGet(key: MetaKey, options?: MetaGetOptions): Promise<MetaResult> {
+    return this.#run("metaGet", [key, options]) as Promise<MetaResult>;
+  }
+
+  /**
+   * Reads many keys in one round trip: a quiet `mg … q` per key (misses
+   * send nothing) closed by one `mn`. Resolves to the hits, keyed by the
+   * keys as passed (a `Uint8Array` key: that very object).
+   */
+  metaGetMany(keys: Iterable<MetaKey>, options?: MetaGetManyOptions): Promise<Map<MetaKey, MetaResult>> {
+    return this.#run("metaGetMany", [keys, options]) as Promise<Map<MetaKey, MetaResult>>;
+  }
+
+  /**
+   * `ms`: stores `value` (through the serde) under `key`, by `mode` (set,
+   * add, replace, append, prepend), optionally against a `cas` (with
+   * `invalidate`: an older cas stores a stale item). Resolves with
+   * `stored`; `status` says why not (`NS` not stored, `EX` cas mismatch,
+   * `NF` not found). With `noreply` the server answers only failures.
+   */
+  metaSet(key: MetaKey, value: unknown, options?: MetaSetOptions): Promise<MetaResult> {
+    return this.#run("metaSet", [key, value, options]) as Promise<MetaResult>;
+  }
+
+  /**
+   * `md`: deletes `key` (`deleted`), optionally only at a `cas`; with
+   * `invalidate` it marks the item stale instead, so the next reader gets
+   * `win` and the others the old value with `stale`.
+   */
+  metaDelete(key: MetaKey, options?: MetaDeleteOptions): Promise<MetaResult> {
+    return this.#run("metaDelete", [key, options]) as Promise<MetaResult>;
+  }
+
+  /**
+   * `ma`: adds `delta` (default 1) to a decimal counter, or subtracts it
+   * with `mode: "decr"` (stopping at 0); with `vivify` a missing counter is
+   * created at `initial` (the delta is not applied then). `value` is the
+   * new counter, a `number` or, above 2^53-1, a `bigint`.
+   */
+  metaArithmetic(key: MetaKey, options?: MetaArithmeticOptions): Promise<MetaResult> {
+    return this.#run("metaArithmetic", [key, options]) as Promise<MetaResult>;
+  }
+
+  /** `mn`: resolves `true` once the server has answered everything sent before it. */
+  metaNoop(): Promise<true> {
+    return this.#run("metaNoop", []) as Promise<true>;
   }
   // ---- end of generated code
 

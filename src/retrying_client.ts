@@ -7,6 +7,15 @@
 
 import type { Client } from "./client.ts";
 import type { Mapping, NoreplyOptions, StoreOptions, Value } from "./client.ts"; // generated: the commands' types
+import type {
+  MetaArithmeticOptions,
+  MetaDeleteOptions,
+  MetaGetManyOptions,
+  MetaGetOptions,
+  MetaKey,
+  MetaResult,
+  MetaSetOptions,
+} from "./_meta.ts"; // generated: the commands' types
 import { type CommandName, type Commands, rowOf } from "./commands.ts";
 import { MemcacheTimeoutError, MemcacheUnexpectedCloseError } from "./errors.ts";
 import { entriesOf } from "./_mapping.ts";
@@ -417,6 +426,82 @@ export class RetryingClient<C extends Commands = Client> implements Commands {
    */
   rawCommand(command: string | Uint8Array, endTokens: string | Uint8Array = "\r\n"): ReturnType<C["rawCommand"]> {
     return this.#retry("rawCommand", [command, endTokens]) as ReturnType<C["rawCommand"]>;
+  }
+
+  /**
+   * `mg`: reads `key` (a string, or any bytes as a `Uint8Array`, sent
+   * base64) with what `options` asks for: by default its value (through
+   * the serde), plus any of cas, TTL, size, last access, hit-before, and
+   * touch, vivify-on-miss and early-recache leases. A miss resolves to
+   * `{ hit: false, … }`. See {@linkcode MetaGetOptions}, {@linkcode MetaResult}.
+   *
+   * Not retried after a timeout or an unexpected close, when the first attempt may have been applied: running
+   * it again could apply it twice. Other failures are retried as the class says.
+   *
+   * @throws {MemcacheIllegalInputError} for a bad key or option (nothing is sent).
+   * @throws {MemcacheUnknownCommandError} when the server does not speak meta.
+   */
+  metaGet(key: MetaKey, options?: MetaGetOptions): ReturnType<C["metaGet"]> {
+    return this.#retry("metaGet", [key, options]) as ReturnType<C["metaGet"]>;
+  }
+
+  /**
+   * Reads many keys in one round trip: a quiet `mg … q` per key (misses
+   * send nothing) closed by one `mn`. Resolves to the hits, keyed by the
+   * keys as passed (a `Uint8Array` key: that very object).
+   *
+   * Not retried after a timeout or an unexpected close, when the first attempt may have been applied: running
+   * it again could apply it twice. Other failures are retried as the class says.
+   */
+  metaGetMany(keys: Iterable<MetaKey>, options?: MetaGetManyOptions): ReturnType<C["metaGetMany"]> {
+    return this.#retry("metaGetMany", [keys, options]) as ReturnType<C["metaGetMany"]>;
+  }
+
+  /**
+   * `ms`: stores `value` (through the serde) under `key`, by `mode` (set,
+   * add, replace, append, prepend), optionally against a `cas` (with
+   * `invalidate`: an older cas stores a stale item). Resolves with
+   * `stored`; `status` says why not (`NS` not stored, `EX` cas mismatch,
+   * `NF` not found). With `noreply` the server answers only failures.
+   *
+   * Not retried after a timeout or an unexpected close, when the first attempt may have been applied: running
+   * it again could apply it twice. Other failures are retried as the class says.
+   */
+  metaSet(key: MetaKey, value: unknown, options?: MetaSetOptions): ReturnType<C["metaSet"]> {
+    return this.#retry("metaSet", [key, value, options]) as ReturnType<C["metaSet"]>;
+  }
+
+  /**
+   * `md`: deletes `key` (`deleted`), optionally only at a `cas`; with
+   * `invalidate` it marks the item stale instead, so the next reader gets
+   * `win` and the others the old value with `stale`.
+   *
+   * Retried as the class says.
+   */
+  metaDelete(key: MetaKey, options?: MetaDeleteOptions): ReturnType<C["metaDelete"]> {
+    return this.#retry("metaDelete", [key, options]) as ReturnType<C["metaDelete"]>;
+  }
+
+  /**
+   * `ma`: adds `delta` (default 1) to a decimal counter, or subtracts it
+   * with `mode: "decr"` (stopping at 0); with `vivify` a missing counter is
+   * created at `initial` (the delta is not applied then). `value` is the
+   * new counter, a `number` or, above 2^53-1, a `bigint`.
+   *
+   * Not retried after a timeout or an unexpected close, when the first attempt may have been applied: running
+   * it again could apply it twice. Other failures are retried as the class says.
+   */
+  metaArithmetic(key: MetaKey, options?: MetaArithmeticOptions): ReturnType<C["metaArithmetic"]> {
+    return this.#retry("metaArithmetic", [key, options]) as ReturnType<C["metaArithmetic"]>;
+  }
+
+  /**
+   * `mn`: resolves `true` once the server has answered everything sent before it.
+   *
+   * Retried as the class says.
+   */
+  metaNoop(): ReturnType<C["metaNoop"]> {
+    return this.#retry("metaNoop", []) as ReturnType<C["metaNoop"]>;
   }
   // ---- end of generated code
 

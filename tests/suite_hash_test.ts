@@ -4,7 +4,8 @@
 // very next call, as a Client reconnects; failover timing has its own tests
 // in tests/hash_client_test.ts.
 import { type ClientOptions, HashClient } from "../mod.ts";
-import { type ClientLike, clientSuite } from "./_suite.ts";
+import { type ClientLike, clientSuite, type SuiteTarget } from "./_suite.ts";
+import { metaSuite } from "./_suite_meta.ts";
 import { freePort, startFakeServer, startMemcached } from "./_memcached.ts";
 
 // HashClient's server-wide commands answer per server: stats(), version()
@@ -13,7 +14,7 @@ import { freePort, startFakeServer, startMemcached } from "./_memcached.ts";
 // for HashClient in tests/hash_client_test.ts.
 const perServer = "HashClient's stats/version/rawCommand resolve to a Map with one entry per server";
 
-clientSuite({
+const target: SuiteTarget = {
   name: "HashClient",
   // A HashClient is Client-like except for those per-server results.
   makeClient: (spec: string, options?: ClientOptions) =>
@@ -30,4 +31,7 @@ clientSuite({
     "CLIENT_ERROR rejects with MemcacheClientError and the next call reconnects":
       `${perServer} (it probes with version())`,
   },
-});
+};
+
+clientSuite(target);
+metaSuite(target);

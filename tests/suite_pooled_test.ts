@@ -1,6 +1,7 @@
 // The Client behaviour suite over PooledClient (default maxPoolSize, the runtime's transport).
 import { type ClientOptions, PooledClient } from "../mod.ts";
-import { clientSuite } from "./_suite.ts";
+import { clientSuite, type SuiteTarget } from "./_suite.ts";
+import { metaSuite } from "./_suite_meta.ts";
 import { freePort, startFakeServer, startMemcached } from "./_memcached.ts";
 
 // Two cases count the fake server's connections as Client opens them: one
@@ -10,7 +11,7 @@ import { freePort, startFakeServer, startMemcached } from "./_memcached.ts";
 const oneConnectionPerClient =
   "counts connections of a single pipelined Client; the pool opens one per concurrent call";
 
-clientSuite({
+const target: SuiteTarget = {
   name: "PooledClient",
   makeClient: (spec: string, options?: ClientOptions) => new PooledClient(spec, options),
   startMemcached,
@@ -20,4 +21,7 @@ clientSuite({
     "a server that never answers gives MemcacheTimeoutError, then a new connection": oneConnectionPerClient,
     "an unparseable reply closes the connection and rejects every waiting request": oneConnectionPerClient,
   },
-});
+};
+
+clientSuite(target);
+metaSuite(target);

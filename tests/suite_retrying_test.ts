@@ -7,10 +7,11 @@
 // errors pass through unchanged. Retrying itself is tested in
 // tests/retrying_client_test.ts.
 import { Client, type ClientOptions, RetryingClient } from "../mod.ts";
-import { type ClientLike, clientSuite } from "./_suite.ts";
+import { type ClientLike, clientSuite, type SuiteTarget } from "./_suite.ts";
+import { metaSuite } from "./_suite_meta.ts";
 import { freePort, startFakeServer, startMemcached } from "./_memcached.ts";
 
-clientSuite({
+const target: SuiteTarget = {
   name: "RetryingClient",
   // A RetryingClient has Client's commands, not its option properties (server, serde, ...).
   makeClient: (spec: string, options?: ClientOptions) =>
@@ -18,4 +19,7 @@ clientSuite({
   startMemcached,
   startFakeServer,
   freePort,
-});
+};
+
+clientSuite(target);
+metaSuite(target);
