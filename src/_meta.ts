@@ -664,8 +664,9 @@ export function parseMetaLine(buf: Uint8Array, start: number, end: number): Meta
         break;
       }
       case 116: { // t
-        const n = j - t === 2 && buf[t] === MINUS && buf[t + 1] === 49 ? -1 : uint(buf, t, j);
-        if (n < -1) return null;
+        const never = j - t === 2 && buf[t] === MINUS && buf[t + 1] === 49; // "-1": no expiry
+        const n = never ? -1 : uint(buf, t, j);
+        if (n < 0 && !never) return null;
         line.ttl = n;
         break;
       }

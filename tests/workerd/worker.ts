@@ -25,7 +25,8 @@ import {
 } from "../../mod.ts";
 import { defaultTransport } from "../../src/_default_transport.ts";
 import { CloudflareTransport } from "../../transports/cloudflare.ts";
-import { clientSuite, type FakeSocket, type SuiteFake, type SuiteServer } from "../_suite.ts";
+import { clientSuite, type FakeSocket, type SuiteFake, type SuiteServer, type SuiteTarget } from "../_suite.ts";
+import { metaSuite } from "../_suite_meta.ts";
 import { cases, describe, it } from "./_harness.ts";
 
 interface Fetcher {
@@ -119,7 +120,7 @@ function onFakeEvent(
 
 const transport = new CloudflareTransport();
 
-clientSuite({
+const target: SuiteTarget = {
   name: "Client/CloudflareTransport",
   makeClient: (spec: string, options?: ClientOptions) => new Client(spec, { transport, ...options }),
   startMemcached,
@@ -130,7 +131,10 @@ clientSuite({
     "TLS against memcached -Z with a self-signed certificate":
       "Workers trusts only the platform's certificate store: no caCerts (the workerd cases run TLS with the test CA in it)",
   },
-});
+};
+
+clientSuite(target);
+metaSuite(target);
 
 // ---- Workers-only cases
 
