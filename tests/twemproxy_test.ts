@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "./_harness.ts";
-import { Client, MemcacheServerError } from "../mod.ts";
+import { Client, MemcacheServerError, MemcacheUnknownCommandError } from "../mod.ts";
 import { clientSuite, type SuiteServer } from "./_suite.ts";
 import { freePort, type MemcachedServer, probe, sleep, startFakeServer, startMemcached } from "./_memcached.ts";
 
@@ -181,6 +181,33 @@ describe("twemproxy", () => {
     assert.equal(held[0] + held[1], 200);
     assert.ok(held[0] > 0 && held[1] > 0, `held: ${held}`);
   }, { skip: missing });
+
+  it(
+    "meta commands: MemcacheUnknownCommandError naming the command (twemproxy closes on them); classic ones work on",
+    async () => {
+      await using proxy = await startTwemproxy();
+      await using client = new Client(proxy.spec, { timeout: 5000 });
+      await client.set("k", "v", { noreply: false });
+      const calls: [string, () => Promise<unknown>][] = [
+        ["mg", () => client.metaGet("k")],
+        ["mg", () => client.metaGetMany(["k", "j"])],
+        ["ms", () => client.metaSet("k", "w")],
+        ["ms", () => client.metaSet("k", "w", { noreply: true })],
+        ["md", () => client.metaDelete("k")],
+        ["ma", () => client.metaArithmetic("n", { noreply: true })],
+        ["mn", () => client.metaNoop()],
+      ];
+      for (const [command, call] of calls) {
+        await assert.rejects(call(), (error: unknown) => {
+          assert.ok(error instanceof MemcacheUnknownCommandError, `${command}: ${(error as Error)?.name}`);
+          assert.equal(error.command, command);
+          return true;
+        });
+        assert.equal(await client.get("k"), "v");
+      }
+    },
+    { skip: missing },
+  );
 
   it("a dead backend is a MemcacheServerError for its keys only; the connection stays", async () => {
     await using proxy = await startTwemproxy();
