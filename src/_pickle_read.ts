@@ -114,16 +114,10 @@ function utf8SurrogatePass(bytes: Uint8Array, start: number, end: number): strin
 
 /** Decodes UTF-8 bytes [start, end): a fast path for short ASCII, else the platform's decoder. */
 function utf8(bytes: Uint8Array, start: number, end: number): string {
-  const n = end - start;
-  if (n < 24) {
-    let s = "";
+  if (end - start < 32) {
     let i = start;
-    for (; i < end; i++) {
-      const b = bytes[i];
-      if (b >= 0x80) break;
-      s += String.fromCharCode(b);
-    }
-    if (i === end) return s;
+    while (i < end && bytes[i] < 0x80) i++;
+    if (i === end) return latin1(bytes, start, end);
   }
   try {
     return utf8Strict.decode(bytes.subarray(start, end));
@@ -132,19 +126,56 @@ function utf8(bytes: Uint8Array, start: number, end: number): string {
   }
 }
 
-/** Bytes [start, end) that must be ASCII, as Python 3 reads protocol-0/1 str (encoding "ASCII"). */
-function ascii(bytes: Uint8Array, start: number, end: number, what: string): string {
+/** Bytes [start, end) as latin-1: one character per byte. */
+function latin1(bytes: Uint8Array, start: number, end: number): string {
   let s = "";
-  for (let i = start; i < end; i++) {
-    const b = bytes[i];
-    if (b >= 0x80) fail(`${what} holds the non-ASCII byte 0x${b.toString(16)} (Python 3 reads it as ASCII)`);
-    s += String.fromCharCode(b);
+  if (end - start < 64) {
+    // short: concatenation beats making a subarray to spread (most dict keys and values)
+    for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i]);
+    return s;
+  }
+  for (let i = start; i < end; i += 4096) {
+    s += String.fromCharCode.apply(null, bytes.subarray(i, Math.min(end, i + 4096)) as unknown as number[]);
   }
   return s;
 }
 
+/** Bytes [start, end) that must be ASCII, as Python 3 reads protocol-0/1 str (encoding "ASCII"). */
+function ascii(bytes: Uint8Array, start: number, end: number, what: string): string {
+  for (let i = start; i < end; i++) {
+    const b = bytes[i];
+    if (b >= 0x80) fail(`${what} holds the non-ASCII byte 0x${b.toString(16)} (Python 3 reads it as ASCII)`);
+  }
+  return latin1(bytes, start, end);
+}
+
+/** The index of the next newline from `from`, or -1 (a loop: lines are short, and a call to indexOf is not). */
+function eol(bytes: Uint8Array, from: number): number {
+  const end = bytes.length;
+  for (let i = from; i < end; i++) if (bytes[i] === 0x0a) return i;
+  return -1;
+}
+
+/** A decimal integer of 1 to 15 digits (optional sign) in bytes [start, end), or -1 for anything else. */
+function smallDecimal(bytes: Uint8Array, start: number, end: number): number {
+  let i = start;
+  const negative = bytes[i] === 0x2d;
+  if (negative || bytes[i] === 0x2b) i++;
+  if (i === end || end - i > 15) return -1;
+  let v = 0;
+  for (; i < end; i++) {
+    const d = bytes[i] - 0x30;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d;
+  }
+  return negative ? -v : v;
+}
+
 /** Python's "raw-unicode-escape" (the UNICODE opcode): latin-1 with \uXXXX and \UXXXXXXXX escapes. */
 function rawUnicodeEscape(bytes: Uint8Array, start: number, end: number): string {
+  let first = start;
+  while (first < end && bytes[first] !== 0x5c) first++;
+  if (first === end) return latin1(bytes, start, end);
   let out = "";
   let i = start;
   while (i < end) {
@@ -340,11 +371,19 @@ export function unpickle(bytes: Uint8Array): unknown {
     if (n > end - pos) fail(`${what} at offset ${pos} claims ${n} bytes, only ${end - pos} left`);
   };
   const line = (what: string): string => {
-    const nl = bytes.indexOf(0x0a, pos);
+    const nl = eol(bytes, pos);
     if (nl === -1) fail(`${what} at offset ${pos} has no end of line`);
     const s = ascii(bytes, pos, nl, what);
     pos = nl + 1;
     return s;
+  };
+  /** A text opcode's small non-negative integer argument (PUT, GET), or its line as a decimal. */
+  const index = (what: string): number => {
+    const nl = eol(bytes, pos);
+    const v = nl === -1 ? -1 : smallDecimal(bytes, pos, nl);
+    if (v < 0) return Number(decimal(line(what), what));
+    pos = nl + 1;
+    return v;
   };
   const u32 = (): number => {
     const v = view.getUint32(pos, true);
@@ -492,6 +531,15 @@ export function unpickle(bytes: Uint8Array): unknown {
         break;
       }
       case 0x49: { // INT (text; "01" and "00" are True and False)
+        const nl = eol(bytes, pos);
+        if (nl > pos && bytes[pos] !== 0x30) {
+          const v = smallDecimal(bytes, pos, nl);
+          if (v !== -1 || (nl - pos === 2 && bytes[pos] === 0x2d && bytes[pos + 1] === 0x31)) {
+            stack.push(v);
+            pos = nl + 1;
+            break;
+          }
+        }
         const text = line("INT");
         if (text === "01") stack.push(true);
         else if (text === "00") stack.push(false);
@@ -506,6 +554,11 @@ export function unpickle(bytes: Uint8Array): unknown {
       case 0x46: { // FLOAT (text)
         const text = line("FLOAT").trim();
         if (!FLOAT_TEXT.test(text)) fail(`FLOAT argument ${JSON.stringify(text.slice(0, 40))} is not a number`);
+        const n = Number(text);
+        if (!Number.isNaN(n)) {
+          stack.push(n);
+          break;
+        }
         const lower = text.toLowerCase().replace(/^\+/, "");
         stack.push(
           lower.endsWith("nan")
@@ -545,7 +598,7 @@ export function unpickle(bytes: Uint8Array): unknown {
         break;
       }
       case 0x56: { // UNICODE (raw-unicode-escape, to the end of the line)
-        const nl = bytes.indexOf(0x0a, pos);
+        const nl = eol(bytes, pos);
         if (nl === -1) fail(`UNICODE at offset ${pos} has no end of line`);
         stack.push(rawUnicodeEscape(bytes, pos, nl));
         pos = nl + 1;
@@ -652,16 +705,28 @@ export function unpickle(bytes: Uint8Array): unknown {
         break;
       }
       case 0x73: { // SETITEM
-        const value = pop("SETITEM");
-        const key = pop("SETITEM");
-        setItem(top("SETITEM"), key, value);
+        if (stack.length - 3 < fence) fail(`SETITEM at offset ${pos - 1} needs three values on the stack`);
+        const value = stack.pop();
+        const key = stack.pop();
+        const target = stack[stack.length - 1];
+        if (swapped === null && typeof key === "string" && isDict(target)) target[key] = value;
+        else setItem(target, key, value);
         break;
       }
       case 0x75: { // SETITEMS
         const mark = popMark("SETITEMS");
         if ((stack.length - mark) % 2 !== 0) fail("SETITEMS with an odd number of items");
         const target = below(mark, "SETITEMS");
-        for (let i = mark; i < stack.length; i += 2) setItem(target, stack[i], stack[i + 1]);
+        let i = mark;
+        if (swapped === null && isDict(target)) {
+          // the common case: string keys into a dict, no checks per item
+          for (; i < stack.length; i += 2) {
+            const key = stack[i];
+            if (typeof key !== "string") break;
+            target[key] = stack[i + 1];
+          }
+        }
+        for (; i < stack.length; i += 2) setItem(target, stack[i], stack[i + 1]);
         stack.length = mark;
         break;
       }
@@ -684,7 +749,7 @@ export function unpickle(bytes: Uint8Array): unknown {
         break;
       }
       case 0x70: // PUT (text)
-        put(Number(decimal(line("PUT"), "PUT")));
+        put(index("PUT"));
         break;
       case 0x71: // BINPUT
         need(1, "BINPUT");
@@ -698,7 +763,7 @@ export function unpickle(bytes: Uint8Array): unknown {
         put(memoCount);
         break;
       case 0x67: // GET (text)
-        get(Number(decimal(line("GET"), "GET")));
+        get(index("GET"));
         break;
       case 0x68: // BINGET
         need(1, "BINGET");
