@@ -180,13 +180,26 @@ function generate(cls: "PooledClient" | "HashClient" | "RetryingClient", methods
     m.types.forEach((t) => types.add(t));
     let returns = m.returns;
     if (cls === "HashClient") returns = widened(returns, row);
-    if (cls === "RetryingClient") returns = `ReturnType<C["${"alias" in entry ? entry.alias : name}"]>`;
+    if (cls === "RetryingClient" && !row.composed) {
+      returns = `ReturnType<C["${"alias" in entry ? entry.alias : name}"]>`;
+    }
     const signature = `${name}(${m.params.join(", ")}): ${returns}`;
     if ("alias" in entry) {
       const target = methods.get(entry.alias)!;
       const call = target.args.startsWith("[") ? target.args.slice(1, -1) : `...${target.args}`;
       const doc = [`/** Alias of {@linkcode ${cls}.${entry.alias}}. */`];
       parts.push(method(doc, signature, `return this.${entry.alias}(${call});`));
+      continue;
+    }
+    if (row.composed) {
+      // Runs over this class's own commands, never forwarded whole (see commands.ts).
+      parts.push(
+        method(
+          docFor(m, cls, note(cls, row)),
+          signature,
+          `return runComposed("${name}", this, ${m.args}) as ${returns};`,
+        ),
+      );
       continue;
     }
     const runner = cls === "RetryingClient" ? "#retry" : "#run";
@@ -199,6 +212,15 @@ function generate(cls: "PooledClient" | "HashClient" | "RetryingClient", methods
 
 /** What a class does with a command beyond `Client`'s doc, or null. */
 function note(cls: string, row: CommandRow): string | null {
+  if (row.composed) {
+    return {
+      PooledClient: "Each memcached request in it takes a pooled connection for itself alone: none is held while the " +
+        "loader runs.",
+      HashClient: "Each memcached request in it runs on the key's server (see {@linkcode HashClient.serverFor}), " +
+        "which arbitrates the lease; with `ignoreExc` a failing server reads as a miss.",
+      RetryingClient: "Each memcached request in it is retried as the class says; the loader runs once, outside them.",
+    }[cls] ?? null;
+  }
   const miss = missType(row);
   if (cls === "HashClient") {
     const ignore = row.route === "pairs"

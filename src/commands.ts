@@ -22,12 +22,20 @@
  * A command whose HashClient result is not `Client`'s (a `Map` per server)
  * gets `perServer: true` and a hand-written HashClient method.
  *
+ * A command built from other commands (`getOrSet`: `mg`, the loader, `ms`)
+ * gets `composed`, the one function that implements it over any client:
+ * every class, `Client` too, runs that function over itself, so each
+ * memcached request in it is one call of the class's own (a pooled
+ * connection is held per request, a retry repeats one request, a
+ * HashClient sends each to the key's server), never the whole.
+ *
  * @module
  */
 
 import type { Client } from "./client.ts";
 import { entriesOf } from "./_mapping.ts";
 import type { MetaResult, MetaStatus } from "./_meta.ts";
+import { getOrSet, type GetOrSetOptions, type Loader, type StampedeTarget } from "./_stampede.ts";
 
 /**
  * How a wrapper over several servers (HashClient) routes a command:
@@ -71,6 +79,13 @@ export interface CommandRow {
   readonly perServer?: true;
   /** `"all"` only: `true` only if every server answered and each answered `true` (`flushAll`). */
   readonly combine?: "and";
+  /**
+   * Built from other commands: the function every class runs over itself
+   * with the call's arguments (see the module doc), instead of forwarding
+   * the call to a `Client`. `route`, `miss` and `replay` then describe its
+   * parts, which are commands of their own.
+   */
+  readonly composed?: (target: StampedeTarget, args: readonly unknown[]) => Promise<unknown>;
 }
 
 /** A second name of a command (pymemcache's `*_multi`): a method calling the other. */
@@ -142,6 +157,14 @@ export const COMMANDS: Table = {
   metaDelete: { route: "key", miss: () => ({ ...metaMiss("NF"), deleted: false }), replay: true, wire: "md" },
   metaArithmetic: { route: "key", miss: () => metaMiss("NF"), replay: false, wire: "ma" },
   metaNoop: { route: "all", miss: true, replay: true, wire: "mn" },
+  // Stampede-protected reads (src/_stampede.ts).
+  getOrSet: {
+    route: "key",
+    miss: undefined,
+    replay: false,
+    composed: (target, args) => getOrSet(target, args[0] as string, args[1] as Loader, args[2] as GetOrSetOptions),
+  },
+  invalidate: { route: "key", miss: false, replay: true, wire: "md" },
 };
 
 /** The name of a command (or an alias of one): a key of {@linkcode COMMANDS}. */
@@ -151,6 +174,13 @@ export type CommandName = keyof Table;
 export function rowOf(name: CommandName): CommandRow {
   const row = COMMANDS[name];
   return "alias" in row ? COMMANDS[row.alias] as CommandRow : row;
+}
+
+/** Runs the composed command `name` over `target` itself (see {@linkcode CommandRow.composed}). */
+export function runComposed(name: CommandName, target: StampedeTarget, args: readonly unknown[]): Promise<unknown> {
+  const composed = rowOf(name).composed;
+  if (composed === undefined) throw new TypeError(`${name} is not a composed command`);
+  return composed(target, args);
 }
 
 /** What a failed call of `row` returns under `ignoreExc`, for these arguments. */
@@ -230,5 +260,7 @@ interface Misses {
   metaDelete: never;
   metaArithmetic: never;
   metaNoop: true;
+  getOrSet: never;
+  invalidate: false;
 }
 // ---- end of generated code

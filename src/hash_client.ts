@@ -6,6 +6,7 @@
  */
 
 import { Client } from "./client.ts";
+import type { GetOrSetOptions, InvalidateOptions, Loader } from "./_stampede.ts"; // generated: the commands' types
 import type { Mapping, NoreplyOptions, StoreOptions, Value } from "./client.ts"; // generated: the commands' types
 import type {
   MetaArithmeticOptions,
@@ -16,7 +17,7 @@ import type {
   MetaResult,
   MetaSetOptions,
 } from "./_meta.ts"; // generated: the commands' types
-import { type CommandName, type CommandRow, type Commands, missOf, rowOf } from "./commands.ts";
+import { type CommandName, type CommandRow, type Commands, missOf, rowOf, runComposed } from "./commands.ts";
 import { MemcacheError, MemcacheIllegalInputError } from "./errors.ts";
 import { Failover, type Node } from "./_failover.ts";
 import { KetamaHash } from "./_ketama.ts";
@@ -788,6 +789,47 @@ export class HashClient implements Commands {
    */
   metaNoop(): Promise<true> {
     return this.#run("metaNoop", []) as Promise<true>;
+  }
+
+  /**
+   * The value of `key`, or on a miss `loader(key)`'s value, stored for
+   * `options.ttl` seconds, such that concurrent callers run the loader
+   * once: in this client (concurrent calls for a key share one request and
+   * one loader run), and across clients, processes and machines (a meta
+   * lease: one caller wins and loads, the others wait for its value up to
+   * `lease.wait` ms, then load themselves). With `recacheWithin`, a hit
+   * about to expire is refreshed in the background by one caller
+   * fleet-wide while every caller gets the current value; a stale item
+   * (see {@linkcode HashClient.invalidate}) is served the same way while one
+   * caller recomputes it. A loader that throws rejects its callers with
+   * that error and hands the lease back at once. A loader result of
+   * `undefined` is returned and not stored. When memcached fails, the
+   * loader's value is returned all the same and the error goes to
+   * `options.onError`. No connection is held while the loader runs. See
+   * {@linkcode GetOrSetOptions}.
+   *
+   * Each memcached request in it runs on the key's server (see {@linkcode HashClient.serverFor}), which
+   * arbitrates the lease; with `ignoreExc` a failing server reads as a miss.
+   *
+   * @throws {MemcacheIllegalInputError} for a bad key, a loader that is not a function or bad options (nothing is sent).
+   */
+  getOrSet(key: string, loader: Loader, options: GetOrSetOptions): Promise<Value> {
+    return runComposed("getOrSet", this, [key, loader, options]) as Promise<Value>;
+  }
+
+  /**
+   * Marks `key` stale instead of deleting it (`md I`, for `staleFor`
+   * seconds if given): every {@linkcode HashClient.getOrSet} of it then gets
+   * the stale value at once while one of them, fleet-wide, recomputes it.
+   * Resolves `true` if the item existed, `false` if not.
+   *
+   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
+   * resolves `false`.
+   *
+   * @throws {MemcacheIllegalInputError} for a bad key or `staleFor` (nothing is sent).
+   */
+  invalidate(key: string, options?: InvalidateOptions): Promise<boolean> {
+    return this.#run("invalidate", [key, options]) as Promise<boolean>;
   }
   // ---- end of generated code
 

@@ -105,6 +105,7 @@ describe("interface uniformity", () => {
     const retrying = new RetryingClient(recorder);
     for (const name of Object.keys(COMMANDS) as CommandName[]) {
       const row = rowOf(name);
+      if (row.composed) continue; // runs over RetryingClient's own commands: tests/get_or_set_test.ts
       const target = "alias" in COMMANDS[name] ? (COMMANDS[name] as { alias: string }).alias : name;
       // The first argument as the route wants it; the others as sentinels.
       const first = row.route === "keys" ? ["a", "b"] : row.route === "pairs" ? new Map([["a", 1]]) : "k";
