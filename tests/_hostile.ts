@@ -21,6 +21,7 @@
  * sanitizers.
  */
 import { Buffer } from "node:buffer";
+import { execFile } from "node:child_process";
 import net from "node:net";
 import process from "node:process";
 import { MemcacheError } from "../mod.ts";
@@ -143,6 +144,8 @@ export interface ScriptedRequest {
   noreply: boolean;
   /** 0-based position of this request on its connection. */
   index: number;
+  /** A storage command the server treats as unknown: it answers ERROR and reads the data block as commands. */
+  unknown?: boolean;
 }
 
 interface ModelItem {
@@ -162,6 +165,7 @@ export class ServerModel {
   /** The correct reply to `req` (latin1 text; "" for noreply, `null` for quit). */
   answer(req: ScriptedRequest): string | null {
     const { command, args } = req;
+    if (req.unknown) return "ERROR\r\n";
     const reply = (text: string) => (req.noreply ? "" : text);
     switch (command) {
       case "get":
@@ -287,9 +291,13 @@ export class RequestReader {
         noreply: args[args.length - 1] === "noreply",
         index: this.#index++,
       };
-      if (STORAGE.has(req.command) && !this.unknown(req)) {
-        this.#waiting = { req, length: Number(args[3]) || 0 };
-        continue;
+      if (STORAGE.has(req.command)) {
+        if (this.unknown(req)) {
+          req.unknown = true;
+        } else {
+          this.#waiting = { req, length: Number(args[3]) || 0 };
+          continue;
+        }
       }
       this.emit(req);
     }
@@ -972,6 +980,43 @@ function preview(value: unknown): string {
   if (value instanceof Uint8Array) return `bytes(${value.length})`;
   const text = typeof value === "string" ? JSON.stringify(value) : String(value);
   return text.length > 80 ? text.slice(0, 77) + "..." : text;
+}
+
+// ---------------------------------------------------------------- sockets
+
+/** Runs `ss` (iproute2) and resolves with its output, or undefined if it cannot run. */
+function ss(args: string[]): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    execFile("ss", args, { timeout: 5000 }, (error, stdout) => resolve(error ? undefined : String(stdout)));
+  });
+}
+
+/**
+ * Watches how many connected TCP sockets on this host have `port` as their
+ * peer (a client's sockets to a server, as the kernel sees them: open until
+ * the client closes them, whatever the server reads), sampling with `ss`
+ * in a child process so the event loop is not held. `stop()` resolves with
+ * the most seen at once, or undefined where `ss` cannot run.
+ */
+export function watchSockets(port: number): { stop(): Promise<number | undefined> } {
+  let most: number | undefined;
+  let stopped = false;
+  const sampling = (async () => {
+    while (!stopped) {
+      const out = await ss(["-Htn", "state", "established", `( dport = :${port} )`]);
+      if (out === undefined) return;
+      const count = out.split("\n").filter((line) => line.trim() !== "").length;
+      most = Math.max(most ?? 0, count);
+      await delay(20);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await sampling;
+      return most;
+    },
+  };
 }
 
 // ---------------------------------------------------------------- event loop
