@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { inspect } from "node:util";
@@ -25,9 +25,18 @@ import { startMemcached } from "./_memcached.ts";
 
 const fromHex = (hex: string) => new Uint8Array(hex.match(/../g)?.map((h) => parseInt(h, 16)) ?? []);
 
+/** tests/tools/python_interop.py, beside this file or, for the compiled tests (in <repo>/.tmp/...), up the tree. */
 function script(): string {
-  const beside = fileURLToPath(new URL("./tools/python_interop.py", import.meta.url));
-  return existsSync(beside) ? beside : join(process.cwd(), "tests", "tools", "python_interop.py");
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    for (
+      const candidate of [join(dir, "tools", "python_interop.py"), join(dir, "tests", "tools", "python_interop.py")]
+    ) {
+      if (existsSync(candidate)) return candidate;
+    }
+    if (dirname(dir) === dir) return join(process.cwd(), "tests", "tools", "python_interop.py");
+    dir = dirname(dir);
+  }
 }
 
 /** The first python3 that has all four libraries (Debian's lives in /usr/bin), or why there is none. */
