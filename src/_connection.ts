@@ -12,6 +12,7 @@
  */
 
 import {
+  MemcacheAuthError,
   MemcacheClientError,
   MemcacheConnectionError,
   MemcacheError,
@@ -33,6 +34,25 @@ export interface ConnectionOptions extends Omit<TransportConnectOptions, "signal
   timeout?: number;
   /** Most requests that may wait on the connection at once; past it a request fails at once. */
   maxQueue?: number;
+  /** A request sent before anything else on the connection (memcached ASCII auth). */
+  first?: FirstRequest;
+}
+
+/**
+ * A request encoded ahead of everything the caller queues, when the
+ * connection is made. Its reply goes to `check`; when the server answers
+ * with an error or `check` throws, the connection closes and every request
+ * on it rejects with `failure(error, command)`. Whatever else ends the
+ * connection first (timeout, close) rejects as it always does.
+ */
+export interface FirstRequest {
+  /** The command's name, for errors (never the request's bytes). */
+  command: string;
+  /** The reply expected, as for {@linkcode Connection.request}. */
+  expect: number;
+  encode(out: Outbox): void;
+  check(reply: Reply): void;
+  failure(error: Error, command: string): Error;
 }
 
 /** A request waiting for its reply. */
@@ -48,6 +68,13 @@ interface Waiting extends Expectation {
   /** The command line was followed by a data block (or its framing is the caller's: raw). */
   block: boolean;
 }
+
+/** memcached's CLIENT_ERROR texts for a login it refused or a request before any login (`-Y`). */
+const AUTH_REFUSALS = new Set([
+  "CLIENT_ERROR authentication failure",
+  "CLIENT_ERROR bad authentication token format",
+  "CLIENT_ERROR unauthenticated",
+]);
 
 /** The meta commands (see #noMeta). */
 const META_COMMANDS = new Set(["mg", "ms", "md", "ma", "mn"]);
@@ -141,7 +168,36 @@ export class Connection {
     this.#onClosed = onClosed;
     this.closed = new Promise((resolve) => (this.#markClosed = resolve));
     this.#parser = new ReplyParser(() => this.#waiting.peek(), (reply) => this.#onReply(reply));
+    if (options.first !== undefined) this.#first(options.first);
     this.#connect();
+  }
+
+  /** Bytes of the first request still in the outbox, before the connection opens. */
+  #firstBytes = 0;
+  /**
+   * The first request awaits its reply: noreply requests sent behind it are
+   * not resolved yet, since a refused login means the server ignored them.
+   */
+  #firstPending = false;
+
+  /** Queues the {@linkcode FirstRequest} ahead of everything else. */
+  #first(first: FirstRequest): void {
+    first.encode(this.#outbox);
+    this.#firstBytes = this.#outbox.length;
+    this.#firstPending = true;
+    this.#waiting.push({
+      command: first.command,
+      expect: first.expect & ~WITH_DATA,
+      block: (first.expect & WITH_DATA) !== 0,
+      deadline: this.#deadline(),
+      resolve: () => {
+        this.#firstPending = false;
+        if (this.#state === OPEN && this.#unflushed.size > 0) this.#flush();
+      },
+      // Also called as #fail drains the queue: the connection is closed by then, and that does nothing.
+      reject: (error) => this.#fail((command) => first.failure(error, command)),
+      map: first.check,
+    });
   }
 
   /**
@@ -289,7 +345,7 @@ export class Connection {
     if (this.foreign) return Promise.resolve(); // its own request closes it once idle
     if (this.#closing !== null) return this.#closing;
     if (this.#state === CLOSED) return this.closed; // failed: resolves once its socket is closed too
-    if (this.#state === CONNECTING && this.#outbox.length === 0) {
+    if (this.#state === CONNECTING && this.#outbox.length === this.#firstBytes) {
       this.#fail((command) => new MemcacheConnectionError("Connection closed by the client", { server: this.name, command }));
       return this.closed;
     }
@@ -427,7 +483,7 @@ export class Connection {
   #flush(): void {
     if (this.#outbox.length > 0) this.#socket!.write(this.#outbox.take());
     if (this.#quitting) this.#closeAfterQuit();
-    if (this.#unflushed.size > 0) {
+    if (this.#unflushed.size > 0 && !this.#firstPending) {
       for (const u of this.#unflushed.drain()) u.resolve();
       this.#disarmIfIdle();
       if (this.#waiting.size === 0) this.#closeWhenIdle();
@@ -518,6 +574,11 @@ export class Connection {
         w.reject(new MemcacheServerError(reply.message, options));
       } else if (reply.kind === "ERROR") {
         w.reject(new MemcacheUnknownCommandError(reply.message, options));
+      } else if (AUTH_REFUSALS.has(reply.message)) {
+        const message = reply.message === "CLIENT_ERROR unauthenticated"
+          ? `Not logged in: the server requires a login (memcached -Y; the auth option): ${reply.message}`
+          : `The server refused the login: ${reply.message}`;
+        w.reject(new MemcacheAuthError(message, options));
       } else {
         w.reject(new MemcacheClientError(reply.message, options));
       }
@@ -604,12 +665,10 @@ export class Connection {
       lastCommand = command;
       return lastError = error;
     };
-    this.#rejecting = rejectAll([...this.#waiting.drain(), ...this.#unflushed.drain()], errorOf);
+    for (const w of this.#waiting.drain()) w.reject(errorOf(w.command));
+    for (const u of this.#unflushed.drain()) u.reject(errorOf(u.command));
     this.#finish(graceful);
   }
-
-  /** Settles once every request waiting when the connection failed has been rejected. */
-  #rejecting: Promise<void> | undefined;
 
   #finish(graceful = true): void {
     if (this.#timer !== undefined) {
@@ -626,39 +685,8 @@ export class Connection {
     // Whatever the connect attempt produced is closed before `closed` resolves,
     // so no socket outlives the connection.
     this.#connecting.then((socket) => graceful || !socket.destroy ? socket.close() : socket.destroy(), () => {})
-      .then(() => this.#rejecting).then(this.#markClosed, this.#markClosed);
+      .then(this.#markClosed, this.#markClosed);
   }
-}
-
-/** Requests rejected in one go before the loop gets a turn; see {@linkcode rejectAll}. */
-const REJECT_SLICE = 2048;
-
-/**
- * Rejects `requests` in order (oldest deadline first). A long queue is
- * rejected a slice per macrotask, so each slice's callers run before the
- * next slice is rejected and the event loop never stalls for the whole
- * queue: with 100,000 waiting, the oldest settle first and none past its
- * own deadline. Resolves when the last is rejected.
- */
-function rejectAll(
-  requests: { command: string; reject: (error: Error) => void }[],
-  errorOf: (command: string) => Error,
-): Promise<void> | undefined {
-  const slice = (from: number) => {
-    const to = Math.min(requests.length, from + REJECT_SLICE);
-    for (let i = from; i < to; i++) requests[i].reject(errorOf(requests[i].command));
-    return to;
-  };
-  let at = slice(0);
-  if (at === requests.length) return undefined;
-  return new Promise<void>((resolve) => {
-    const next = () => {
-      at = slice(at);
-      if (at === requests.length) resolve();
-      else setTimeout(next, 0);
-    };
-    setTimeout(next, 0);
-  });
 }
 
 /** Every returned key must be among the requested ones, in request order. */

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Connection } from "./_connection.ts";
+import { Connection, type FirstRequest } from "./_connection.ts";
 import { defaultTransport } from "./_default_transport.ts";
 import { checkKey as checkWireKey, keyBytes } from "./_keys.ts";
 import {
@@ -62,13 +62,6 @@ import {
   parseCounterValue,
   QUIET_SUCCESS,
 } from "./_meta.ts";
-import {
-  type GetOrSetOptions,
-  getOrSet as stampedeGetOrSet,
-  invalidate as stampedeInvalidate,
-  type InvalidateOptions,
-  type Loader,
-} from "./_stampede.ts";
 import { convertStats } from "./_stats.ts";
 import {
   checkCas,
@@ -82,6 +75,8 @@ import {
   splitKeys,
 } from "./_validate.ts";
 import {
+  MemcacheAuthError,
+  MemcacheClientError,
   MemcacheError,
   MemcacheIllegalInputError,
   MemcacheSerdeError,
@@ -142,8 +137,88 @@ export interface ClientOptions {
   allowUnicodeKeys?: boolean;
   /** TLS; `true` uses the runtime's trust store. @default {false} */
   tls?: boolean | TlsOptions;
+  /**
+   * Credentials for memcached's ASCII authentication (`memcached -Y
+   * <authfile>`, whose lines are `username:password`; memcached 1.5.15+).
+   * They are sent as the first request of every new connection, before
+   * anything queued on it. A refused login rejects every call on that
+   * connection with {@linkcode MemcacheAuthError}; calls in the second after
+   * it fail at once with it too, without connecting, so a wrong password
+   * never hammers the server. Neither may be empty or hold whitespace or
+   * control characters. They appear in no error message. Unencrypted
+   * unless `tls` is set.
+   */
+  auth?: AuthOptions;
   /** How to open sockets. @default the running runtime's transport */
   transport?: Transport;
+}
+
+/** Credentials for memcached's ASCII authentication; see {@linkcode ClientOptions.auth}. */
+export interface AuthOptions {
+  /** A user of the server's authfile. */
+  username: string;
+  /** That user's password. */
+  password: string;
+}
+
+/** ms after a refused login during which calls fail at once instead of logging in again. */
+const AUTH_RETRY_MS = 1000;
+/**
+ * When each server last refused a login, per `auth` object: shared by the
+ * clients a PooledClient or HashClient makes from one options object, so a
+ * pool whose clients are replaced after each failure does not log in again
+ * and again either.
+ */
+const refusals = new WeakMap<object, Map<string, number>>();
+/** The key of the login `set` (memcached ignores it; a server without `-Y` stores it already expired). */
+const AUTH_KEY = "_memkit_auth";
+
+/**
+ * The login request (memcached `-Y`): `set <key> 0 -1 <n>` with `username
+ * password` as its data. The expiry of -1 means a server that does not
+ * check logins keeps nothing of it. `refused` builds each call's error.
+ */
+function loginRequest(auth: AuthOptions, refused: (error: Error, command: string) => Error): FirstRequest {
+  const token = encoder.encode(`${auth.username} ${auth.password}`);
+  return {
+    command: "auth",
+    expect: EXPECT_LINE | WITH_DATA,
+    encode: (out) => encodeStore(out, "set", AUTH_KEY, 0, -1, token, false),
+    check: (reply) => {
+      if (reply.type !== "status" || reply.status !== "STORED") throw unexpected(reply);
+    },
+    failure: refused,
+  };
+}
+
+/** Checks `auth` before any I/O; messages never show the values. */
+function checkAuth(auth: unknown): AuthOptions | undefined {
+  if (auth === undefined) return undefined;
+  if (typeof auth !== "object" || auth === null) throw new TypeError("auth must be { username, password }");
+  const { username, password } = auth as Record<string, unknown>;
+  for (const [name, value] of [["username", username], ["password", password]] as const) {
+    // memcached splits the token at the first space and reads it up to CR/LF.
+    // deno-lint-ignore no-control-regex
+    if (typeof value !== "string" || value === "" || /[\s\x00-\x1f\x7f]/.test(value)) {
+      throw new TypeError(`auth.${name} must be a non-empty string without whitespace or control characters`);
+    }
+  }
+  return { username: username as string, password: password as string };
+}
+
+/**
+ * Checks `tls.cert` and `tls.key` before any I/O: both or neither, each
+ * PEM. Whether the PEM parses is known only when a connection is made
+ * (`MemcacheConnectionError` then, with the runtime's reason).
+ */
+function checkClientCert(tls: ClientOptions["tls"]): void {
+  if (typeof tls !== "object" || tls === null || (tls.cert === undefined && tls.key === undefined)) return;
+  if (typeof tls.cert !== "string" || !/-----BEGIN [A-Z0-9 ]*CERTIFICATE-----/.test(tls.cert)) {
+    throw new TypeError("tls.cert must be a PEM certificate (-----BEGIN CERTIFICATE-----), given with tls.key");
+  }
+  if (typeof tls.key !== "string" || !/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(tls.key)) {
+    throw new TypeError("tls.key must be the PEM private key of tls.cert (-----BEGIN PRIVATE KEY-----)");
+  }
 }
 
 /** Per-call options of the storage commands. */
@@ -258,6 +333,9 @@ export class Client {
   readonly allowUnicodeKeys: boolean;
   #options: ClientOptions;
   #transport: Transport | Promise<Transport> | undefined;
+  #login: FirstRequest | undefined;
+  /** When this server last refused these credentials (see refusals), keyed by server. */
+  #refusals: Map<string, number> | undefined;
   #conn: Connection | null = null;
   /** Every connection opened and not yet closed. */
   #closing = new Set<Connection>();
@@ -292,6 +370,14 @@ export class Client {
     if (maxQueue !== undefined && !(maxQueue === Infinity || (Number.isInteger(maxQueue) && maxQueue >= 1))) {
       throw new TypeError(`maxQueue must be a positive integer or Infinity, got ${String(maxQueue)}`);
     }
+    checkClientCert(options.tls);
+    const auth = checkAuth(options.auth);
+    if (auth !== undefined) {
+      this.#login = loginRequest(auth, (error, command) => this.#refused(error, command));
+      const key = options.auth as object;
+      if (!refusals.has(key)) refusals.set(key, new Map());
+      this.#refusals = refusals.get(key);
+    }
   }
 
   // ---- connection management
@@ -307,11 +393,30 @@ export class Client {
     return fresh;
   }
 
+  /** The error of a call on a connection whose login the server refused. */
+  #refused(error: Error, command: string): MemcacheAuthError {
+    this.#refusals!.set(this.server, Date.now());
+    // The server's reply is in `cause`; the message is the same whatever memcached answered
+    // (pipelined behind a refused login, it may say "unauthenticated" instead).
+    const why = error instanceof MemcacheClientError ? "wrong username or password" : "unexpected reply";
+    return new MemcacheAuthError(`The server refused the login (${why})`, { server: this.server, command, cause: error });
+  }
+
   #open(): Connection {
     const o = this.#options;
     this.#transport ??= defaultTransport();
+    const since = Date.now() - (this.#refusals?.get(this.server) ?? 0);
+    // Within a second of a refused login: no new login, every request rejects at once.
+    const transport = since < AUTH_RETRY_MS
+      ? Promise.reject(
+        new MemcacheAuthError(
+          `The server refused the login ${since} ms ago; it is tried again ${AUTH_RETRY_MS} ms after`,
+          { server: this.server },
+        ),
+      )
+      : this.#transport;
     const conn = new Connection(
-      this.#transport,
+      transport,
       this.address,
       this.server,
       {
@@ -321,6 +426,7 @@ export class Client {
         noDelay: o.noDelay,
         keepAlive: o.keepAlive,
         tls: o.tls === true ? {} : o.tls || undefined,
+        first: this.#login,
       },
       (closed) => {
         if (this.#conn === closed) this.#conn = null;
@@ -1189,43 +1295,6 @@ export class Client {
       result.value = v;
       return result;
     });
-  }
-
-  // ---- stampede-protected reads (src/_stampede.ts, over the meta commands above)
-
-  /**
-   * The value of `key`, or on a miss `loader(key)`'s value, stored for
-   * `options.ttl` seconds, such that concurrent callers run the loader
-   * once: in this client (concurrent calls for a key share one request and
-   * one loader run), and across clients, processes and machines (a meta
-   * lease: one caller wins and loads, the others wait for its value up to
-   * `lease.wait` ms, then load themselves). With `recacheWithin`, a hit
-   * about to expire is refreshed in the background by one caller
-   * fleet-wide while every caller gets the current value; a stale item
-   * (see {@linkcode Client.invalidate}) is served the same way while one
-   * caller recomputes it. A loader that throws rejects its callers with
-   * that error and hands the lease back at once. A loader result of
-   * `undefined` is returned and not stored. When memcached fails, the
-   * loader's value is returned all the same and the error goes to
-   * `options.onError`. No connection is held while the loader runs. See
-   * {@linkcode GetOrSetOptions}.
-   *
-   * @throws {MemcacheIllegalInputError} for a bad key, a loader that is not a function or bad options (nothing is sent).
-   */
-  getOrSet(key: string, loader: Loader, options: GetOrSetOptions): Promise<Value> {
-    return stampedeGetOrSet(this, key, loader, options);
-  }
-
-  /**
-   * Marks `key` stale instead of deleting it (`md I`, for `staleFor`
-   * seconds if given): every {@linkcode Client.getOrSet} of it then gets
-   * the stale value at once while one of them, fleet-wide, recomputes it.
-   * Resolves `true` if the item existed, `false` if not.
-   *
-   * @throws {MemcacheIllegalInputError} for a bad key or `staleFor` (nothing is sent).
-   */
-  invalidate(key: string, options?: InvalidateOptions): Promise<boolean> {
-    return stampedeInvalidate(this, key, options);
   }
 
   // ---- lifecycle

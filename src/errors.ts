@@ -6,7 +6,8 @@
  * MemcacheError
  * ├── MemcacheClientError
  * │   ├── MemcacheUnknownCommandError   the server answered ERROR
- * │   └── MemcacheIllegalInputError     a bad key, value or argument; nothing was sent
+ * │   ├── MemcacheIllegalInputError     a bad key, value or argument; nothing was sent
+ * │   └── MemcacheAuthError             the server refused the login (`auth`, memcached -Y)
  * ├── MemcacheServerError               the server answered SERVER_ERROR
  * │   └── MemcacheUnexpectedCloseError  the connection closed under a request
  * ├── MemcacheUnknownError              a reply the client could not place
@@ -78,6 +79,22 @@ export class MemcacheIllegalInputError extends MemcacheClientError {
   constructor(message: string, options?: MemcacheErrorOptions) {
     super(message, options);
     this.name = "MemcacheIllegalInputError";
+  }
+}
+
+/**
+ * The server refused the login (`auth`, memcached's ASCII authentication,
+ * `-Y`): the credentials are wrong, or the server wants some and none were
+ * given. Every request queued on that connection rejects with it, and the
+ * connection is closed. It is not retried (RetryingClient, HashClient's
+ * failover): another attempt would be refused too. The message never holds
+ * the credentials.
+ */
+export class MemcacheAuthError extends MemcacheClientError {
+  /** Builds the error. */
+  constructor(message: string, options?: MemcacheErrorOptions) {
+    super(message, options);
+    this.name = "MemcacheAuthError";
   }
 }
 

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Mapping, Value } from "./client.ts";
+import type { AuthOptions, Mapping, Value } from "./client.ts";
 import type { Commands } from "./commands.ts";
 import { isCachelibKey } from "./_cache_keys.ts";
 import { checkCacheDelta, fromStored, int64Of, signed, toStored, wrapDelta } from "./_cache_ints.ts";
@@ -14,7 +14,7 @@ import { MemcacheClientError, MemcacheIllegalInputError, MemcacheUnknownCommandE
 import { HashClient } from "./hash_client.ts";
 import { checkCompatibleWith, countPython, type PythonClientName } from "./_python_compat.ts";
 import { entriesOf } from "./_mapping.ts";
-import type { ServerSpec, Transport } from "./transport.ts";
+import type { ServerSpec, TlsOptions, Transport } from "./transport.ts";
 
 /**
  * A client `MemcachedCache` can run on: {@linkcode Commands}, as
@@ -54,6 +54,13 @@ export interface MemcachedCacheOptions {
   poolBlocking?: boolean;
   /** How the cache's own client opens sockets. @default the running runtime's transport */
   transport?: Transport;
+  /**
+   * The cache's own client logs in with these (memcached `-Y`), as a
+   * client's `auth` option. Checked here, before any I/O.
+   */
+  auth?: AuthOptions;
+  /** TLS for the cache's own client, as a client's `tls` option. @default {false} */
+  tls?: boolean | TlsOptions;
   /**
    * Share the cache with a Python app using cachelib's `MemcachedCache`
    * over pylibmc or python-memcached, or pymemcache: the cache's own client
@@ -125,6 +132,8 @@ export class MemcachedCache {
   /** The Python client library the cache is compatible with, if any. */
   readonly compatibleWith: PythonClientName | undefined;
   #transport: Transport | undefined;
+  #auth: AuthOptions | undefined;
+  #tls: boolean | TlsOptions | undefined;
 
   /**
    * Creates the cache. With a list of servers (default
@@ -156,6 +165,8 @@ export class MemcachedCache {
     this.poolSize = poolSize;
     this.poolBlocking = poolBlocking;
     this.#transport = transport;
+    this.#auth = options.auth;
+    this.#tls = options.tls;
     this.compatibleWith = checkCompatibleWith(options.compatibleWith);
     if (servers === undefined || servers === null) this.client = this.#build(["127.0.0.1:11211"], transport);
     else if (Array.isArray(servers)) this.client = this.#build(servers, transport);
@@ -182,6 +193,8 @@ export class MemcachedCache {
       throw new TypeError("servers must be a non-empty list of server specs");
     }
     return new HashClient(servers, {
+      auth: this.#auth,
+      tls: this.#tls,
       defaultNoreply: false,
       allowUnicodeKeys: true,
       transport,
@@ -292,31 +305,6 @@ export class MemcachedCache {
     const wire = this.#wire(key);
     if (wire === null) return false;
     return await this.client.append(wire, EMPTY, REPLY);
-  }
-
-  /**
-   * The value of `key`, or on a miss `loader(key)`'s value, stored for
-   * `timeout` seconds (as {@linkcode MemcachedCache.set} takes it), with the
-   * client's `getOrSet` guarantees: concurrent callers, in this process and
-   * across processes, run the loader once (the others wait for its value);
-   * a loader that throws rejects its callers; a loader result of
-   * `undefined` is returned and not stored; a failing memcached makes the
-   * call return the loader's value (the error goes to `console.warn`; use
-   * the client's `getOrSet` with `onError` to route it elsewhere).
-   *
-   * @throws {MemcacheIllegalInputError} for a key or timeout `set` refuses, or a loader that is not a function (nothing is sent).
-   */
-  async getOrSet(key: string, loader: (key: string) => unknown, timeout?: number | null): Promise<Value> {
-    const wire = this.#storeKey(key);
-    const ttl = this.#expire(timeout);
-    if (typeof loader !== "function") {
-      throw new MemcacheIllegalInputError(`loader must be a function, got ${typeof loader}`);
-    }
-    const load = async () => {
-      const value = await loader(key);
-      return value === undefined ? value : this.#toStored(value);
-    };
-    return this.#fromStored(await this.client.getOrSet(wire, load, { ttl }));
   }
 
   // ---- writing

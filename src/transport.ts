@@ -45,6 +45,15 @@ export interface TlsOptions {
    * @default {true}
    */
   rejectUnauthorized?: boolean;
+  /**
+   * A client certificate (PEM, its chain after it) to present, for servers
+   * that require one (memcached `-o ssl_verify_mode=2` or `3`, with
+   * `ssl_ca_cert` the CA that signed it). Needs `key`. Deno, Node and Bun
+   * only: the Workers transport throws `TypeError` for it.
+   */
+  cert?: string;
+  /** The private key of `cert` (PEM, unencrypted). Needs `cert`. */
+  key?: string;
 }
 
 /** Options a transport receives for one connection. */

@@ -12,7 +12,8 @@
  *
  * Limits of the platform: TCP only (no unix sockets); TLS trusts the
  * platform's certificate store only (no `caCerts`, no `serverName`, no
- * skipping verification); `noDelay` and `keepAlive` are not settable; at most
+ * skipping verification) and presents no client certificate (`cert`,
+ * `key`); `noDelay` and `keepAlive` are not settable; at most
  * six connections may be open at once per request
  * ({@linkcode WORKERS_MAX_CONNECTIONS}).
  *
@@ -92,6 +93,9 @@ export class CloudflareTransport implements Transport {
       }
       if (tls.rejectUnauthorized === false) {
         throw new TypeError("CloudflareTransport cannot skip certificate checks");
+      }
+      if (tls.cert !== undefined || tls.key !== undefined) {
+        throw new TypeError("CloudflareTransport cannot present a client certificate (tls.cert, tls.key)");
       }
       if (tls.serverName !== undefined && tls.serverName !== address.host) {
         throw new TypeError("CloudflareTransport cannot set a TLS server name other than the host");

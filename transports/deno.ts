@@ -17,6 +17,7 @@ import {
   raceAbort,
   type ServerAddress,
   settlesWithin,
+  type TlsOptions,
   type Transport,
   type TransportConnectOptions,
   type TransportHandlers,
@@ -37,6 +38,7 @@ async function open(address: ServerAddress, options: TransportConnectOptions): P
   if (tls && tls.rejectUnauthorized === false) {
     throw new TypeError("DenoTransport cannot skip certificate checks; pass the server's CA in tls.caCerts");
   }
+  if (tls && (tls.cert !== undefined || tls.key !== undefined)) return await withClientCert(address, tls, signal);
   if ("path" in address) {
     if (tls && !tls.serverName) throw new TypeError("TLS over a unix socket needs tls.serverName");
     const conn = await raceAbort(Deno.connect({ transport: "unix", path: address.path }), signal, (c) => c.close());
@@ -51,6 +53,42 @@ async function open(address: ServerAddress, options: TransportConnectOptions): P
   // TLS over the TcpConn set up above, not Deno.connectTls: a Deno.TlsConn has
   // no setNoDelay or setKeepAlive, but the options stay on the socket.
   return await startTls(conn, tls.serverName ?? address.host, tls.caCerts, signal);
+}
+
+/**
+ * TLS presenting a client certificate: only `Deno.connectTls` takes one
+ * (`Deno.startTls` ignores it), so over TCP, verified against the host
+ * itself, and with Nagle left on (a `Deno.TlsConn` cannot turn it off).
+ */
+async function withClientCert(
+  address: ServerAddress,
+  tls: TlsOptions,
+  signal: AbortSignal | undefined,
+): Promise<Deno.TlsConn> {
+  if ("path" in address) throw new TypeError("DenoTransport presents a client certificate over TCP only");
+  if (tls.serverName !== undefined && tls.serverName !== address.host) {
+    throw new TypeError("DenoTransport cannot set tls.serverName with a client certificate: the host is verified");
+  }
+  if (typeof tls.cert !== "string" || typeof tls.key !== "string") {
+    throw new TypeError("A client certificate needs both tls.cert and tls.key (PEM)");
+  }
+  const { host: hostname, port } = address;
+  const conn = await raceAbort(
+    Deno.connectTls({ hostname, port, caCerts: tls.caCerts, cert: tls.cert, key: tls.key }),
+    signal,
+    closeQuietly,
+  );
+  const onAbort = () => closeQuietly(conn);
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    await raceAbort(conn.handshake(), signal, () => {});
+    return conn;
+  } catch (error) {
+    closeQuietly(conn);
+    throw error;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
 }
 
 async function startTls(

@@ -86,6 +86,8 @@ export class NodeTransport implements Transport {
           ca: options.tls.caCerts,
           servername: options.tls.serverName ?? (tcp && net.isIP(tcp.host) === 0 ? tcp.host : undefined),
           rejectUnauthorized: options.tls.rejectUnauthorized ?? true,
+          cert: options.tls.cert,
+          key: options.tls.key,
         });
       } else {
         const where = tcp ? { host: tcp.host, port: tcp.port } : { path: (address as { path: string }).path };
