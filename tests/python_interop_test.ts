@@ -200,7 +200,7 @@ describe("Placement as the Python clients place keys", () => {
     it(`"${hasher}" puts every key where ${library} did (${file})`, () => {
       const { keys, placements } = table(file);
       assert.ok(keys.length >= 2000 && placements.length >= 7);
-      assert.ok(keys.some((k) => /[^\x00-\x7f]/.test(k)), "non-ASCII keys are in the table");
+      assert.ok(keys.some((k) => [...k].some((c) => c.charCodeAt(0) > 0x7f)), "non-ASCII keys are in the table");
       for (const [list, servers, server] of placements) {
         for (
           const client of [
