@@ -68,8 +68,9 @@ interface Idle {
  * pipelined with them (`poolBlocking: true`, the default; its `timeout`
  * counts the wait, and if a request ahead of it times out, the connection
  * closes and the call fails with it), or rejects at once
- * (`poolBlocking: false`). The pool never opens more than `maxPoolSize`
- * connections. A connection that failed
+ * (`poolBlocking: false`). The pool never has more than `maxPoolSize`
+ * sockets: connections still closing count, and a call that finds every
+ * slot taken by closing ones waits for the first to be gone. A connection that failed
  * (timeout, unexpected close, unparseable reply, `CLIENT_ERROR`) is closed
  * and never handed out again; the pool opens a new one when needed. With
  * `poolIdleTimeout`, connections unused for that many ms are closed.
@@ -150,7 +151,7 @@ export class PooledClient implements Commands {
     this.poolBlocking = poolBlocking ?? true;
   }
 
-  /** Connections open or opening now (busy and idle). */
+  /** Connections open or opening now that calls may use (busy and idle; not those still closing). */
   get size(): number {
     return this.#busy.size + this.#idle.length;
   }
