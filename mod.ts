@@ -51,6 +51,7 @@ export type {
   MetaSetOptions,
   MetaStatus,
 } from "./src/_meta.ts";
+export type { GetOrSetOptions, InvalidateOptions, LeaseOptions, Loader, StampedeErrorEvent } from "./src/_stampede.ts";
 export { Client } from "./src/client.ts";
 export type { AuthOptions, ClientOptions, Mapping, NoreplyOptions, StoreOptions, Value } from "./src/client.ts";
 export type { Commands } from "./src/commands.ts";

@@ -665,10 +665,12 @@ export class Connection {
       lastCommand = command;
       return lastError = error;
     };
-    for (const w of this.#waiting.drain()) w.reject(errorOf(w.command));
-    for (const u of this.#unflushed.drain()) u.reject(errorOf(u.command));
+    this.#rejecting = rejectAll([...this.#waiting.drain(), ...this.#unflushed.drain()], errorOf);
     this.#finish(graceful);
   }
+
+  /** Settles once every request waiting when the connection failed has been rejected. */
+  #rejecting: Promise<void> | undefined;
 
   #finish(graceful = true): void {
     if (this.#timer !== undefined) {
@@ -685,8 +687,39 @@ export class Connection {
     // Whatever the connect attempt produced is closed before `closed` resolves,
     // so no socket outlives the connection.
     this.#connecting.then((socket) => graceful || !socket.destroy ? socket.close() : socket.destroy(), () => {})
-      .then(this.#markClosed, this.#markClosed);
+      .then(() => this.#rejecting).then(this.#markClosed, this.#markClosed);
   }
+}
+
+/** Requests rejected in one go before the loop gets a turn; see {@linkcode rejectAll}. */
+const REJECT_SLICE = 2048;
+
+/**
+ * Rejects `requests` in order (oldest deadline first). A long queue is
+ * rejected a slice per macrotask, so each slice's callers run before the
+ * next slice is rejected and the event loop never stalls for the whole
+ * queue: with 100,000 waiting, the oldest settle first and none past its
+ * own deadline. Resolves when the last is rejected.
+ */
+function rejectAll(
+  requests: { command: string; reject: (error: Error) => void }[],
+  errorOf: (command: string) => Error,
+): Promise<void> | undefined {
+  const slice = (from: number) => {
+    const to = Math.min(requests.length, from + REJECT_SLICE);
+    for (let i = from; i < to; i++) requests[i].reject(errorOf(requests[i].command));
+    return to;
+  };
+  let at = slice(0);
+  if (at === requests.length) return undefined;
+  return new Promise<void>((resolve) => {
+    const next = () => {
+      at = slice(at);
+      if (at === requests.length) resolve();
+      else setTimeout(next, 0);
+    };
+    setTimeout(next, 0);
+  });
 }
 
 /** Every returned key must be among the requested ones, in request order. */

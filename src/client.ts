@@ -62,6 +62,13 @@ import {
   parseCounterValue,
   QUIET_SUCCESS,
 } from "./_meta.ts";
+import {
+  type GetOrSetOptions,
+  getOrSet as stampedeGetOrSet,
+  invalidate as stampedeInvalidate,
+  type InvalidateOptions,
+  type Loader,
+} from "./_stampede.ts";
 import { convertStats } from "./_stats.ts";
 import {
   checkCas,
@@ -1295,6 +1302,43 @@ export class Client {
       result.value = v;
       return result;
     });
+  }
+
+  // ---- stampede-protected reads (src/_stampede.ts, over the meta commands above)
+
+  /**
+   * The value of `key`, or on a miss `loader(key)`'s value, stored for
+   * `options.ttl` seconds, such that concurrent callers run the loader
+   * once: in this client (concurrent calls for a key share one request and
+   * one loader run), and across clients, processes and machines (a meta
+   * lease: one caller wins and loads, the others wait for its value up to
+   * `lease.wait` ms, then load themselves). With `recacheWithin`, a hit
+   * about to expire is refreshed in the background by one caller
+   * fleet-wide while every caller gets the current value; a stale item
+   * (see {@linkcode Client.invalidate}) is served the same way while one
+   * caller recomputes it. A loader that throws rejects its callers with
+   * that error and hands the lease back at once. A loader result of
+   * `undefined` is returned and not stored. When memcached fails, the
+   * loader's value is returned all the same and the error goes to
+   * `options.onError`. No connection is held while the loader runs. See
+   * {@linkcode GetOrSetOptions}.
+   *
+   * @throws {MemcacheIllegalInputError} for a bad key, a loader that is not a function or bad options (nothing is sent).
+   */
+  getOrSet(key: string, loader: Loader, options: GetOrSetOptions): Promise<Value> {
+    return stampedeGetOrSet(this, key, loader, options);
+  }
+
+  /**
+   * Marks `key` stale instead of deleting it (`md I`, for `staleFor`
+   * seconds if given): every {@linkcode Client.getOrSet} of it then gets
+   * the stale value at once while one of them, fleet-wide, recomputes it.
+   * Resolves `true` if the item existed, `false` if not.
+   *
+   * @throws {MemcacheIllegalInputError} for a bad key or `staleFor` (nothing is sent).
+   */
+  invalidate(key: string, options?: InvalidateOptions): Promise<boolean> {
+    return stampedeInvalidate(this, key, options);
   }
 
   // ---- lifecycle

@@ -307,6 +307,31 @@ export class MemcachedCache {
     return await this.client.append(wire, EMPTY, REPLY);
   }
 
+  /**
+   * The value of `key`, or on a miss `loader(key)`'s value, stored for
+   * `timeout` seconds (as {@linkcode MemcachedCache.set} takes it), with the
+   * client's `getOrSet` guarantees: concurrent callers, in this process and
+   * across processes, run the loader once (the others wait for its value);
+   * a loader that throws rejects its callers; a loader result of
+   * `undefined` is returned and not stored; a failing memcached makes the
+   * call return the loader's value (the error goes to `console.warn`; use
+   * the client's `getOrSet` with `onError` to route it elsewhere).
+   *
+   * @throws {MemcacheIllegalInputError} for a key or timeout `set` refuses, or a loader that is not a function (nothing is sent).
+   */
+  async getOrSet(key: string, loader: (key: string) => unknown, timeout?: number | null): Promise<Value> {
+    const wire = this.#storeKey(key);
+    const ttl = this.#expire(timeout);
+    if (typeof loader !== "function") {
+      throw new MemcacheIllegalInputError(`loader must be a function, got ${typeof loader}`);
+    }
+    const load = async () => {
+      const value = await loader(key);
+      return value === undefined ? value : this.#toStored(value);
+    };
+    return this.#fromStored(await this.client.getOrSet(wire, load, { ttl }));
+  }
+
   // ---- writing
 
   /**

@@ -6,6 +6,7 @@
  */
 
 import type { Client } from "./client.ts";
+import type { GetOrSetOptions, InvalidateOptions, Loader } from "./_stampede.ts"; // generated: the commands' types
 import type { Mapping, NoreplyOptions, StoreOptions, Value } from "./client.ts"; // generated: the commands' types
 import type {
   MetaArithmeticOptions,
@@ -16,7 +17,7 @@ import type {
   MetaResult,
   MetaSetOptions,
 } from "./_meta.ts"; // generated: the commands' types
-import { type CommandName, type Commands, rowOf } from "./commands.ts";
+import { type CommandName, type Commands, rowOf, runComposed } from "./commands.ts";
 import { MemcacheAuthError, MemcacheTimeoutError, MemcacheUnexpectedCloseError } from "./errors.ts";
 import { entriesOf } from "./_mapping.ts";
 import { checkMs } from "./_options.ts";
@@ -503,6 +504,45 @@ export class RetryingClient<C extends Commands = Client> implements Commands {
    */
   metaNoop(): ReturnType<C["metaNoop"]> {
     return this.#retry("metaNoop", []) as ReturnType<C["metaNoop"]>;
+  }
+
+  /**
+   * The value of `key`, or on a miss `loader(key)`'s value, stored for
+   * `options.ttl` seconds, such that concurrent callers run the loader
+   * once: in this client (concurrent calls for a key share one request and
+   * one loader run), and across clients, processes and machines (a meta
+   * lease: one caller wins and loads, the others wait for its value up to
+   * `lease.wait` ms, then load themselves). With `recacheWithin`, a hit
+   * about to expire is refreshed in the background by one caller
+   * fleet-wide while every caller gets the current value; a stale item
+   * (see {@linkcode RetryingClient.invalidate}) is served the same way while one
+   * caller recomputes it. A loader that throws rejects its callers with
+   * that error and hands the lease back at once. A loader result of
+   * `undefined` is returned and not stored. When memcached fails, the
+   * loader's value is returned all the same and the error goes to
+   * `options.onError`. No connection is held while the loader runs. See
+   * {@linkcode GetOrSetOptions}.
+   *
+   * Each memcached request in it is retried as the class says; the loader runs once, outside them.
+   *
+   * @throws {MemcacheIllegalInputError} for a bad key, a loader that is not a function or bad options (nothing is sent).
+   */
+  getOrSet(key: string, loader: Loader, options: GetOrSetOptions): Promise<Value> {
+    return runComposed("getOrSet", this, [key, loader, options]) as Promise<Value>;
+  }
+
+  /**
+   * Marks `key` stale instead of deleting it (`md I`, for `staleFor`
+   * seconds if given): every {@linkcode RetryingClient.getOrSet} of it then gets
+   * the stale value at once while one of them, fleet-wide, recomputes it.
+   * Resolves `true` if the item existed, `false` if not.
+   *
+   * Retried as the class says.
+   *
+   * @throws {MemcacheIllegalInputError} for a bad key or `staleFor` (nothing is sent).
+   */
+  invalidate(key: string, options?: InvalidateOptions): ReturnType<C["invalidate"]> {
+    return this.#retry("invalidate", [key, options]) as ReturnType<C["invalidate"]>;
   }
   // ---- end of generated code
 
