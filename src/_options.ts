@@ -20,3 +20,21 @@ export function checkMs(name: string, value: unknown): number {
   }
   return value;
 }
+
+/**
+ * A time limit option (`timeout`, `connectTimeout`): `fallback` when not
+ * given, `undefined` (no limit) for `0` or `Infinity`, else the milliseconds
+ * as {@linkcode checkMs} takes them.
+ *
+ * @throws {TypeError} naming the option for anything else.
+ */
+export function checkLimitMs(name: string, value: unknown, fallback: number | undefined): number | undefined {
+  if (value === undefined) return fallback;
+  if (value === 0 || value === Infinity) return undefined;
+  if (typeof value !== "number" || !(value > 0 && value <= MAX_MS)) {
+    throw new TypeError(
+      `${name} must be a number of milliseconds up to ${MAX_MS} (0 or Infinity: no limit), got ${String(value)}`,
+    );
+  }
+  return value;
+}
