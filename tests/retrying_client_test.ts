@@ -75,10 +75,32 @@ describe("RetryingClient", () => {
     assert.equal(b.connections(), 0);
   });
 
+  it("commands that would apply twice (replay: false) are not retried after an unexpected close", async () => {
+    for (
+      const [name, call] of [
+        ["incr", (c: RetryingClient) => c.incr("n", 1)],
+        ["append", (c: RetryingClient) => c.append("k", "x", { noreply: false })],
+        ["rawCommand", (c: RetryingClient) => c.rawCommand("version")],
+      ] as const
+    ) {
+      await using server = await flaky(1);
+      await using retrying = new RetryingClient(new Client(server.spec), { attempts: 3 });
+      await assert.rejects(call(retrying), MemcacheUnexpectedCloseError, name);
+      assert.equal(server.connections(), 1, `${name} was sent again`);
+    }
+    // Those that may replay are retried after the same failure.
+    await using server = await flaky(1);
+    await using retrying = new RetryingClient(new Client(server.spec), { attempts: 3 });
+    assert.equal(await retrying.get("k", "miss"), "miss");
+    assert.equal(server.connections(), 2);
+  });
+
   it("checks its options as pymemcache does", () => {
     const client = new Client("127.0.0.1:1");
     assert.throws(() => new RetryingClient(client, { attempts: 0 }), TypeError);
     assert.throws(() => new RetryingClient(client, { retryDelay: -1 }), TypeError);
+    assert.throws(() => new RetryingClient(client, { retryDelay: Infinity }), TypeError); // a timer would fire at once
+    assert.throws(() => new RetryingClient(client, { attempts: 1.5 }), TypeError);
     // deno-lint-ignore no-explicit-any
     assert.throws(() => new RetryingClient(client, { retryFor: [String as any] }), TypeError);
     assert.throws(
