@@ -187,6 +187,11 @@ describe("workerd", () => {
       [env.MEMCACHED, { tls: { caCerts: ["-----BEGIN CERTIFICATE-----"] } }, /CA certificates/],
       [env.MEMCACHED, { tls: { serverName: "other.example" } }, /server name/],
       [env.MEMCACHED, { tls: { rejectUnauthorized: false } }, /certificate checks/],
+      [
+        env.MEMCACHED,
+        { tls: { cert: "-----BEGIN CERTIFICATE-----\n", key: "-----BEGIN PRIVATE KEY-----\n" } },
+        /client certificate/,
+      ],
     ];
     for (const [spec, options, why] of refused) {
       await using client = new Client(spec, { transport, ...options });
