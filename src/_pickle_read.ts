@@ -106,18 +106,19 @@ function utf8SurrogatePass(bytes: Uint8Array, start: number, end: number): strin
     if ((need === 2 && cp < 0x800) || (need === 3 && (cp < 0x10000 || cp > 0x10ffff))) {
       return fail("overlong or out-of-range UTF-8 sequence in a string");
     }
-    out += String.fromCodePoint(cp);
+    out += cp < 0x10000 ? String.fromCharCode(cp) : String.fromCharCode(0xd7c0 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
     i += need + 1;
   }
   return out;
 }
 
-/** Decodes UTF-8 bytes [start, end): a fast path for short ASCII, else the platform's decoder. */
+/** Decodes UTF-8 bytes [start, end) (lone surrogates allowed, as Python writes them); anything else invalid fails. */
 function utf8(bytes: Uint8Array, start: number, end: number): string {
-  if (end - start < 32) {
+  if (end - start < 64) {
+    // short strings: decoding here beats a call into the platform's decoder (slow on Node 20)
     let i = start;
     while (i < end && bytes[i] < 0x80) i++;
-    if (i === end) return latin1(bytes, start, end);
+    return i === end ? latin1(bytes, start, end) : utf8SurrogatePass(bytes, start, end);
   }
   try {
     return utf8Strict.decode(bytes.subarray(start, end));
