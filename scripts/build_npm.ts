@@ -38,7 +38,7 @@ const OUT = `${ROOT}/npm`;
 const WORKER_EXAMPLE = `${ROOT}/tests/npm/worker/src/index.js`;
 const WORKER_LIMIT = 40_000;
 const REPOSITORY = "https://github.com/memkit/memcache";
-const REQUIRED_ENTRIES = [".", "./deno", "./node", "./cloudflare"];
+const REQUIRED_ENTRIES = [".", "./deno", "./node", "./cloudflare", "./testing"];
 /** The runtime entries of `.`: export condition → the one transport `mod.<transport>.js` may load. */
 const RUNTIME_ENTRIES: Record<string, string> = { workerd: "cloudflare", deno: "deno", bun: "node", node: "node" };
 

@@ -1,0 +1,317 @@
+/**
+ * `@memkit/memcache/testing`: {@linkcode MemoryServer}, a memcached that
+ * lives in your process — for testing code that caches, and for running
+ * where no memcached is installed.
+ *
+ * It is a server, not a mock: it parses the bytes a client writes and
+ * answers with the bytes memcached 1.6.18 would, for the text protocol
+ * (storage commands, cas, get/gets/gat/gats, incr/decr, touch, delete,
+ * flush_all, stats, version, verbosity, quit, noreply) and the meta protocol
+ * (mg, ms, md, ma, mn, me with their flags, base64 keys, quiet mode,
+ * vivify/recache/stale/win). A differential test sends the same 20,000+
+ * generated commands to it and to memcached 1.6.18 and compares the replies
+ * byte for byte (tests/memory_server_diff_test.ts).
+ *
+ * ```ts
+ * import { Client } from "@memkit/memcache";
+ * import { MemoryServer } from "@memkit/memcache/testing";
+ *
+ * await using server = new MemoryServer();
+ * await using client = new Client("memory", { transport: server.transport() });
+ * await client.set("greeting", "hello", { expire: 60 });
+ * server.advance(61); // seconds, without sleeping
+ * console.log(await client.get("greeting")); // null
+ * ```
+ *
+ * Differences from memcached, by design: one LRU instead of slab classes
+ * (eviction order differs; `stats slabs` / `stats items` are summaries), no
+ * authentication, TLS, UDP, binary protocol, `lru_crawler`, `watch`,
+ * `slabs`, `lru` or `extstore` commands (they answer `ERROR`), `version`
+ * says 1.6.18, and stats that measure memcached's own machinery (rusage,
+ * hash table, LRU juggling) are constants.
+ *
+ * Memory: `maxBytes` bounds the items' sizes counted as memcached counts
+ * them (48 + key + 1 + value + 2 + 8 bytes, plus 4 when flags are not 0);
+ * the JavaScript objects holding an item cost about 200 bytes more than
+ * that (measured on V8: tests/memory_server_test.ts), so the heap it uses
+ * stays below `maxBytes + 200 × items`.
+ *
+ * @module
+ */
+import type {
+  ServerAddress,
+  Transport,
+  TransportConnectOptions,
+  TransportHandlers,
+  TransportSocket,
+} from "./src/transport.ts";
+import { MemorySession } from "./src/_memory_session.ts";
+import { MemoryStore } from "./src/_memory_store.ts";
+
+/** Options of a {@linkcode MemoryServer}. */
+export interface MemoryServerOptions {
+  /**
+   * Memory for items, in bytes (memcached's `-m`, in bytes); least recently
+   * used items are evicted beyond it.
+   * @default {67108864} (64 MiB)
+   */
+  maxBytes?: number;
+  /**
+   * Largest item, in bytes, key and overhead included (memcached's `-I`);
+   * larger values are refused with `SERVER_ERROR object too large for cache`.
+   * @default {1048576} (1 MiB)
+   */
+  itemSizeMax?: number;
+}
+
+/** Where {@linkcode MemoryServer.listen} serves. */
+export interface MemoryServerAddress {
+  /** Always `"127.0.0.1"`. */
+  host: string;
+  port: number;
+}
+
+/** The little of `node:net` that `listen` uses (loaded only when called, so Workers never see it). */
+interface NetSocket {
+  setNoDelay(noDelay: boolean): void;
+  write(data: Uint8Array): boolean;
+  end(): void;
+  destroy(): void;
+  pause(): void;
+  resume(): void;
+  on(event: "data", listener: (chunk: Uint8Array) => void): void;
+  on(event: "close" | "drain", listener: () => void): void;
+  on(event: "error", listener: (error: Error) => void): void;
+}
+interface NetServer {
+  listen(port: number, host: string, callback: () => void): void;
+  address(): { port: number } | string | null;
+  close(callback: (error?: Error) => void): void;
+  on(event: "error", listener: (error: Error) => void): void;
+  off(event: "error", listener: (error: Error) => void): void;
+}
+interface NetModule {
+  createServer(listener: (socket: NetSocket) => void): NetServer;
+}
+
+function checkSize(name: string, value: number | undefined, min: number): void {
+  if (value === undefined) return;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min) {
+    throw new RangeError(`MemoryServer: ${name} must be an integer of at least ${min}, got ${String(value)}`);
+  }
+}
+
+/**
+ * A memcached 1.6.18 inside the process. Clients reach it through
+ * {@linkcode MemoryServer.transport} (any runtime, Workers included) or, from
+ * other processes, over TCP after {@linkcode MemoryServer.listen} (Deno,
+ * Node, Bun). Its clock moves with {@linkcode MemoryServer.advance}.
+ */
+export class MemoryServer implements AsyncDisposable {
+  readonly #store: MemoryStore;
+  readonly #connections = new Set<{ end(): void }>();
+  #listener: NetServer | undefined;
+  #listening: Promise<MemoryServerAddress> | undefined;
+  #port: number | undefined;
+  /** Shared with every session: `stats settings` shows the TCP port once listening. */
+  readonly #hooks: { port?: number } = {};
+  #closed = false;
+
+  /**
+   * @throws {RangeError} if `maxBytes` or `itemSizeMax` is not a positive
+   * integer (`itemSizeMax` at least 1024).
+   */
+  constructor(options: MemoryServerOptions = {}) {
+    checkSize("maxBytes", options.maxBytes, 1);
+    checkSize("itemSizeMax", options.itemSizeMax, 1024);
+    this.#store = new MemoryStore(options);
+  }
+
+  /**
+   * A {@linkcode Transport} whose connections all reach this server,
+   * whatever address the client names: `new Client("memory", { transport:
+   * server.transport() })`. Replies arrive asynchronously (in a microtask),
+   * as from a socket. TLS options are ignored. Connecting after
+   * {@linkcode MemoryServer.close} is refused.
+   */
+  transport(): Transport {
+    return {
+      name: "memory",
+      connect: (_address: ServerAddress, options: TransportConnectOptions, handlers: TransportHandlers) => {
+        options.signal?.throwIfAborted();
+        if (this.#closed) {
+          return Promise.reject(
+            Object.assign(new Error("MemoryServer is closed: connection refused"), { code: "ECONNREFUSED" }),
+          );
+        }
+        return Promise.resolve(this.#open(handlers));
+      },
+    };
+  }
+
+  #open(handlers: TransportHandlers): TransportSocket {
+    const store = this.#store;
+    const session = new MemorySession(store, this.#hooks);
+    let queue: Uint8Array[] = [];
+    let scheduled = false;
+    let ended = false;
+    let closing: (() => void) | undefined;
+    const connections = this.#connections;
+    store.currConnections++;
+    store.counters.total_connections++;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      connections.delete(connection);
+      store.currConnections--;
+      handlers.onClose();
+      closing?.();
+    };
+    const run = () => {
+      scheduled = false;
+      if (ended) return;
+      if (queue.length > 0) {
+        let data = queue[0];
+        if (queue.length > 1) {
+          data = new Uint8Array(queue.reduce((n, chunk) => n + chunk.length, 0));
+          let at = 0;
+          for (const chunk of queue) data.set(chunk, (at += chunk.length) - chunk.length);
+        }
+        queue = [];
+        session.feed(data);
+        store.counters.bytes_written += session.out.length;
+        // onData reads each chunk during the call only, so the buffer is written again next time.
+        for (const part of session.out.take(true)) handlers.onData(part);
+      }
+      if (session.closed || (closing && queue.length === 0)) end();
+    };
+    const schedule = () => {
+      if (!scheduled) {
+        scheduled = true;
+        queueMicrotask(run);
+      }
+    };
+    const connection = { end };
+    connections.add(connection);
+    return {
+      write(data: Uint8Array): void {
+        if (ended || closing) return;
+        queue.push(data);
+        schedule();
+      },
+      close(): Promise<void> {
+        if (ended) return Promise.resolve();
+        const closed = new Promise<void>((resolve) => {
+          const before = closing;
+          closing = () => (before?.(), resolve());
+        });
+        schedule();
+        return closed;
+      },
+    };
+  }
+
+  /**
+   * Serves this server over TCP on 127.0.0.1 (Deno, Node, Bun), for other
+   * processes. `port` 0 or none picks a free one. Calling it again returns
+   * the same address.
+   *
+   * @throws if the port is taken, or the runtime has no `node:net`.
+   */
+  listen(port = 0): Promise<MemoryServerAddress> {
+    if (this.#closed) return Promise.reject(new Error("MemoryServer is closed"));
+    this.#listening ??= this.#listen(port);
+    return this.#listening;
+  }
+
+  async #listen(port: number): Promise<MemoryServerAddress> {
+    const specifier = "node:net"; // not a literal: bundlers for Workers must not pull it in
+    const net = (await import(specifier)) as { default?: NetModule } & NetModule;
+    const createServer = net.createServer ?? net.default!.createServer;
+    const store = this.#store;
+    const hooks = this.#hooks;
+    const server = createServer((socket) => {
+      if (this.#closed) return socket.destroy();
+      const session = new MemorySession(store, hooks);
+      store.currConnections++;
+      store.counters.total_connections++;
+      let done = false;
+      const connection = {
+        end: () => {
+          if (!done) socket.destroy();
+        },
+      };
+      this.#connections.add(connection);
+      socket.setNoDelay(true);
+      socket.on("error", () => {});
+      socket.on("close", () => {
+        done = true;
+        this.#connections.delete(connection);
+        store.currConnections--;
+      });
+      socket.on("drain", () => socket.resume());
+      socket.on("data", (chunk) => {
+        session.feed(chunk);
+        store.counters.bytes_written += session.out.length;
+        let flushed = true;
+        for (const part of session.out.take(false)) flushed = socket.write(part);
+        if (!flushed) socket.pause(); // a client that does not read stops being read
+        if (session.closed) {
+          if (session.flushOutput) socket.end();
+          else socket.destroy();
+        }
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.on("error", reject);
+      server.listen(port, "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    server.on("error", () => {});
+    const address = server.address();
+    this.#port = typeof address === "object" && address ? address.port : port;
+    this.#hooks.port = this.#port;
+    this.#listener = server;
+    if (this.#closed) await this.#stopListening();
+    return { host: "127.0.0.1", port: this.#port };
+  }
+
+  async #stopListening(): Promise<void> {
+    const server = this.#listener;
+    this.#listener = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /**
+   * Moves the server's clock forward by `seconds` at once: TTLs, flush_all
+   * delays, `R` recache windows and `T`/`N` lease times see the new time;
+   * nothing sleeps. Also reaches absolute (unix time) expiries.
+   *
+   * @throws {RangeError} unless `seconds` is a finite number ≥ 0 (fractions
+   * accumulate; memcached's clock has whole seconds).
+   */
+  advance(seconds: number): void {
+    if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) {
+      throw new RangeError(`MemoryServer.advance: seconds must be a finite number >= 0, got ${String(seconds)}`);
+    }
+    this.#store.advance(seconds);
+  }
+
+  /**
+   * Stops the server: closes every connection (clients see the server hang
+   * up) and the TCP listener. Items are dropped. Idempotent.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const connection of [...this.#connections]) connection.end();
+    await this.#listening?.catch(() => {});
+    await this.#stopListening();
+  }
+
+  /** Same as {@linkcode MemoryServer.close}, for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
