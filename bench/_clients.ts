@@ -47,6 +47,8 @@ export async function open(name: string, port: number): Promise<Adapter> {
       const { PooledClient } = await import("../src/pooled_client.ts");
       return await ours(new PooledClient(spec, { transport: await transport(), maxPoolSize: 4 }));
     }
+    case "memkit-meta":
+      return await oursMeta(new Client(spec, { transport: await transport() }));
     case "floor":
       return await (await import("./_floor.ts")).floor(port);
     case "memjs":
@@ -78,6 +80,17 @@ async function ours(client: OursLike): Promise<Adapter> {
     getMany: async (keys) => (await client.getMany(keys)).size,
     delete: (key) => client.delete(key, acked),
     close: () => client.close(),
+  };
+}
+
+/** Reads through the meta protocol (metaGet, metaGetMany); writes as `ours`. */
+async function oursMeta(client: Client): Promise<Adapter> {
+  const classic = await ours(client);
+  const valueOf = (result: { value?: unknown }) => result.value;
+  return {
+    ...classic,
+    get: (key) => client.metaGet(key).then(valueOf),
+    getMany: async (keys) => (await client.metaGetMany(keys)).size,
   };
 }
 

@@ -17,7 +17,9 @@
  *                                               needs about that long to reach its top tier)
  *   --s6-ops N              BENCH_S6_OPS        (default 1,000,000)
  *   --runtimes a,b          BENCH_RUNTIMES      node,deno,bun
- *   --clients a,b           BENCH_CLIENTS       raw,floor,memkit,memkit-pooled,memjs,memcached,memcache-client
+ *   --clients a,b           BENCH_CLIENTS       raw,floor,memkit,memkit-pooled,memkit-meta,memjs,memcached,memcache-client
+ *                                               (memkit-meta: Client's metaGet in S1/S2 and metaGetMany in S4,
+ *                                               beside memkit's get and getMany)
  *   --scenarios a,b         BENCH_SCENARIOS     S1,...,S6
  *   --s6-peers              BENCH_S6_PEERS=1    also run S6 for the peers (slow)
  *   --out PATH              BENCH_OUT           (default bench/RESULTS.md; "-" to write nothing)
@@ -34,11 +36,13 @@ const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const OUT_DIR = `${ROOT}/bench/.out`;
 const RUNTIMES = ["node", "deno", "bun"] as const;
 type Runtime = typeof RUNTIMES[number];
-const ALL_CLIENTS = ["raw", "floor", "memkit", "memkit-pooled", "memjs", "memcached", "memcache-client"];
+const ALL_CLIENTS = ["raw", "floor", "memkit", "memkit-pooled", "memkit-meta", "memjs", "memcached", "memcache-client"];
 const PEERS = ["memjs", "memcached", "memcache-client"];
 const ALL_SCENARIOS: Scenario[] = ["S1", "S2", "S3", "S4", "S5", "S6"];
 /** PooledClient is measured where more connections can help: concurrent requests. */
 const POOLED_SCENARIOS: Scenario[] = ["S2", "S3"];
+/** The meta protocol's reads (metaGet, metaGetMany) against the classic ones: the read scenarios. */
+const META_SCENARIOS: Scenario[] = ["S1", "S2", "S4"];
 
 const TITLES: Record<Scenario, string> = {
   S1: "S1 — sequential `get`, 100-byte value (ops/s; latency per call)",
@@ -387,7 +391,10 @@ async function main(): Promise<void> {
   const clientsFor = (runtime: Runtime) =>
     options.clients.filter((c) => (runtime === "node" || !PEERS.includes(c)) && (c !== "memkit-pooled" || pooled));
   const scenariosFor = (client: string) =>
-    options.scenarios.filter((s) => s !== "S6" && (client !== "memkit-pooled" || POOLED_SCENARIOS.includes(s)));
+    options.scenarios.filter((s) =>
+      s !== "S6" && (client !== "memkit-pooled" || POOLED_SCENARIOS.includes(s)) &&
+      (client !== "memkit-meta" || META_SCENARIOS.includes(s))
+    );
 
   const placement = await effectivePlacement(options);
   const server = await startMemcached();
@@ -455,7 +462,10 @@ async function main(): Promise<void> {
     if (options.scenarios.includes("S6")) {
       for (const runtime of runtimes) {
         for (const client of clientsFor(runtime)) {
-          if (["raw", "floor", "memkit-pooled"].includes(client) || (PEERS.includes(client) && !options.s6Peers)) {
+          if (
+            ["raw", "floor", "memkit-pooled", "memkit-meta"].includes(client) ||
+            (PEERS.includes(client) && !options.s6Peers)
+          ) {
             continue;
           }
           const budget = 60_000 + options.s6Ops / 5;
@@ -687,6 +697,16 @@ async function render(options: Options, rows: Map<string, Row>, info: RunInfo): 
       if (!options.scenarios.includes(s)) continue;
       const name = `${s} ${runtime[0].toUpperCase() + runtime.slice(1)}: Client × raw`;
       target(name, ratioOf(s, runtime, "memkit"), 0.8, "× raw", ratioOf(s, runtime, "floor"));
+    }
+  }
+  // Issue 15: the meta protocol's reads beside the classic ones, same client, same runtime.
+  for (const runtime of info.runtimes) {
+    for (const [s, goal] of [["S1", 0.9], ["S2", 0.9], ["S4", 1]] as [Scenario, number][]) {
+      const meta = valueOf(s, runtime, "memkit-meta");
+      const classic = valueOf(s, runtime, "memkit");
+      if (meta === undefined || classic === undefined) continue;
+      const what = s === "S4" ? "metaGetMany ÷ getMany" : "metaGet ÷ get";
+      target(`${s} ${runtime[0].toUpperCase() + runtime.slice(1)}: ${what}`, meta / classic, goal, "×");
     }
   }
   for (const row of s6) {

@@ -320,6 +320,7 @@ function finish(tokens: string, fixedTokens: number): string {
 
 /** The default metaGet's flags: value and its client flags. */
 const GET_DEFAULT = " v f";
+const GET_DEFAULT_LINE = GET_DEFAULT + "\r\n";
 
 /**
  * The flags of an `mg` (without `b`, `q` and the batch's `O`), checked.
@@ -508,8 +509,7 @@ export function encodeMeta(
   out.byte(32);
   out.text(wireKey);
   if (binary) out.text(" b");
-  out.text(flags);
-  out.text(quiet ? " q\r\nmn\r\n" : CRLF);
+  out.text(quiet ? flags + " q\r\nmn\r\n" : flags === GET_DEFAULT ? GET_DEFAULT_LINE : flags + CRLF);
 }
 
 /** `ms <key> <datalen>[ b][ F<flags>]<flags>[ q]\r\n<data>\r\n`, then `mn` when quiet. */
@@ -550,14 +550,12 @@ export function encodeMetaGetBatch(
 ): void {
   const tail = flags + " q O";
   const binaryTail = " b" + binaryFlags + " q O";
+  // One string, encoded in one call: several times cheaper than writing each piece.
+  let text = "";
   for (let i = 0; i < wireKeys.length; i++) {
-    out.text("mg ");
-    out.text(wireKeys[i]);
-    out.text(binary !== undefined && binary[i] ? binaryTail : tail);
-    out.int(i);
-    out.text(CRLF);
+    text += "mg " + wireKeys[i] + (binary !== undefined && binary[i] ? binaryTail : tail) + i + CRLF;
   }
-  out.text("mn\r\n");
+  out.text(text + "mn\r\n");
 }
 
 // ---- parsing
