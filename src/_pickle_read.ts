@@ -17,7 +17,11 @@
  * depth costs no stack); every length is checked against the bytes left
  * before anything is allocated; text integers are limited to 4300 digits as
  * Python's `int()` is; memo indexes that were never stored fail. Work and
- * memory are linear in the pickle's length.
+ * memory are linear in the pickle's length n: each opcode allocates in
+ * proportion to the bytes it reads, except the copies `REDUCE` makes
+ * (`set(list)`, `bytes(...)`, `_codecs.encode(str)`), which a memo `GET`
+ * could repeat for two bytes each; those are limited to 2n + 1024 items in
+ * all (a pickle Python writes copies at most n).
  *
  * @module
  */
@@ -282,6 +286,20 @@ function longBytes(bytes: Uint8Array, start: number, n: number): number | bigint
   return narrow(v);
 }
 
+/** How many items or bytes a call's arguments hold (what the call copies). */
+function sizeOf(args: unknown): number {
+  if (!Array.isArray(args)) return 1;
+  let n = 1;
+  for (const a of args) {
+    n += Array.isArray(a) || a instanceof Uint8Array || typeof a === "string"
+      ? a.length
+      : a instanceof Set
+      ? a.size
+      : 1;
+  }
+  return n;
+}
+
 /** Python's value for a call of an allowed global. */
 function callGlobal(name: string, args: unknown): unknown {
   if (!Array.isArray(args)) fail(`REDUCE of ${name} got arguments that are not a tuple`);
@@ -365,6 +383,7 @@ export function unpickle(bytes: Uint8Array): unknown {
   let memoCount = 0;
   let bigMemo: Map<number, unknown> | null = null;
   let sawGlobal = false;
+  let copies = 2 * end + 1024; // items REDUCE may still copy (see there)
   let swapped: Map<object, Map<unknown, unknown>> | null = null;
   let pos = 0;
 
@@ -793,6 +812,10 @@ export function unpickle(bytes: Uint8Array): unknown {
         const args = pop("REDUCE");
         const callable = pop("REDUCE");
         if (!(callable instanceof PyGlobal)) fail(`REDUCE at offset ${pos - 1} calls something that is not a global`);
+        // A call copies its argument (set(list), bytes(...), _codecs.encode(str)); a memo GET makes a shared
+        // argument cost two bytes, so copies could grow quadratically: they get a budget linear in the input.
+        copies -= sizeOf(args);
+        if (copies < 0) fail(`REDUCE at offset ${pos - 1}: the pickle copies more than ${2 * end + 1024} items`);
         stack.push(callGlobal(callable.name, args));
         break;
       }

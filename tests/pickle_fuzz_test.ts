@@ -153,6 +153,21 @@ describe("PickleSerde against hostile bytes", () => {
     assert.equal(({} as any).polluted, undefined);
   });
 
+  it("copies through the memo are bounded: set(list) repeated on one shared list fails, it does not exhaust memory", () => {
+    // A list of 100,000 items, memoized, then `set(<that list>)` 50,000 times for 21 bytes each: 5·10^9 copied items.
+    const head = [0x5d, 0x71, 0, 0x28, ...new Array(100_000).fill([0x4b, 1]).flat(), 0x65];
+    const call = [..."c__builtin__\nset\n"].map((c) => c.charCodeAt(0)).concat([0x68, 0, 0x85, 0x52, 0x30]);
+    const pickled = new Uint8Array([...head, ...new Array(50_000).fill(call).flat(), 0x4e, 0x2e]);
+    assert.throws(() => unpickle(pickled), (e: unknown) => {
+      assert.ok(e instanceof MemcachePickleError);
+      assert.match((e as Error).message, /copies more than/);
+      return true;
+    });
+    // The same shape within the budget (each list copied once, as Python writes sets) reads.
+    const once = new Uint8Array([...head, ...call.slice(0, -1), 0x2e]);
+    assert.equal((unpickle(once) as Set<number>).size, 1);
+  });
+
   it("huge length claims fail before allocating", () => {
     // Every length-prefixed opcode, claiming up to 2^64−1 bytes in a 13-byte pickle.
     for (const op of [0x42, 0x58, 0x54, 0x8b]) {
