@@ -17,6 +17,7 @@
  */
 
 import { setDefaultTransportLoader } from "./src/_default_transport.ts";
+import { setChannelLoader } from "./src/_observe.ts";
 import { type Transport, WORKERS_MAX_CONNECTIONS } from "./src/transport.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -38,6 +39,10 @@ function runtimeTransport(): Promise<Transport> {
 }
 
 setDefaultTransportLoader(runtimeTransport, { maxConnections: inWorkers ? WORKERS_MAX_CONNECTIONS : undefined });
+// Observer events go to diagnostics_channel where the runtime has it (Node, Bun, Deno; Workers only with
+// nodejs_compat): got synchronously, when the first client is made, and never imported.
+// deno-lint-ignore no-explicit-any
+setChannelLoader(() => (globalThis as any).process?.getBuiltinModule?.("node:diagnostics_channel"));
 
 export type {
   MetaArithmeticOptions,
@@ -51,6 +56,8 @@ export type {
   MetaSetOptions,
   MetaStatus,
 } from "./src/_meta.ts";
+export { OBSERVER_CHANNELS } from "./src/_observe.ts";
+export type { CommandEvent, CommandStartEvent, ConnectionEvent, Observer, ServerEvent } from "./src/_observe.ts";
 export type { GetOrSetOptions, InvalidateOptions, LeaseOptions, Loader, StampedeErrorEvent } from "./src/_stampede.ts";
 export { Client } from "./src/client.ts";
 export type { AuthOptions, ClientOptions, Mapping, NoreplyOptions, StoreOptions, Value } from "./src/client.ts";

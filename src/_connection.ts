@@ -25,6 +25,7 @@ import {
 } from "./errors.ts";
 import { type Expectation, Outbox, ProtocolError, type Reply, ReplyParser, WITH_DATA } from "./_protocol.ts";
 import type { ServerAddress, Transport, TransportConnectOptions, TransportSocket } from "./transport.ts";
+import type { ConnectionObserver, Tally } from "./_observe.ts";
 
 /** Settings of a connection. */
 export interface ConnectionOptions extends Omit<TransportConnectOptions, "signal"> {
@@ -34,6 +35,8 @@ export interface ConnectionOptions extends Omit<TransportConnectOptions, "signal
   timeout?: number;
   /** Most requests that may wait on the connection at once; past it a request fails at once. */
   maxQueue?: number;
+  /** Observability (see _observe.ts): connection events, and each request's bytes counted to its call. */
+  observer?: ConnectionObserver;
   /** A request sent before anything else on the connection (memcached ASCII auth). */
   first?: FirstRequest;
 }
@@ -67,6 +70,8 @@ interface Waiting extends Expectation {
   keys?: readonly string[];
   /** The command line was followed by a data block (or its framing is the caller's: raw). */
   block: boolean;
+  /** The observed call that issued it: its reply's bytes count there. */
+  tally?: Tally;
 }
 
 /** memcached's CLIENT_ERROR texts for a login it refused or a request before any login (`-Y`). */
@@ -164,6 +169,7 @@ export class Connection {
     this.#address = address;
     this.name = name;
     this.#options = options;
+    this.#observer = options.observer;
     this.#maxQueue = options.maxQueue ?? Infinity;
     this.#onClosed = onClosed;
     this.closed = new Promise((resolve) => (this.#markClosed = resolve));
@@ -255,9 +261,11 @@ export class Connection {
       if (!this.usable) return reject(this.#closedError(command));
       const full = this.#full(command);
       if (full !== null) return reject(full);
-      encode(this.#outbox);
+      const tally = this.#observer === undefined ? undefined : this.#encodeObserved(encode);
+      if (tally === undefined) encode(this.#outbox);
       this.#busy();
       this.#waiting.push({
+        tally,
         command,
         expect: expect & ~WITH_DATA,
         block: (expect & WITH_DATA) !== 0,
@@ -317,7 +325,7 @@ export class Connection {
       if (!this.usable) return reject(this.#closedError(command));
       const full = this.#full(command);
       if (full !== null) return reject(full);
-      encode(this.#outbox);
+      if (this.#observer === undefined || this.#encodeObserved(encode) === undefined) encode(this.#outbox);
       this.#busy();
       this.#unflushed.push({ command, deadline: this.#deadline(), resolve, reject });
       this.#scheduled();
@@ -346,6 +354,7 @@ export class Connection {
     if (this.#closing !== null) return this.#closing;
     if (this.#state === CLOSED) return this.closed; // failed: resolves once its socket is closed too
     if (this.#state === CONNECTING && this.#outbox.length === this.#firstBytes) {
+      this.#byCaller = true; // not a failure
       this.#fail((command) => new MemcacheConnectionError("Connection closed by the client", { server: this.name, command }));
       return this.closed;
     }
@@ -363,6 +372,26 @@ export class Connection {
   }
 
   // ---- internals
+
+  #observer: ConnectionObserver | undefined;
+  /** Bytes received, and those already counted to a reply (observed connections only). */
+  #bytesIn = 0;
+  #bytesCounted = 0;
+  #wasOpen = false;
+  /** Observed connections: the error a failed connection closed with. */
+  #failure: Error | undefined;
+  /** Closed by close() before it opened. */
+  #byCaller = false;
+
+  /** Encodes a request of an observed call, counting its bytes to it; undefined (nothing encoded) for others. */
+  #encodeObserved(encode: (out: Outbox) => void): Tally | undefined {
+    const tally = this.#observer!.tally();
+    if (tally === undefined) return undefined;
+    const before = this.#outbox.length;
+    encode(this.#outbox);
+    tally.bytesWritten += this.#outbox.length - before;
+    return tally;
+  }
 
   #opened!: Promise<void>;
   #connecting!: Promise<TransportSocket>;
@@ -403,6 +432,8 @@ export class Connection {
         if (this.#state === CLOSED) return; // #finish closes it
         this.#socket = socket;
         this.#state = OPEN;
+        this.#wasOpen = true;
+        this.#observer?.event("open", this.name);
         if (this.#outbox.length > 0) this.#flush();
       },
       (error: unknown) => {
@@ -520,6 +551,7 @@ export class Connection {
   #onData(chunk: Uint8Array): void {
     if (this.#state === CLOSED) return;
     if (this.#inContext !== undefined) this.#lastProgress = Date.now();
+    if (this.#observer !== undefined) this.#bytesIn += chunk.length;
     try {
       this.#parser.feed(chunk);
     } catch (error) {
@@ -543,6 +575,11 @@ export class Connection {
     if (reply.type === "meta" || reply.type === "metaGroup") this.#speaksMeta = true;
     const w = this.#waiting.shift()!;
     this.#disarmIfIdle();
+    if (this.#observer !== undefined) {
+      // A read carrying several replies counts to the first of them.
+      if (w.tally !== undefined) w.tally.bytesRead += this.#bytesIn - this.#bytesCounted;
+      this.#bytesCounted = this.#bytesIn;
+    }
     if (reply.type !== "error") {
       if (w.map === undefined) w.resolve(reply);
       else {
@@ -666,6 +703,10 @@ export class Connection {
       return lastError = error;
     };
     this.#rejecting = rejectAll([...this.#waiting.drain(), ...this.#unflushed.drain()], errorOf);
+    if (this.#observer !== undefined && !graceful && !this.#byCaller) {
+      this.#failure = errors.values().next().value ?? errorFor("");
+    }
+    if (this.#failure !== undefined) this.#observer!.event("error", this.name, this.#failure);
     this.#finish(graceful);
   }
 
@@ -683,6 +724,7 @@ export class Connection {
     }
     this.#socket = null;
     this.#abort.abort(new MemcacheConnectionError("Connection closed while connecting", { server: this.name }));
+    if (this.#wasOpen) this.#observer?.event("close", this.name, this.#failure);
     this.#onClosed(this);
     // Whatever the connect attempt produced is closed before `closed` resolves,
     // so no socket outlives the connection.

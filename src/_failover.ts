@@ -55,6 +55,8 @@ export interface FailoverOptions {
   deadTimeout: number;
   /** Failed calls resolve to their command's default instead of throwing. */
   ignoreExc: boolean;
+  /** Told when a server leaves the ring (with the failure that killed it) and when it rejoins. */
+  onServer?: (type: "leave" | "rejoin", server: string, error?: unknown) => void;
 }
 
 /** Failures of the network path: the ones that count (pymemcache: `OSError`). */
@@ -126,14 +128,14 @@ export class Failover<C extends NodeClient> {
       if (node.failure !== null && node.generation === generation) node.failure = null; // a retry succeeded
       return result;
     } catch (error) {
-      if (isNetworkError(error)) this.#failed(node, generation);
+      if (isNetworkError(error)) this.#failed(node, generation, error);
       if (fallback && ignoreExc && !(error instanceof MemcacheIllegalInputError)) return fallback();
       throw error;
     }
   }
 
   /** Counts a network failure of `node` seen by a call that began at `generation`. */
-  #failed(node: Node<C>, generation: number): void {
+  #failed(node: Node<C>, generation: number, error: unknown): void {
     if (node.generation !== generation || node.deadAt !== null) return; // this outage is counted already
     node.generation++;
     const now = Date.now();
@@ -148,6 +150,7 @@ export class Failover<C extends NodeClient> {
       this.#dead.add(node);
       this.#ring.removeNode(node.name);
       this.#track(node.client.close());
+      this.#options.onServer?.("leave", node.client.server, error);
     }
   }
 
@@ -159,6 +162,7 @@ export class Failover<C extends NodeClient> {
         node.deadAt = null;
         this.#dead.delete(node);
         this.#ring.addNode(node.name);
+        this.#options.onServer?.("rejoin", node.client.server);
       }
     }
   }

@@ -69,6 +69,7 @@ import {
   type InvalidateOptions,
   type Loader,
 } from "./_stampede.ts";
+import { connectionObserver, type ConnectionObserver, type Observer, observeCommands } from "./_observe.ts";
 import { convertStats } from "./_stats.ts";
 import {
   checkCas,
@@ -158,6 +159,15 @@ export interface ClientOptions {
   auth?: AuthOptions;
   /** How to open sockets. @default the running runtime's transport */
   transport?: Transport;
+  /**
+   * Callbacks for each command (start and end: name, server, keys, hits,
+   * misses, bytes, duration, error) and each connection (open, close,
+   * failure); see {@linkcode Observer} and the README's "Observability".
+   * Without one, commands run with no observation cost (on runtimes with
+   * `diagnostics_channel` the same events are published there while
+   * someone subscribes).
+   */
+  observer?: Observer;
 }
 
 /** Credentials for memcached's ASCII authentication; see {@linkcode ClientOptions.auth}. */
@@ -366,6 +376,8 @@ export class Client {
     this.ignoreExc = options.ignoreExc ?? false;
     this.allowUnicodeKeys = options.allowUnicodeKeys ?? false;
     this.#transport = options.transport;
+    this.#observer = connectionObserver(options.observer);
+    observeCommands(this, this.server, options.observer, true);
     if (this.keyPrefix !== "") checkWireKey(this.keyPrefix, "", this.allowUnicodeKeys);
     for (const name of ["connectTimeout", "timeout"] as const) {
       const ms = options[name];
@@ -388,6 +400,9 @@ export class Client {
   }
 
   // ---- connection management
+
+  /** Set when observed: what its connections report to (see _observe.ts). */
+  #observer: ConnectionObserver | undefined;
 
   #connection(): Connection {
     const conn = this.#conn;
@@ -433,6 +448,7 @@ export class Client {
         noDelay: o.noDelay,
         keepAlive: o.keepAlive,
         tls: o.tls === true ? {} : o.tls || undefined,
+        observer: this.#observer,
         first: this.#login,
       },
       (closed) => {

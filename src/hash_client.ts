@@ -25,6 +25,7 @@ import { checkKey as checkWireKey, keyBytes } from "./_keys.ts";
 import { binaryWireKey, encodeBase64 } from "./_meta.ts";
 import { entriesOf } from "./_mapping.ts";
 import { checkMs } from "./_options.ts";
+import { serverEvents } from "./_observe.ts";
 import { RendezvousHash } from "./_rendezvous.ts";
 import { checkCompatibleWith, type PythonClientName, pythonHasher, pythonRing, pythonSerde } from "./_python_compat.ts";
 import { PooledClient, type PooledClientOptions } from "./pooled_client.ts";
@@ -228,6 +229,7 @@ export class HashClient implements Commands {
       retryTimeout: this.retryTimeout,
       deadTimeout: this.deadTimeout,
       ignoreExc,
+      onServer: serverEvents(options.observer),
     };
     this.#failover = new Failover(this.#nodes, ring, failover, (closing) => this.#track(closing));
   }

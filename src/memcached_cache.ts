@@ -14,6 +14,7 @@ import { MemcacheClientError, MemcacheIllegalInputError, MemcacheUnknownCommandE
 import { HashClient } from "./hash_client.ts";
 import { checkCompatibleWith, countPython, type PythonClientName } from "./_python_compat.ts";
 import { entriesOf } from "./_mapping.ts";
+import type { Observer } from "./_observe.ts";
 import type { ServerSpec, TlsOptions, Transport } from "./transport.ts";
 
 /**
@@ -61,6 +62,12 @@ export interface MemcachedCacheOptions {
   auth?: AuthOptions;
   /** TLS for the cache's own client, as a client's `tls` option. @default {false} */
   tls?: boolean | TlsOptions;
+  /**
+   * Passed to the cache's own client, as a client's `observer` option: its
+   * commands (`get`, `getMany`, `set`...: the client's, not the cache's
+   * method names), connections and servers leaving the ring.
+   */
+  observer?: Observer;
   /**
    * Share the cache with a Python app using cachelib's `MemcachedCache`
    * over pylibmc or python-memcached, or pymemcache: the cache's own client
@@ -134,6 +141,7 @@ export class MemcachedCache {
   #transport: Transport | undefined;
   #auth: AuthOptions | undefined;
   #tls: boolean | TlsOptions | undefined;
+  #observer: Observer | undefined;
 
   /**
    * Creates the cache. With a list of servers (default
@@ -167,6 +175,7 @@ export class MemcachedCache {
     this.#transport = transport;
     this.#auth = options.auth;
     this.#tls = options.tls;
+    this.#observer = options.observer;
     this.compatibleWith = checkCompatibleWith(options.compatibleWith);
     if (servers === undefined || servers === null) this.client = this.#build(["127.0.0.1:11211"], transport);
     else if (Array.isArray(servers)) this.client = this.#build(servers, transport);
@@ -195,6 +204,7 @@ export class MemcachedCache {
     return new HashClient(servers, {
       auth: this.#auth,
       tls: this.#tls,
+      observer: this.#observer,
       defaultNoreply: false,
       allowUnicodeKeys: true,
       transport,

@@ -21,6 +21,7 @@ import { type CommandName, type Commands, rowOf, runComposed } from "./commands.
 import { MemcacheAuthError, MemcacheTimeoutError, MemcacheUnexpectedCloseError } from "./errors.ts";
 import { entriesOf } from "./_mapping.ts";
 import { checkMs } from "./_options.ts";
+import { observeCommands, type Observer } from "./_observe.ts";
 
 /** An error class, such as `MemcacheUnexpectedCloseError` or `TypeError`. */
 // deno-lint-ignore no-explicit-any
@@ -36,6 +37,12 @@ export interface RetryingClientOptions {
   retryFor?: Iterable<ErrorClass>;
   /** Never retry errors that are instances of one of these classes. @default none */
   doNotRetryFor?: Iterable<ErrorClass>;
+  /**
+   * Told of each call once it settled, after its retries (`onCommandStart`,
+   * `onCommand`; bytes are 0 here). Give the wrapped client an observer for
+   * each attempt's bytes and server, and its connections.
+   */
+  observer?: Observer;
 }
 
 /**
@@ -122,6 +129,9 @@ export class RetryingClient<C extends Commands = Client> implements Commands {
     this.client = client;
     this.attempts = attempts;
     this.retryDelay = retryDelay;
+    const { server, servers } = client as { server?: unknown; servers?: unknown };
+    const name = typeof server === "string" ? server : Array.isArray(servers) ? servers.join(",") : "";
+    observeCommands(this, name, options.observer, false);
   }
 
   #retryable(error: unknown): boolean {
