@@ -1308,8 +1308,10 @@ export class Client {
   /** An mg line as a result: the value deserialized (maybe asynchronously). */
   #metaRead(line: MetaLine, key: MetaKey, options: MetaGetManyOptions | undefined): MetaResult | Promise<MetaResult> {
     const result = metaResult(line, options?.returnKey ? key : undefined);
-    if (line.item === undefined) return result;
-    const value = this.serde.deserialize(this.#serdeKey(key), line.item.value, line.flags ?? 0);
+    const item = line.item;
+    if (item === undefined) return result;
+    item.flags = line.flags ?? 0;
+    const value = this.#deserialize(this.#serdeKey(key), item); // a failure: MemcacheSerdeError, as get's
     if (!isPromise(value)) {
       result.value = value;
       return result;

@@ -10,6 +10,7 @@ import { describe, it } from "./_harness.ts";
 import {
   MemcacheClientError,
   MemcacheIllegalInputError,
+  MemcacheSerdeError,
   MemcacheServerError,
   MemcacheUnknownCommandError,
   type MetaResult,
@@ -456,6 +457,24 @@ export function metaSuite(target: SuiteTarget): void {
       assert.equal(many.get(longest)?.key, longest);
       assert.equal((await client.metaDelete(key)).deleted, true);
       assert.equal((await client.metaArithmetic(new Uint8Array([9, 9]), { vivify: 0, initial: 3 })).value, 3);
+    });
+
+    test("a value the serde cannot read is a MemcacheSerdeError; the connection stays", async () => {
+      await using server = await target.startMemcached();
+      const serde = {
+        serialize: (_key: string, value: unknown): [Uint8Array, number] => [value as Uint8Array, 7],
+        deserialize: (_key: string, value: Uint8Array, flags: number) => {
+          if (flags === 7) throw new Error("cannot read flags 7");
+          return value;
+        },
+      };
+      await using client = makeClient(server.spec, { serde });
+      await client.metaSet("bad", new Uint8Array([1]));
+      await client.metaSet("good", new Uint8Array([2]), { flags: 0 });
+      await rejectsWith(client.metaGet("bad"), MemcacheSerdeError, /flags 7/);
+      await rejectsWith(client.metaGetMany(["good", "bad"]), MemcacheSerdeError, /flags 7/);
+      assert.deepEqual((await client.metaGet("good")).value, new Uint8Array([2]));
+      assert.equal((await client.metaGet("bad", { value: false })).hit, true);
     });
 
     test("CAS tokens are exact beyond 2^53, read and sent back", async () => {
