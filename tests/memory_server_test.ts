@@ -1,0 +1,349 @@
+/**
+ * MemoryServer (testing.ts): what the differential test cannot show against
+ * a real memcached — the clock, eviction, the transport and TCP listener,
+ * hostile input, closing — on every runtime.
+ */
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { describe, it } from "./_harness.ts";
+import { within } from "./_suite.ts";
+import { Client, MemcacheConnectionError, MemcacheServerError } from "../mod.ts";
+import { MemoryServer } from "../testing.ts";
+import type { TransportSocket } from "../src/transport.ts";
+
+const encoder = new TextEncoder();
+const havePython = (() => {
+  try {
+    execFileSync("python3", ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const latin1 = (bytes: Uint8Array) => String.fromCharCode(...bytes);
+
+/** A raw connection through the server's transport: write bytes, read until the reply ends with `end`. */
+async function raw(server: MemoryServer) {
+  let received = "";
+  let closed = false;
+  let wake: (() => void) | undefined;
+  const socket: TransportSocket = await server.transport().connect({ host: "memory", port: 1 }, {}, {
+    onData: (chunk) => {
+      received += latin1(chunk);
+      wake?.();
+    },
+    onClose: () => {
+      closed = true;
+      wake?.();
+    },
+  });
+  return {
+    get closed() {
+      return closed;
+    },
+    /** Sends `text` and resolves with everything answered up to `end` (by default the MN of an mn it appends). */
+    async send(text: string, end = "MN\r\n"): Promise<string> {
+      received = "";
+      socket.write(encoder.encode(end === "MN\r\n" ? text + "mn\r\n" : text));
+      while (!received.endsWith(end) && !closed) await new Promise<void>((resolve) => (wake = resolve));
+      return received;
+    },
+    /** Sends `text`; resolves once the server hung up. */
+    async sendUntilClosed(text: string | Uint8Array): Promise<string> {
+      received = "";
+      socket.write(typeof text === "string" ? encoder.encode(text) : text);
+      while (!closed) await new Promise<void>((resolve) => (wake = resolve));
+      return received;
+    },
+    close: () => socket.close(),
+  };
+}
+
+describe("MemoryServer: clients through transport()", () => {
+  it("any client class reaches it under any server name; values, flags, cas and stats as memcached keeps them", async () => {
+    await using server = new MemoryServer();
+    await using client = new Client("whatever:1", { transport: server.transport() });
+    await client.set("greeting", "hello", { noreply: false });
+    assert.equal(await client.get("greeting"), "hello");
+    await client.set("n", 41);
+    assert.equal(await client.incr("n", 1), 42);
+    const [value, cas] = await client.gets("greeting");
+    assert.equal(value, "hello");
+    assert.equal(await client.cas("greeting", "again", cas!), true);
+    assert.equal(await client.cas("greeting", "stale", cas!), false);
+    assert.deepEqual([...(await client.getMany(["greeting", "n", "missing"])).keys()], ["greeting", "n"]);
+    await using other = new Client("another-name", { transport: server.transport() });
+    assert.equal(await other.get("greeting"), "again"); // one server, whatever the name
+    const stats = await client.stats();
+    assert.equal(stats.curr_items, 2);
+    assert.equal(stats.curr_connections, 2);
+    assert.equal(stats.get_hits, 5);
+    assert.equal(stats.get_misses, 1);
+    assert.match(await client.version(), /^1\.6\.18/);
+  });
+
+  it("a 1 MiB item limit by default (itemSizeMax), SERVER_ERROR beyond, and the connection goes on", async () => {
+    await using server = new MemoryServer({ itemSizeMax: 64 * 1024 });
+    await using client = new Client("memory", { transport: server.transport() });
+    await assert.rejects(
+      client.set("big", new Uint8Array(70_000), { noreply: false }),
+      (e: unknown) => e instanceof MemcacheServerError && /object too large for cache/.test((e as Error).message),
+    );
+    assert.equal(await client.set("fits", new Uint8Array(60_000), { noreply: false }), true);
+    assert.equal(((await client.get("fits")) as Uint8Array).length, 60_000);
+    assert.equal((await client.stats()).store_too_large, 1);
+  });
+
+  it("evicts least recently used items to stay within maxBytes", async () => {
+    await using server = new MemoryServer({ maxBytes: 20_000 });
+    await using client = new Client("memory", { transport: server.transport() });
+    const value = "x".repeat(900); // ~980 bytes an item as memcached counts it
+    await client.set("keep", value, { noreply: false });
+    for (let i = 0; i < 60; i++) {
+      await client.set(`k${i}`, value, { noreply: false });
+      assert.equal(await client.get("keep"), value); // used all along: never the least recently used
+    }
+    const stats = await client.stats();
+    assert.ok((stats.bytes as number) <= 20_000, `bytes ${stats.bytes}`);
+    assert.ok((stats.evictions as number) >= 40, `evictions ${stats.evictions}`);
+    assert.equal(await client.get("k0"), null); // the oldest went first
+    assert.equal(await client.get("k59"), value);
+    assert.equal(await client.get("keep"), value);
+  });
+
+  it("close() hangs up on its clients and refuses new connections", async () => {
+    const server = new MemoryServer();
+    const connection = await raw(server);
+    assert.equal(await connection.send("set k 0 0 1\r\nv\r\n"), "STORED\r\nMN\r\n");
+    await server.close();
+    assert.equal(connection.closed, true);
+    await using client = new Client("memory", { transport: server.transport(), timeout: 1000 });
+    await assert.rejects(client.get("k"), MemcacheConnectionError);
+    await server.close(); // idempotent
+  });
+
+  it("quit answers what came before it, then closes", async () => {
+    await using server = new MemoryServer();
+    const connection = await raw(server);
+    assert.equal(
+      await connection.sendUntilClosed("set k 0 0 1\r\nv\r\nget k\r\nquit\r\nget k\r\n"),
+      "STORED\r\nVALUE k 0 1\r\nv\r\nEND\r\n",
+    );
+  });
+
+  it("options are checked", () => {
+    assert.throws(() => new MemoryServer({ maxBytes: 0 }), RangeError);
+    assert.throws(() => new MemoryServer({ itemSizeMax: 10 }), RangeError);
+    assert.throws(() => new MemoryServer({ maxBytes: 1.5 }), RangeError);
+    assert.throws(() => new MemoryServer().advance(-1), RangeError);
+    assert.throws(() => new MemoryServer().advance(Number.NaN), RangeError);
+  });
+});
+
+describe("MemoryServer: the clock", () => {
+  it("advance() expires relative and absolute TTLs, and touch/gat move them, without sleeping", async () => {
+    await using server = new MemoryServer();
+    await using client = new Client("memory", { transport: server.transport() });
+    const now = Math.floor(Date.now() / 1000);
+    await client.set("ten", 1, { expire: 10 });
+    await client.set("hour", 2, { expire: 3600 });
+    await client.set("absolute", 3, { expire: now + 100 * 24 * 3600 }); // a unix time: beyond 30 days
+    await client.set("forever", 4);
+    await client.set("touched", 5, { expire: 10 });
+    assert.equal(await client.touch("touched", 100), true);
+    server.advance(9);
+    assert.equal(await client.get("ten"), 1);
+    server.advance(1);
+    assert.equal(await client.get("ten"), null); // TTL 10: gone at 10 s
+    assert.equal(await client.gat("hour", 30), 2); // now expires 30 s from here
+    server.advance(31);
+    assert.equal(await client.get("hour"), null);
+    assert.equal(await client.get("touched"), 5);
+    server.advance(99 * 24 * 3600);
+    assert.equal(await client.get("absolute"), 3);
+    server.advance(24 * 3600);
+    assert.equal(await client.get("absolute"), null);
+    assert.equal(await client.get("forever"), 4);
+  });
+
+  it("flush_all with a delay takes effect when the clock gets there", async () => {
+    await using server = new MemoryServer();
+    await using client = new Client("memory", { transport: server.transport() });
+    await client.set("k", "v");
+    assert.equal(await client.flushAll(60, { noreply: false }), true);
+    server.advance(30);
+    assert.equal(await client.get("k"), "v");
+    server.advance(30);
+    assert.equal(await client.get("k"), null);
+    await client.set("k", "after");
+    server.advance(1);
+    assert.equal(await client.get("k"), "after"); // only what was there before the flush time goes
+  });
+
+  it("meta leases: N vivifies and wins once (W, then Z), R wins near expiry, md I makes it stale (X) for one winner", async () => {
+    await using server = new MemoryServer();
+    const c = await raw(server);
+    assert.equal(await c.send("mg k v c N30\r\n"), "VA 0 c1 W\r\n\r\nMN\r\n"); // miss: an empty item, this caller wins
+    assert.equal(await c.send("mg k v N30\r\n"), "VA 0 Z\r\n\r\nMN\r\n"); // others see a winner exists
+    assert.equal(await c.send("ms k 3 T100 C1\r\nnew\r\n"), "HD\r\nMN\r\n");
+    assert.equal(await c.send("mg k v t R30\r\n"), "VA 3 t100\r\nnew\r\nMN\r\n"); // 100 s left: no recache yet
+    server.advance(75);
+    assert.equal(await c.send("mg k v t R30\r\n"), "VA 3 t25 W\r\nnew\r\nMN\r\n"); // 25 s left < 30: one recache winner
+    assert.equal(await c.send("mg k v t R30\r\n"), "VA 3 t25 Z\r\nnew\r\nMN\r\n");
+    assert.equal(await c.send("md k I T30 q\r\n"), "MN\r\n"); // stale for 30 s
+    assert.equal(await c.send("mg k v c\r\n"), "VA 3 c3 X W\r\nnew\r\nMN\r\n");
+    assert.equal(await c.send("mg k v\r\n"), "VA 3 Z X\r\nnew\r\nMN\r\n");
+    server.advance(30);
+    assert.equal(await c.send("mg k v\r\n"), "EN\r\nMN\r\n");
+    await c.close();
+  });
+
+  it("getOrSet's recacheWithin: the refresh near expiry runs at once when the clock is moved", async () => {
+    await using server = new MemoryServer();
+    await using client = new Client("memory", { transport: server.transport() });
+    let loads = 0;
+    const loader = () => Promise.resolve(`v${++loads}`);
+    const options = { ttl: 100, recacheWithin: 30 };
+    assert.equal(await client.getOrSet("page", loader, options), "v1");
+    assert.equal(await client.getOrSet("page", loader, options), "v1");
+    assert.equal(loads, 1);
+    server.advance(80); // 20 s left: within 30
+    assert.equal(await client.getOrSet("page", loader, options), "v1"); // the current value; one refresh starts
+    await within(
+      (async () => {
+        while ((await client.get("page")) !== "v2") await new Promise((resolve) => setTimeout(resolve, 1));
+      })(),
+      5000,
+      "the background refresh",
+    );
+    assert.equal(loads, 2);
+    server.advance(90);
+    assert.equal(await client.getOrSet("page", loader, options), "v2"); // the refreshed value has a new TTL
+  });
+});
+
+/** mulberry32. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe("MemoryServer: bad input", () => {
+  it("is answered as memcached answers it, and other clients carry on", async () => {
+    await using server = new MemoryServer();
+    const bad = await raw(server);
+    assert.equal(
+      await bad.send("bogus\r\n\r\nset k\r\nget\r\nincr k x\r\nset k 0 0 1\r\nxy\r\nmg k zz\r\n"),
+      "ERROR\r\nERROR\r\nERROR\r\nERROR\r\nCLIENT_ERROR invalid numeric delta argument\r\n" +
+        "CLIENT_ERROR bad data chunk\r\nERROR\r\nCLIENT_ERROR invalid flag\r\nMN\r\n",
+    );
+    assert.equal(await bad.sendUntilClosed("GET / HTTP/1.1\r\n"), ""); // memcached hangs up on HTTP
+    const long = await raw(server);
+    assert.equal(await long.sendUntilClosed("x".repeat(3000)), ""); // and on 2 KiB without a newline
+    const get = await raw(server);
+    assert.equal(await get.send("get " + "k ".repeat(2000) + "\r\n", "END\r\n"), "END\r\n"); // but for a get
+    await get.close();
+  });
+
+  it("random bytes never throw in the host; the server keeps serving", async () => {
+    await using server = new MemoryServer({ maxBytes: 1 << 20 });
+    await using client = new Client("memory", { transport: server.transport() });
+    const random = prng(17);
+    const words = [
+      "get ",
+      "set ",
+      "ms ",
+      "mg ",
+      "ma ",
+      "md ",
+      "incr ",
+      "cas ",
+      " 0",
+      " 5",
+      " noreply",
+      " v",
+      " q",
+      " N5",
+      " T-1",
+      " b",
+      "\r\n",
+      "\n",
+      " ",
+      "\x00",
+      "99999999999999999999",
+    ];
+    let connection = await raw(server);
+    for (let round = 0; round < 300; round++) {
+      const bytes: number[] = [];
+      const n = 1 + Math.floor(random() * 200);
+      for (let i = 0; i < n; i++) {
+        if (random() < 0.5) bytes.push(Math.floor(random() * 256));
+        else for (const c of words[Math.floor(random() * words.length)]) bytes.push(c.charCodeAt(0));
+      }
+      const reply = await within(connection.send(String.fromCharCode(...bytes) + "\r\n", "\r\n"), 5000, "a reply")
+        .catch(() => "(still reading a data block)");
+      assert.equal(typeof reply, "string");
+      if (connection.closed || reply.startsWith("(")) {
+        await connection.close();
+        connection = await raw(server);
+      }
+      await client.set("alive", round, { noreply: false });
+      assert.equal(await client.get("alive"), round);
+    }
+    await connection.close();
+  });
+});
+
+describe("MemoryServer: listen()", () => {
+  it("serves TCP on 127.0.0.1 to this process and to another (python3, raw sockets)", async () => {
+    await using server = new MemoryServer();
+    const address = await server.listen();
+    assert.equal(address.host, "127.0.0.1");
+    assert.deepEqual(await server.listen(), address); // again: the same
+    await using tcp = new Client(`127.0.0.1:${address.port}`);
+    await tcp.set("from_ts", "hello python", { noreply: false });
+    const script = [
+      "import socket, sys",
+      `s = socket.create_connection(("127.0.0.1", ${address.port}))`,
+      "def until(end):",
+      "    data = b''",
+      "    while not data.endswith(end):",
+      "        chunk = s.recv(4096)",
+      "        if not chunk: break",
+      "        data += chunk",
+      "    return data",
+      "s.sendall(b'get from_ts\\r\\n')",
+      "sys.stdout.write(until(b'END\\r\\n').decode())",
+      "s.sendall(b'set from_py 0 0 12\\r\\nhello from 3\\r\\n')",
+      "sys.stdout.write(until(b'\\r\\n').decode())",
+      "s.sendall(b'quit\\r\\n')",
+      "sys.stdout.write(repr(s.recv(10)))",
+    ].join("\n");
+    const child = spawn("python3", ["-c", script], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout!.on("data", (d) => (out += d));
+    child.stderr!.on("data", (d) => (err += d));
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    assert.equal(code, 0, err);
+    assert.equal(out, "VALUE from_ts 16 12\r\nhello python\r\nEND\r\nSTORED\r\nb''"); // quit: closed
+    await using local = new Client("memory", { transport: server.transport() });
+    const fromPython = await local.get("from_py"); // the same items over both ways in; flags 0: bytes
+    assert.equal(new TextDecoder().decode(fromPython as Uint8Array), "hello from 3");
+    assert.equal((await tcp.stats("settings")).tcpport, address.port);
+  }, { skip: havePython ? false : "python3 is not installed" });
+
+  it("close() stops the listener", async () => {
+    const server = new MemoryServer();
+    const { port } = await server.listen(0);
+    await using client = new Client(`127.0.0.1:${port}`, { timeout: 2000 });
+    assert.equal(await client.set("k", "v", { noreply: false }), true);
+    await server.close();
+    await assert.rejects(client.get("k"), MemcacheConnectionError);
+  });
+});
