@@ -127,7 +127,10 @@ export interface MetaDeleteOptions extends MetaCommonOptions {
 
 /** Options of `metaArithmetic`. Times in seconds; numbers unsigned 64-bit. */
 export interface MetaArithmeticOptions extends MetaCommonOptions {
-  /** @default {"incr"} Decrementing stops at 0; incrementing wraps at 2^64. */
+  /**
+   * Add (`"incr"`) or subtract (`"decr"`) the delta (`M`). Decrementing stops at 0; incrementing wraps at 2^64.
+   * @default {"incr"}
+   */
   mode?: "incr" | "decr";
   /** Amount to add or subtract (`D`). @default {1} */
   delta?: number | bigint;
