@@ -26,8 +26,12 @@
  *
  * In-process coalescing: concurrent calls for one key on one client object
  * share one flight (one `mg`, one loader run, one `ms`). On Cloudflare
- * Workers a promise settled by one request's I/O must not be awaited by
- * another request, so there flights are shared only within one request.
+ * Workers flights are shared only within one request: a flight runs on the
+ * sockets of the request that started it, which Workers ties to that
+ * request (no other may use them; they end with it). Sharing one across
+ * requests worked without a warning in workerd (miniflare) in our tests,
+ * but within one request is the safe side. Across requests the
+ * lease makes the loader run once all the same (tests/workerd checks it).
  *
  * @module
  */

@@ -338,6 +338,40 @@ describe("getOrSet", () => {
     assert.equal(await inner.get(key), "once");
   });
 
+  it("PooledClient holds no connection while the loader runs", async () => {
+    await using server = await startMemcached();
+    // One connection, never waited for: a call while it is taken fails at once.
+    await using pooled = new PooledClient(server.spec, { maxPoolSize: 1, poolBlocking: false });
+    const key = freshKey("pool");
+    const g = gate();
+    const loader = counting("loaded", g.wait);
+    const pending = pooled.getOrSet(key, loader, { ttl: 60 });
+    while (loader.runs === 0) await sleep(5);
+    assert.equal(await pooled.set(`${key}:other`, "x", { noreply: false }), true, "the connection is free");
+    assert.equal(await pooled.get(`${key}:other`), "x");
+    g.open();
+    assert.equal(await pending, "loaded");
+  });
+
+  it("lease false: each client loads on a miss (no fleet-wide win), still once per client", async () => {
+    await using server = await startMemcached();
+    const clients = [new Client(server.spec), new Client(server.spec)];
+    try {
+      const key = freshKey("nolease");
+      const g = gate();
+      const loader = counting("v", g.wait);
+      const all = Promise.all(
+        clients.flatMap((c) => Array.from({ length: 10 }, () => c.getOrSet(key, loader, { ttl: 60, lease: false }))),
+      );
+      while (loader.runs < 2) await sleep(5);
+      g.open();
+      assert.deepEqual(new Set(await all), new Set(["v"]));
+      assert.equal(loader.runs, 2);
+    } finally {
+      await closeAll(clients);
+    }
+  });
+
   it("HashClient over two servers: each key's server arbitrates; the loader runs once per key across clients", async () => {
     await using s1 = await startMemcached();
     await using s2 = await startMemcached();

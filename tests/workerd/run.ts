@@ -413,6 +413,20 @@ try {
         await requests(10, 5, (j) => `/scenario/module?key=after-close-${j}&ops=1`);
       },
     );
+    await report(
+      "getOrSet: 40 requests, 20 concurrent, 5 calls each, on module-scope clients: the loader runs once per key",
+      async () => {
+        for (const kind of ["module", "pooled"]) {
+          const key = `gos-${kind}`;
+          const pooled = kind === "pooled" ? "&pooled=1" : "";
+          const seen = new Set<string>();
+          await requests(40, 20, () => `/scenario/get-or-set?key=${key}${pooled}`);
+          for (const value of JSON.parse(await call(`/scenario/get-or-set?key=${key}${pooled}`))) seen.add(value);
+          assert.deepEqual([...seen], [`${key}:loaded`]);
+          assert.equal(await call(`/scenario/module-get?key=${key}-runs`), "1");
+        }
+      },
+    );
     await report("no socket outlives the requests that opened it", () => assertNoSocketsLeft(shared.spec));
     await report("workerd logged no I/O or promise crossing requests", () => {
       assert.deepEqual(crossRequest, []);

@@ -308,6 +308,21 @@ async function scenario(url: URL, ctx: Context): Promise<Response> {
       moduleClient ??= new Client(env.MEMCACHED);
       moduleClient.get(key).catch(() => {});
       return new Response("ok");
+    case "/scenario/get-or-set": { // getOrSet of one cold key from many concurrent requests (issue 16)
+      const client = url.searchParams.get("pooled") ? (modulePool ??= new PooledClient(env.MEMCACHED)) : (
+        moduleClient ??= new Client(env.MEMCACHED)
+      );
+      const loader = async () => {
+        await client.add(`${key}-runs`, 0, { noreply: false });
+        await client.incr(`${key}-runs`, 1, { noreply: false });
+        await sleep(100);
+        return `${key}:loaded`;
+      };
+      const values = await Promise.all(
+        Array.from({ length: 5 }, () => client.getOrSet(key, loader, { ttl: 60, waitUntil: (p) => ctx.waitUntil(p) })),
+      );
+      return Response.json(values);
+    }
     case "/scenario/module-close": // close() on the shared client, from any request
       moduleClient ??= new Client(env.MEMCACHED);
       await moduleClient.close();
