@@ -26,10 +26,14 @@
  * @module
  */
 
-import { MemcacheError } from "./errors.ts";
+import { MemcacheSerdeError } from "./errors.ts";
 
-/** A pickle that cannot be read: malformed, truncated, or asking for code to run. */
-export class MemcachePickleError extends MemcacheError {
+/**
+ * A pickle that cannot be read: malformed, truncated, or asking for code to
+ * run. A {@linkcode MemcacheSerdeError}, so a client that meets one in a
+ * reply rejects that call with it and keeps the connection.
+ */
+export class MemcachePickleError extends MemcacheSerdeError {
   /** Builds the error. */
   constructor(message: string) {
     super(message);

@@ -19,7 +19,14 @@ import { fileURLToPath } from "node:url";
 import { inspect } from "node:util";
 import { describe, it } from "./_harness.ts";
 import { readFileSync } from "node:fs";
-import { HashClient, MemcachedCache, PickleSerde, type PythonClientName } from "../mod.ts";
+import {
+  HashClient,
+  MemcachedCache,
+  MemcachePickleError,
+  MemcacheSerdeError,
+  PickleSerde,
+  type PythonClientName,
+} from "../mod.ts";
 import { cmemcacheHash, crc32, Crc32Hash, ModulaHash, oneAtATime } from "../src/_python_hash.ts";
 import { startMemcached } from "./_memcached.ts";
 
@@ -162,6 +169,22 @@ describe("Sharing a cache with Python", () => {
       );
     }
   }
+
+  it("a pickle that would run code rejects get with MemcachePickleError, a MemcacheSerdeError; the cache goes on", async () => {
+    await using server = await startMemcached();
+    await using cache = new MemcachedCache([server.spec], { compatibleWith: "pymemcache" });
+    // What Python's pickle.dumps writes for an object whose __reduce__ is (os.system, ("echo pwned",)).
+    const evil = new TextEncoder().encode("cposix\nsystem\np0\n(Vecho pwned\np1\ntp2\nRp3\n.");
+    await cache.client.set("evil", evil, { flags: 1, noreply: false });
+    await cache.set("fine", { ok: true });
+    await assert.rejects(cache.get("evil"), (e: unknown) => {
+      assert.ok(e instanceof MemcachePickleError, `not a MemcachePickleError: ${e}`);
+      assert.ok(e instanceof MemcacheSerdeError);
+      assert.match((e as Error).message, /global posix\.system is not allowed/);
+      return true;
+    });
+    assert.deepEqual({ ...(await cache.get("fine") as object) }, { ok: true });
+  });
 
   it("integers beyond the int64 range and below zero stay exact both ways", async () => {
     await using server = await startMemcached();
