@@ -36,7 +36,7 @@
  * @module
  */
 
-import { MemcacheIllegalInputError } from "./errors.ts";
+import { MemcacheError, MemcacheIllegalInputError, MemcacheSerdeError } from "./errors.ts";
 import type { MetaDeleteOptions, MetaGetOptions, MetaKey, MetaResult, MetaSetOptions } from "./_meta.ts";
 
 /** What {@linkcode getOrSet} needs of a client: every client class has it. */
@@ -81,7 +81,8 @@ export interface StampedeErrorEvent {
   key: string;
   /**
    * `"get"`: reading failed, the loader ran and its value was returned
-   * unstored; `"set"`: storing the loaded value failed; `"release"`:
+   * (unstored when memcached failed; stored in place of the item when the
+   * serde could not read it); `"set"`: storing the loaded value failed; `"release"`:
    * handing a won lease back failed (it expires with `lease.ttl`);
    * `"refresh"`: a background refresh's loader threw (the callers already
    * had the current value; the item is marked stale so the next caller
@@ -276,7 +277,9 @@ async function readOrLoad(target: StampedeTarget, key: string, loader: Loader, p
     } catch (error) {
       if (error instanceof MemcacheIllegalInputError) throw error;
       report(p, error, key, "get");
-      return await loader(key);
+      // memcached failed: go on without it. The serde could not read the item: replace it.
+      if (error instanceof MemcacheError && !(error instanceof MemcacheSerdeError)) return await loader(key);
+      return await loadAndStore(target, key, loader, p, undefined);
     }
     if (!r.hit) return await loadAndStore(target, key, loader, p, undefined); // no lease asked (or ignoreExc)
     if (r.size === 0 && r.flags === 0 && (r.win || r.winnerExists)) {

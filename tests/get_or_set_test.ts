@@ -295,6 +295,21 @@ describe("getOrSet", () => {
     }
   });
 
+  it("an item the serde cannot read is reported, loaded and replaced", async () => {
+    await using server = await startMemcached();
+    await using client = new Client(server.spec);
+    const key = freshKey("unreadable");
+    await client.set(key, "{not json", { flags: 32, noreply: false }); // flags 32: JSON
+    const events: StampedeErrorEvent[] = [];
+    const loader = counting({ fixed: true });
+    const options = { ttl: 60, onError: (_: unknown, event: StampedeErrorEvent) => events.push(event) };
+    assert.deepEqual(await client.getOrSet(key, loader, options), { fixed: true });
+    assert.deepEqual(events, [{ key, stage: "get" }]);
+    assert.deepEqual(await client.get(key), { fixed: true });
+    assert.deepEqual(await client.getOrSet(key, loader, options), { fixed: true });
+    assert.equal(loader.runs, 1);
+  });
+
   it("a loader returning undefined: returned, not stored, lease released", async () => {
     await using server = await startMemcached();
     await using a = new Client(server.spec);
