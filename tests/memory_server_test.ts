@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { describe, it } from "./_harness.ts";
 import { within } from "./_suite.ts";
-import { Client, MemcacheConnectionError, MemcacheServerError } from "../mod.ts";
+import { Client, MemcacheConnectionError, MemcacheError, MemcacheServerError } from "../mod.ts";
 import { MemoryServer } from "../testing.ts";
 import type { TransportSocket } from "../src/transport.ts";
 
@@ -344,6 +344,8 @@ describe("MemoryServer: listen()", () => {
     await using client = new Client(`127.0.0.1:${port}`, { timeout: 2000 });
     assert.equal(await client.set("k", "v", { noreply: false }), true);
     await server.close();
+    // The open connection is gone (the client may learn it only when it writes), and no new one opens.
+    await assert.rejects(client.get("k"), MemcacheError);
     await assert.rejects(client.get("k"), MemcacheConnectionError);
   });
 });
