@@ -1,31 +1,56 @@
 /**
  * The demo: `npm run demo` (or `deno task demo`). Talks to the servers in
- * MEMCACHED_SERVERS ("host:port,host:port"; Client uses the first), or to
- * two memcached processes it starts on free loopback ports when that is unset.
+ * MEMCACHED_SERVERS ("host:port,host:port"; Client uses the first); when
+ * that is unset, to two memcached processes it starts on free loopback ports
+ * if memcached is installed, and otherwise to two MemoryServers
+ * (`@memkit/memcache/testing`) inside this process. It says which.
  */
 import process from "node:process";
 import {
   Client,
+  type ClientOptions,
   CompressedSerde,
   HashClient,
   MemcachedCache,
   MemcacheError,
   MemcacheIllegalInputError,
   MemcacheServerError,
+  type Transport,
 } from "../mod.ts";
-import { startMemcached } from "../tests/_memcached.ts";
+import { MemoryServer } from "../testing.ts";
+import { addressName } from "../src/transport.ts";
+import { haveMemcached, startMemcached } from "../tests/_memcached.ts";
 
 const configured = process.env.MEMCACHED_SERVERS?.split(",").map((s) => s.trim()).filter(Boolean);
-await using started = configured?.length ? undefined : await startMemcached();
-await using second = configured?.length ? undefined : await startMemcached();
-const servers = configured?.length ? configured : [started!.spec, second!.spec];
+const spawn = !configured?.length && haveMemcached();
+await using started = spawn ? await startMemcached() : undefined;
+await using second = spawn ? await startMemcached() : undefined;
+// Neither: two in-process servers, reached by name through one routing transport.
+await using memoryA = configured?.length || spawn ? undefined : new MemoryServer();
+await using memoryB = configured?.length || spawn ? undefined : new MemoryServer();
+const embedded = new Map([["memory-a:11211", memoryA], ["memory-b:11211", memoryB]]);
+const transport: Transport | undefined = memoryA && {
+  name: "memory",
+  connect: (address, options, handlers) =>
+    embedded.get(addressName(address))!.transport().connect(address, options, handlers),
+};
+/** Options every client of the demo gets: the routing transport when it runs on MemoryServer. */
+const via = (options: ClientOptions = {}): ClientOptions => (transport ? { ...options, transport } : options);
+const servers = configured?.length
+  ? configured
+  : spawn
+  ? [started!.spec, second!.spec]
+  : ["memory-a:11211", "memory-b:11211"];
+const where = configured?.length
+  ? "(MEMCACHED_SERVERS)"
+  : spawn
+  ? "(memcached processes it started)"
+  : "(MemoryServers in this process: memcached is not installed; set MEMCACHED_SERVERS to use yours)";
 const server = servers[0];
 const show = (label: string, value: unknown) => console.log(`  ${label.padEnd(44)} ${Deno.inspect(value)}`);
 
-console.log(
-  `@memkit/memcache demo against ${servers.join(", ")}${started ? " (memcached processes it started)" : ""}\n`,
-);
-await using client = new Client(server, { timeout: 2000, keyPrefix: "demo:" });
+console.log(`@memkit/memcache demo against ${servers.join(", ")} ${where}\n`);
+await using client = new Client(server, via({ timeout: 2000, keyPrefix: "demo:" }));
 
 console.log("Storage and retrieval (pymemcache semantics, flags shared with Python):");
 await client.set("greeting", "hello, memcached", { expire: 60 });
@@ -55,7 +80,7 @@ show("every get got its own value", results.every((v, i) => v === i));
 show("elapsed", `${ms.toFixed(1)} ms (${Math.round(10_000 / (ms / 1000)).toLocaleString()} gets/s)`);
 
 console.log("\nCompression compatible with pymemcache's CompressedSerde:");
-await using compressed = new Client(server, { serde: new CompressedSerde(), keyPrefix: "demo:" });
+await using compressed = new Client(server, via({ serde: new CompressedSerde(), keyPrefix: "demo:" }));
 await compressed.set("long", "memcached ".repeat(500), { noreply: false });
 const raw = await client.rawCommand("get demo:long", "END\r\n");
 show("5,000 chars stored as", `${raw.length} bytes (flags 24 = text | zlib)`);
@@ -83,7 +108,7 @@ try {
 }
 
 console.log(`\nHashClient: keys spread over ${servers.length} server(s), placed as pymemcache's HashClient would:`);
-await using cluster = new HashClient(servers, { timeout: 2000, keyPrefix: "demo:" });
+await using cluster = new HashClient(servers, via({ timeout: 2000, keyPrefix: "demo:" }));
 const spread = new Map<string, number>();
 for (let i = 0; i < 1000; i++) {
   const owner = cluster.serverFor(`user:${i}`)!;
@@ -96,7 +121,7 @@ show("getMany of 100 keys, split per server", `${(await cluster.getMany(users)).
 await cluster.deleteMany(users);
 
 console.log("\ncachelib's MemcachedCache:");
-await using cache = new MemcachedCache(servers, { keyPrefix: "demo-cache:" });
+await using cache = new MemcachedCache(servers, via({ keyPrefix: "demo-cache:" }));
 await cache.set("page", "<html>…</html>", 30);
 show('has("page") (no value transferred)', await cache.has("page"));
 show('dec("stock", 3) on a missing key', await cache.dec("stock", 3));
