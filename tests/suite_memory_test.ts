@@ -8,7 +8,8 @@
 // fake servers and free ports of the suite stay real sockets.
 import { Client, type ClientOptions, type Transport } from "../mod.ts";
 import { addressName } from "../src/transport.ts";
-import { clientSuite, type SuiteServer } from "./_suite.ts";
+import { clientSuite, type SuiteServer, type SuiteTarget } from "./_suite.ts";
+import { metaSuite } from "./_suite_meta.ts";
 import { freePort, startFakeServer } from "./_memcached.ts";
 import { MemoryServer, type MemoryServerOptions } from "../testing.ts";
 
@@ -63,7 +64,7 @@ function startMemoryServer(options: { args?: string[]; unix?: boolean; tls?: boo
 }
 
 const needsProcess = "needs a memcached process";
-clientSuite({
+const target: SuiteTarget = {
   name: "Client/memory",
   makeClient: (spec: string, options?: ClientOptions) =>
     names.has(spec) ? new Client(spec, { transport: routing, ...options }) : new Client(spec, options),
@@ -74,4 +75,7 @@ clientSuite({
     "unix socket connections": `${needsProcess} listening on a unix socket`,
     "TLS against memcached -Z with a self-signed certificate": `${needsProcess} speaking TLS`,
   },
-});
+};
+
+clientSuite(target);
+metaSuite(target);
