@@ -576,6 +576,25 @@ export function unpickle(bytes: Uint8Array): unknown {
         break;
       }
       case 0x46: { // FLOAT (text)
+        // Python's repr of a float: digits, ".", "e", signs (for which Number and float() agree); else the slow path
+        const nl = eol(bytes, pos);
+        if (nl > pos) {
+          let text = "";
+          let i = pos;
+          for (; i < nl; i++) {
+            const b = bytes[i];
+            if (!((b >= 0x30 && b <= 0x39) || b === 0x2e || b === 0x2d || b === 0x2b || b === 0x65 || b === 0x45)) {
+              break;
+            }
+            text += String.fromCharCode(b);
+          }
+          const n = i === nl ? Number(text) : NaN;
+          if (!Number.isNaN(n)) {
+            stack.push(n);
+            pos = nl + 1;
+            break;
+          }
+        }
         const text = line("FLOAT").trim();
         if (!FLOAT_TEXT.test(text)) fail(`FLOAT argument ${JSON.stringify(text.slice(0, 40))} is not a number`);
         const n = Number(text);

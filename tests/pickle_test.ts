@@ -177,6 +177,12 @@ describe("PickleSerde reads what Python pickles", () => {
     assert.equal(unpickle(text("I00\n.")), false);
     assert.equal(unpickle(text("L123456789012345678901234567890L\n.")), 123456789012345678901234567890n);
     assert.equal(unpickle(text("F-2.5\n.")), -2.5);
+    for (
+      const [arg, value] of [["+.5", 0.5], ["5.", 5], ["1E+05", 1e5], ["-0.0", -0], ["inf", Infinity], ["-nan", NaN]]
+    ) {
+      assert.ok(Object.is(unpickle(text(`F${arg}\n.`)), value), `F${arg}`);
+    }
+    for (const arg of ["1e", ".", "1.2.3", "--1", "e5", "0x10", "", "1 2"]) refuses(text(`F${arg}\n.`), /not a number/);
     assert.deepEqual(unpickle(text("c__builtin__\nset\n((lI1\naI2\natR.")), new Set([1, 2]));
     assert.deepEqual(unpickle(text("c__builtin__\nfrozenset\n((ltR.")), new Set());
     assert.deepEqual(unpickle(text("c__builtin__\nbytearray\n(Vab\nVlatin-1\ntR.")), text("ab"));
