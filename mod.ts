@@ -77,7 +77,7 @@ export {
 } from "./src/errors.ts";
 export type { MemcacheErrorOptions } from "./src/errors.ts";
 export { HashClient } from "./src/hash_client.ts";
-export type { HashClientOptions } from "./src/hash_client.ts";
+export type { DiscoveryOptions, HashClientOptions } from "./src/hash_client.ts";
 export { MemcachedCache } from "./src/memcached_cache.ts";
 export type { CacheClientLike, MemcachedCacheOptions } from "./src/memcached_cache.ts";
 export { MemcachePickleError, PickleSerde } from "./src/pickle_serde.ts";

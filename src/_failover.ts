@@ -80,8 +80,15 @@ export class Failover<C extends NodeClient> {
     options: FailoverOptions,
     track: (closing: Promise<void>) => void,
   ) {
-    for (const node of nodes) this.#byName.set(node.name, node);
     this.#ring = ring;
+    for (const node of nodes) {
+      this.#byName.set(node.name, node);
+      // A dead node carried over from an earlier ring (the server list changed) stays out until revived.
+      if (node.deadAt !== null) {
+        this.#dead.add(node);
+        ring.removeNode(node.name);
+      }
+    }
     this.#options = options;
     this.#track = track;
   }

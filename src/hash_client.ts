@@ -18,9 +18,10 @@ import type {
   MetaSetOptions,
 } from "./_meta.ts"; // generated: the commands' types
 import { type CommandName, type CommandRow, type Commands, missOf, rowOf, runComposed } from "./commands.ts";
+import { type ClusterConfig, fetchClusterConfig } from "./_discovery.ts";
 import { MemcacheError, MemcacheIllegalInputError } from "./errors.ts";
-import { Failover, type Node } from "./_failover.ts";
-import { KetamaHash } from "./_ketama.ts";
+import { Failover, type FailoverOptions, type Node } from "./_failover.ts";
+import { KetamaHash, type KetamaServer } from "./_ketama.ts";
 import { checkKey as checkWireKey, keyBytes } from "./_keys.ts";
 import { binaryWireKey, encodeBase64 } from "./_meta.ts";
 import { entriesOf } from "./_mapping.ts";
@@ -30,7 +31,7 @@ import { RendezvousHash } from "./_rendezvous.ts";
 import { checkCompatibleWith, type PythonClientName, pythonHasher, pythonRing, pythonSerde } from "./_python_compat.ts";
 import { PooledClient, type PooledClientOptions } from "./pooled_client.ts";
 import type { Serde } from "./serde.ts";
-import { parseServerSpec, type ServerSpec } from "./transport.ts";
+import { parseServerSpec, type ServerAddress, type ServerSpec } from "./transport.ts";
 import { defaultPoolLimit } from "./_default_transport.ts";
 import { checkFlags, inContext } from "./_validate.ts";
 
@@ -68,6 +69,43 @@ export interface HashClientOptions extends PooledClientOptions {
 }
 
 type Inner = Client | PooledClient;
+
+/**
+ * Options of {@linkcode HashClient.discover}: those of a
+ * {@linkcode HashClient}, plus how often to read the node list again.
+ */
+export interface DiscoveryOptions extends HashClientOptions {
+  /**
+   * ms between reads of the node list from the configuration endpoint
+   * (0: read it once, never again).
+   * @default {60000}
+   */
+  discoveryInterval?: number;
+  /**
+   * Told when a scheduled read fails (the endpoint is down, or its reply
+   * does not parse): the servers stay as they were, and the next read
+   * comes `discoveryInterval` ms later.
+   * @default console.warn
+   */
+  onDiscoveryError?: (error: Error) => void;
+}
+
+/** The name a node has on the ring: pymemcache's "host:port" (no IPv6 brackets), or the socket path. */
+function nodeName(address: ServerAddress): string {
+  return "path" in address ? address.path : `${address.host}:${address.port}`;
+}
+
+/** Auto discovery's state: the endpoint's client, the version applied, the next poll. */
+interface Discovery {
+  endpoint: Client;
+  version: number;
+  interval: number;
+  onError: (error: Error) => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /** The read under way, if any. */
+  polling: Promise<boolean> | undefined;
+  stopped: boolean;
+}
 
 // deno-lint-ignore no-explicit-any
 type AnyMethod = (...args: any[]) => Promise<any>;
@@ -136,8 +174,15 @@ const NO_ANSWER: unique symbol = Symbol("no answer");
  * ```
  */
 export class HashClient implements Commands {
-  /** The servers, as their clients name them (`"host:port"` or a path), in the order given. */
-  readonly servers: readonly string[];
+  /**
+   * The servers, as their clients name them (`"host:port"` or a path), in
+   * the order given (with {@linkcode HashClient.discover}: as the cluster
+   * configuration lists them now).
+   */
+  get servers(): readonly string[] {
+    return this.#servers;
+  }
+  #servers: readonly string[] = [];
   /** The serde in use. */
   readonly serde: Serde;
   /** The key prefix. */
@@ -158,6 +203,14 @@ export class HashClient implements Commands {
   readonly deadTimeout: number;
   #nodes: Node<Inner>[] = [];
   #failover: Failover<Inner>;
+  #failoverOptions!: FailoverOptions;
+  /** Makes a server's node (its client, with this client's options). */
+  #newNode!: (spec: ServerSpec, address: ServerAddress, name: string) => Node<Inner>;
+  /** Each node's ketama entry. */
+  #ketama = new Map<string, KetamaServer>();
+  /** Clients of servers that left the cluster (discovery): closed with this client. */
+  #retired = new Set<Inner>();
+  #discovery: Discovery | undefined;
   #closing = new Set<Promise<void>>();
 
   /**
@@ -205,33 +258,155 @@ export class HashClient implements Commands {
     // share it, so the default per-server pool is that limit split between them.
     const poolSize = maxPoolSize ??
       Math.max(1, Math.floor(defaultPoolLimit(options.transport, 10 * specs.length) / Math.max(1, specs.length)));
-    const ketama: { node: string; host: string; port: number }[] = [];
     const serde = passingSerialized(this.serde); // setMany serializes every value before sending any
-    for (const spec of specs) {
-      const address = parseServerSpec(spec);
-      // pymemcache names a node "host:port" (no IPv6 brackets), or the socket path.
-      const name = "path" in address ? address.path : `${address.host}:${address.port}`;
-      if (this.#nodes.some((n) => n.name === name)) continue;
+    this.#newNode = (spec, address, name) => {
       const client = usePooling
         ? new PooledClient(spec, { ...innerOptions, serde, maxPoolSize: poolSize, poolIdleTimeout, poolBlocking })
         : new Client(spec, { ...innerOptions, serde });
-      this.#nodes.push({ name, client, failure: null, generation: 0, deadAt: null });
-      ketama.push("path" in address ? { node: name, host: address.path, port: 0 } : { node: name, ...address });
+      this.#ketama.set(name, "path" in address ? { node: name, host: address.path, port: 0 } : { node: name, ...address });
+      return { name, client, failure: null, generation: 0, deadAt: null };
+    };
+    for (const spec of specs) {
+      const address = parseServerSpec(spec);
+      const name = nodeName(address);
+      if (this.#nodes.some((n) => n.name === name)) continue;
+      this.#nodes.push(this.#newNode(spec, address, name));
     }
-    this.servers = this.#nodes.map((n) => n.client.server);
-    const names = this.#nodes.map((n) => n.name);
-    const ring = this.hasher === "ketama"
-      ? new KetamaHash(ketama)
-      : (pythonRing(this.hasher, names) ?? new RendezvousHash(names));
     const { ignoreExc } = this;
-    const failover = {
+    this.#failoverOptions = {
       retryAttempts: this.retryAttempts,
       retryTimeout: this.retryTimeout,
       deadTimeout: this.deadTimeout,
       ignoreExc,
       onServer: serverEvents(options.observer),
     };
-    this.#failover = new Failover(this.#nodes, ring, failover, (closing) => this.#track(closing));
+    this.#failover = this.#placement();
+  }
+
+  /** A ring over the nodes in #nodes, and failover over it; #servers follows. */
+  #placement(): Failover<Inner> {
+    this.#servers = this.#nodes.map((n) => n.client.server);
+    const names = this.#nodes.map((n) => n.name);
+    const ring = this.hasher === "ketama"
+      ? new KetamaHash(names.map((name) => this.#ketama.get(name)!))
+      : (pythonRing(this.hasher, names) ?? new RendezvousHash(names));
+    return new Failover(this.#nodes, ring, this.#failoverOptions, (closing) => this.#track(closing));
+  }
+
+  // ---- AWS ElastiCache auto discovery
+
+  /**
+   * A client for an AWS ElastiCache (memcached) cluster, whose nodes it
+   * reads from the cluster's configuration endpoint (`config get cluster`;
+   * `get AmazonElastiCache:cluster` on engines before 1.4.14) and reads
+   * again every `discoveryInterval` ms. When the configuration's version
+   * changes, servers that joined get a client and enter the ring, and
+   * servers that left leave it: their keys move, as with any change of
+   * the server list. Calls already running finish where they were sent
+   * (a leaving server's connections are closed with `quit`, after the
+   * replies they wait for). A read that fails (the endpoint is down, or
+   * its reply does not parse) changes nothing; it goes to
+   * `onDiscoveryError`. {@linkcode HashClient.close} stops the reads.
+   *
+   * The endpoint is reached with the connection options given
+   * (`transport`, `tls`, `auth`, timeouts), as the nodes are.
+   *
+   * @param endpoint the configuration endpoint, such as
+   *   `"mycluster.abc123.cfg.use1.cache.amazonaws.com:11211"`.
+   * @throws {TypeError} for an invalid endpoint or option (before any I/O).
+   * @throws {MemcacheUnknownError} when the first reply does not parse;
+   *   whatever the first read fails with otherwise (no client is made).
+   */
+  static async discover(endpoint: ServerSpec, options: DiscoveryOptions = {}): Promise<HashClient> {
+    const { discoveryInterval, onDiscoveryError, ...rest } = options;
+    const interval = checkMs("discoveryInterval", discoveryInterval ?? 60_000);
+    if (onDiscoveryError !== undefined && typeof onDiscoveryError !== "function") {
+      throw new TypeError("onDiscoveryError must be a function");
+    }
+    const client = new HashClient([], rest); // checks the options
+    const { transport, tls, auth, connectTimeout, timeout, noDelay, keepAlive } = rest;
+    const config = new Client(endpoint, { transport, tls, auth, connectTimeout, timeout, noDelay, keepAlive });
+    let first: ClusterConfig;
+    try {
+      first = await fetchClusterConfig(config);
+    } catch (error) {
+      await config.close();
+      throw error;
+    }
+    client.#setServers(first.servers);
+    client.#discovery = {
+      endpoint: config,
+      version: first.version,
+      interval,
+      onError: onDiscoveryError ?? ((error) => console.warn(`memcache: auto discovery: ${error.message}`)),
+      timer: undefined,
+      polling: undefined,
+      stopped: false,
+    };
+    client.#schedule();
+    return client;
+  }
+
+  /** With {@linkcode HashClient.discover}: the cluster configuration's version in use, else `undefined`. */
+  get configVersion(): number | undefined {
+    return this.#discovery?.version;
+  }
+
+  /**
+   * With {@linkcode HashClient.discover}: reads the node list now (as the
+   * scheduled reads do) and applies it if its version changed. Resolves
+   * `true` when the servers changed.
+   *
+   * @throws {MemcacheUnknownError} for a reply that does not parse
+   *   (nothing changes); whatever the read fails with otherwise.
+   * @throws {TypeError} on a client not made by `discover`.
+   */
+  refreshServers(): Promise<boolean> {
+    const discovery = this.#discovery;
+    if (discovery === undefined) return Promise.reject(new TypeError("refreshServers needs a client made by discover"));
+    return discovery.polling ??= this.#poll(discovery).finally(() => (discovery.polling = undefined));
+  }
+
+  async #poll(discovery: Discovery): Promise<boolean> {
+    const config = await fetchClusterConfig(discovery.endpoint);
+    if (discovery.stopped || config.version === discovery.version) return false;
+    discovery.version = config.version;
+    return this.#setServers(config.servers);
+  }
+
+  #schedule(): void {
+    const discovery = this.#discovery!;
+    if (discovery.stopped || discovery.interval === 0) return;
+    discovery.timer = setTimeout(() => {
+      discovery.timer = undefined;
+      this.refreshServers().catch((error) => discovery.onError(error)).finally(() => this.#schedule());
+    }, discovery.interval);
+  }
+
+  /**
+   * Makes `specs` the servers: new ones get a client and enter the ring,
+   * missing ones leave it (their clients quit once their replies are in);
+   * the others keep their clients and failover state. True if any changed.
+   */
+  #setServers(specs: readonly string[]): boolean {
+    const wanted = new Map<string, [ServerSpec, ServerAddress]>();
+    for (const spec of specs) {
+      const address = parseServerSpec(spec);
+      wanted.set(nodeName(address), [spec, address]);
+    }
+    const old = new Map(this.#nodes.map((node) => [node.name, node]));
+    const nodes: Node<Inner>[] = [];
+    for (const [name, [spec, address]] of wanted) nodes.push(old.get(name) ?? this.#newNode(spec, address, name));
+    const leaving = this.#nodes.filter((node) => !wanted.has(node.name));
+    if (leaving.length === 0 && nodes.length === this.#nodes.length) return false;
+    this.#nodes = nodes;
+    this.#failover = this.#placement();
+    for (const node of leaving) {
+      this.#ketama.delete(node.name);
+      this.#retired.add(node.client);
+      this.#track(node.client.quit());
+    }
+    return true;
   }
 
   // ---- placement and failover
@@ -879,16 +1054,41 @@ export class HashClient implements Commands {
 
   // ---- lifecycle
 
-  /** Sends `quit` to every server and waits for the connections to close. The client stays usable. */
+  /**
+   * Sends `quit` to every server and waits for the connections to close.
+   * The client stays usable; auto discovery stops (see {@linkcode HashClient.close}).
+   */
   async quit(): Promise<void> {
-    await Promise.all(this.#nodes.map((n) => n.client.quit()));
+    // Every client is told in this tick: calls made after quit() go out on new connections.
+    const stopping = this.#stopDiscovery();
+    const clients = [...this.#nodes.map((n) => n.client), ...this.#retired];
+    await Promise.all([stopping, ...clients.map((client) => client.quit())]);
     await this.#settled();
   }
 
-  /** Closes every connection, as {@linkcode Client.close}. The client stays usable. */
+  /**
+   * Closes every connection, as {@linkcode Client.close}. The client stays
+   * usable; with {@linkcode HashClient.discover}, the node list is no
+   * longer read (the servers stay as last read).
+   */
   async close(): Promise<void> {
-    await Promise.all(this.#nodes.map((n) => n.client.close()));
+    // Every client is told in this tick: calls made after close() go out on new connections.
+    const stopping = this.#stopDiscovery();
+    const clients = [...this.#nodes.map((n) => n.client), ...this.#retired];
+    this.#retired.clear();
+    await Promise.all([stopping, ...clients.map((client) => client.close())]);
     await this.#settled();
+  }
+
+  /** Stops auto discovery's reads: the next one is cancelled, one under way awaited. */
+  async #stopDiscovery(): Promise<void> {
+    const discovery = this.#discovery;
+    if (discovery === undefined) return;
+    discovery.stopped = true;
+    clearTimeout(discovery.timer);
+    discovery.timer = undefined;
+    await discovery.polling?.catch(() => {});
+    await discovery.endpoint.close();
   }
 
   async #settled(): Promise<void> {
