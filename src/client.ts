@@ -36,6 +36,7 @@ import {
   WITH_DATA,
 } from "./_protocol.ts";
 import { entriesOf } from "./_mapping.ts";
+import { checkLimitMs } from "./_options.ts";
 import {
   binaryWireKey,
   encodeBase64,
@@ -300,12 +301,6 @@ function isPromise<T>(value: unknown): value is Promise<T> {
   return typeof (value as Promise<T>).then === "function";
 }
 
-/** A time limit option: its default when not given; `undefined` (none) for 0 or Infinity. */
-function limit(ms: number | undefined, fallback: number): number | undefined {
-  if (ms === undefined) return fallback;
-  return ms === 0 || ms === Infinity ? undefined : ms;
-}
-
 /** A reply that does not fit its request: the connection closes (see Connection.request). */
 function unexpected(reply: Reply): ProtocolError {
   const text = reply.type === "line" ? reply.text : reply.type === "status" ? reply.status : reply.type;
@@ -349,6 +344,9 @@ export class Client {
   /** Whether non-ASCII keys are allowed. */
   readonly allowUnicodeKeys: boolean;
   #options: ClientOptions;
+  /** ms, or `undefined` for no limit (see ClientOptions). */
+  #connectTimeout: number | undefined;
+  #timeout: number | undefined;
   #transport: Transport | Promise<Transport> | undefined;
   #login: FirstRequest | undefined;
   /** When this server last refused these credentials (see refusals), keyed by server. */
@@ -379,12 +377,8 @@ export class Client {
     this.#observer = connectionObserver(options.observer);
     observeCommands(this, this.server, options.observer, true);
     if (this.keyPrefix !== "") checkWireKey(this.keyPrefix, "", this.allowUnicodeKeys);
-    for (const name of ["connectTimeout", "timeout"] as const) {
-      const ms = options[name];
-      if (ms !== undefined && !(typeof ms === "number" && ms >= 0 && !Number.isNaN(ms))) {
-        throw new TypeError(`${name} must be a non-negative number of milliseconds (0 or Infinity: no limit)`);
-      }
-    }
+    this.#connectTimeout = checkLimitMs("connectTimeout", options.connectTimeout, DEFAULT_CONNECT_TIMEOUT);
+    this.#timeout = checkLimitMs("timeout", options.timeout, DEFAULT_TIMEOUT);
     const maxQueue = options.maxQueue;
     if (maxQueue !== undefined && !(maxQueue === Infinity || (Number.isInteger(maxQueue) && maxQueue >= 1))) {
       throw new TypeError(`maxQueue must be a positive integer or Infinity, got ${String(maxQueue)}`);
@@ -442,8 +436,8 @@ export class Client {
       this.address,
       this.server,
       {
-        connectTimeout: limit(o.connectTimeout, DEFAULT_CONNECT_TIMEOUT),
-        timeout: limit(o.timeout, DEFAULT_TIMEOUT),
+        connectTimeout: this.#connectTimeout,
+        timeout: this.#timeout,
         maxQueue: o.maxQueue ?? DEFAULT_MAX_QUEUE,
         noDelay: o.noDelay,
         keepAlive: o.keepAlive,
