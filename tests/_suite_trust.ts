@@ -231,14 +231,16 @@ export function trustSuite(target: SuiteTarget): void {
 
     test("a TCP connect that hangs is cancelled at connectTimeout: nothing is left pending", async () => {
       // A stopped memcached with a backlog of 1 completes two handshakes;
-      // the kernel drops SYNs after that, so a third connect hangs.
+      // the kernel drops SYNs after that, so later connects hang. Three
+      // fillers, given time to start connecting (NodeTransport loads
+      // node:net on first use), take both places before the client tries.
       await using server = await target.startMemcached({ args: ["-b", "1"] });
       if (!server.pause) return;
       server.pause();
       try {
-        const fillers = [0, 1].map(() => makeClient(server.spec, { timeout: 0, connectTimeout: 0 }));
+        const fillers = [0, 1, 2].map(() => makeClient(server.spec, { timeout: 0, connectTimeout: 0 }));
         const stuck = fillers.map((c) => c.get("k").catch((e) => e));
-        await new Promise((resolve) => setTimeout(resolve, 100)); // both connected (in the accept queue)
+        await new Promise((resolve) => setTimeout(resolve, 500));
         await using client = makeClient(server.spec, { connectTimeout: 200, timeout: 5000 });
         await rejectsWith(client.get("k"), MemcacheTimeoutError, /Connect timed out after 200 ms/);
         for (const c of fillers) await c.close();
