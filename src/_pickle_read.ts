@@ -438,12 +438,12 @@ export function unpickle(bytes: Uint8Array): unknown {
   };
   const put = (index: number): void => {
     const value = top("PUT");
+    if (index < 0) fail(`PUT at offset ${pos - 1} with the negative memo index ${index}`);
     if (index < memo.length) {
-      if (memo[index] === undefined) memoCount++;
       memo[index] = value;
     } else if (index === memo.length) {
       memo.push(value);
-      memoCount++;
+      if (bigMemo?.delete(index) !== true) memoCount++;
     } else {
       bigMemo ??= new Map();
       if (!bigMemo.has(index)) memoCount++;

@@ -243,6 +243,7 @@ describe("PickleSerde reads what Python pickles", () => {
       [bytes("h", 5, "."), /memo index 5/],
       [bytes("j", 0xff, 0xff, 0xff, 0xff, "."), /memo index 4294967295/],
       [text("g99999999999\n."), /memo index 99999999999/],
+      [text("Np-1\n."), /negative memo index -1/],
       [bytes("NNa."), /not a list/],
       [bytes("NNNs."), /not a dict/],
       [bytes("Ne."), /no MARK/],
