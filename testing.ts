@@ -32,9 +32,9 @@
  *
  * Memory: `maxBytes` bounds the items' sizes counted as memcached counts
  * them (48 + key + 1 + value + 2 + 8 bytes, plus 4 when flags are not 0);
- * the JavaScript objects holding an item cost about 200 bytes more than
- * that (measured on V8: tests/memory_server_test.ts), so the heap it uses
- * stays below `maxBytes + 200 × items`.
+ * the JavaScript objects holding an item cost about 320 bytes more than
+ * that on V8 (Deno, Node) and 230 on Bun (bench/memory_server.ts
+ * --memory), so the heap it uses stays below `maxBytes + 320 × items`.
  *
  * @module
  */
