@@ -182,11 +182,19 @@ function smallDecimal(bytes: Uint8Array, start: number, end: number): number {
 
 /** Python's "raw-unicode-escape" (the UNICODE opcode): latin-1 with \uXXXX and \UXXXXXXXX escapes. */
 function rawUnicodeEscape(bytes: Uint8Array, start: number, end: number): string {
-  let first = start;
-  while (first < end && bytes[first] !== 0x5c) first++;
-  if (first === end) return latin1(bytes, start, end);
+  if (end - start >= 64) {
+    let first = start;
+    while (first < end && bytes[first] !== 0x5c) first++;
+    if (first === end) return latin1(bytes, start, end);
+  }
+  // One pass while there is no backslash (pickles escape every backslash, so usually to the end).
   let out = "";
   let i = start;
+  for (; i < end; i++) {
+    const b = bytes[i];
+    if (b === 0x5c) break;
+    out += String.fromCharCode(b);
+  }
   while (i < end) {
     const b = bytes[i];
     if (b !== 0x5c) {
