@@ -73,8 +73,9 @@ function integerText(value: number | bigint): string {
  * Compressed values (flag 8, zlib, as pylibmc and python-memcached write
  * them with `min_compress_len`) are inflated on reading (the result is then
  * a Promise). This serde never compresses: to write compressed values,
- * wrap it, `new CompressedSerde({ serde: new PickleSerde() })` — all three
- * Python clients read those.
+ * wrap it, `new CompressedSerde({ serde: new PickleSerde() })`: pylibmc,
+ * python-memcached and pymemcache's `CompressedSerde` read those
+ * (pymemcache's plain `pickle_serde` does not).
  *
  * @example
  * ```ts
