@@ -19,6 +19,7 @@ import {
   MemcacheAuthError,
   MemcacheClientError,
   MemcachedCache,
+  type Observer,
   PooledClient,
   RetryingClient,
   type Transport,
@@ -248,6 +249,27 @@ for (const [label, transportOf] of transports) {
       await assert.rejects(client.get("k"), /refused the login \(wrong username or password\)/);
       await using admin = new Client(server.spec, opts({ auth: GOOD }));
       assert.equal((await admin.stats())["auth_errors"], 2);
+    });
+
+    it("observer events and their errors hold no credentials, for a good and a refused login", async () => {
+      await using server = await authServer();
+      const events: unknown[] = [];
+      const observer: Observer = {
+        onCommandStart: (event) => void events.push(event),
+        onCommand: (event) => void events.push(event),
+        onConnection: (event) => void events.push(event),
+      };
+      await using good = new Client(server.spec, opts({ auth: GOOD, observer, defaultNoreply: false }));
+      await Promise.all([good.set("k", "v"), good.get("k")]);
+      await using wrong = new Client(server.spec, opts({ auth: { username: USER, password: "wrong-pw" }, observer }));
+      await Promise.allSettled([wrong.set("k", "v"), wrong.get("k")]);
+      await wrong.close();
+      assert.ok(events.length >= 6, `events: ${events.length}`);
+      const errors = events.map((e) => (e as { error?: unknown }).error).filter((e) => e !== undefined);
+      assert.ok(errors.some((e) => e instanceof MemcacheAuthError), "the refusal is reported");
+      errors.forEach(assertNoSecrets);
+      const text = JSON.stringify(events, (_, v) => v instanceof Error ? `${v.message} ${v.stack}` : v);
+      for (const secret of [PASSWORD, "wrong-pw", `${USER} `]) assert.ok(!text.includes(secret), text);
     });
 
     it("over TLS: good credentials work, wrong ones are refused", async () => {
