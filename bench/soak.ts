@@ -24,6 +24,7 @@ import {
   MixedLoad,
   Rng,
   startChaosProxy,
+  watchLoop,
 } from "../tests/_hostile.ts";
 import { startMemcached } from "../tests/_memcached.ts";
 
@@ -61,10 +62,13 @@ const witness = async (keys: string[]) => {
   return await direct.getMany(keys);
 };
 
-// Warm up, then measure the heap the load starts from.
+// Warm up, then measure the heap the load starts from (paused: a full GC holds the loop).
 load.start();
 await delay(2000);
+await load.pause();
 const heapStart = heapMB();
+load.resume();
+const loop = watchLoop();
 const started = Date.now();
 const faults = { latency: 0, stall: 0, cut: 0, truncate: 0, reset: 0, kills: 0 };
 let verified = 0;
@@ -115,6 +119,7 @@ verified += await inv.verify(witness);
 for (const timer of timers) clearTimeout(timer);
 await load.stop();
 await inv.drain(TIMEOUT + 200);
+const worstStall = loop.stop();
 const elapsed = (Date.now() - started) / 1000;
 for (const { client } of clients) await client.close();
 const heapEnd = heapMB();
@@ -130,6 +135,16 @@ console.log(`lost           ${r.lost}   (of ${verified} acknowledged writes read
 console.log(`foreign errors ${r.foreign}`);
 console.log(`faults         ${JSON.stringify(faults)}`);
 console.log(`heap           ${heapStart.toFixed(1)} MB at start, ${heapEnd.toFixed(1)} MB at end`);
+console.log(
+  `event loop     ${loop.stalls.length} stalls over 100 ms (worst ${worstStall.toFixed(0)} ms)` +
+    (loop.stalls.length
+      ? `: ${loop.stalls.slice(0, 10).map(([t, ms]) => `+${(t / 1000).toFixed(1)} s ${ms.toFixed(0)} ms`).join(", ")}`
+      : ""),
+);
 for (const v of inv.violations.slice(0, 20)) console.log(`  ${v}`);
+console.log("first errors of each class:");
+for (const [name, messages] of Object.entries(inv.samples)) {
+  for (const m of messages) console.log(`  ${name}: ${m}`);
+}
 const broken = r.late + r.hung + r.wrong + r.lost + r.foreign;
 if (broken > 0) process.exitCode = 1;

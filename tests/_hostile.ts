@@ -763,6 +763,8 @@ export class Invariants {
   };
   /** The first violations, described. */
   readonly violations: string[] = [];
+  /** The first messages of each error class seen (three each), for reports. */
+  readonly samples: Record<string, string[]> = {};
   #pending = new Map<number, { what: string; started: number; timeout: number }>();
   #serial = 0;
   #writes = new Map<string, WriteRecord>();
@@ -784,10 +786,13 @@ export class Invariants {
     return ++this.#serial;
   }
 
-  /** Records a violation (the first 50 are kept verbatim). */
+  readonly #born = performance.now();
+
+  /** Records a violation (the first 50 are kept verbatim, with when it happened). */
   violation(kind: "late" | "hung" | "wrong" | "lost" | "foreign", text: string): void {
     this.report[kind]++;
-    if (this.violations.length < 50) this.violations.push(`${kind}: ${text}`);
+    const at = ((performance.now() - this.#born) / 1000).toFixed(1);
+    if (this.violations.length < 50) this.violations.push(`${kind} (+${at} s): ${text}`);
   }
 
   /**
@@ -824,6 +829,8 @@ export class Invariants {
       const error = outcome.error;
       const name = error instanceof Error ? error.constructor.name : typeof error;
       this.report.errors[name] = (this.report.errors[name] ?? 0) + 1;
+      const seen = (this.samples[name] ??= []);
+      if (seen.length < 3) seen.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
       const allowed = error instanceof MemcacheError || (this.allowTypeError && error instanceof TypeError);
       if (!allowed) {
         const detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
@@ -1021,16 +1028,25 @@ export function watchSockets(port: number): { stop(): Promise<number | undefined
 
 // ---------------------------------------------------------------- event loop
 
-/** Measures how long the event loop was blocked: the worst lateness of a 10 ms timer. */
-export function watchLoop(): { stop(): number } {
+/**
+ * Measures how long the event loop was blocked: the worst lateness of a
+ * 10 ms timer; `stalls` lists when (ms since the start) it was late by
+ * more than 100 ms, and by how much.
+ */
+export function watchLoop(): { stop(): number; readonly stalls: [number, number][] } {
   let worst = 0;
-  let expected = performance.now() + 10;
+  const began = performance.now();
+  let expected = began + 10;
+  const stalls: [number, number][] = [];
   const timer = setInterval(() => {
     const now = performance.now();
-    worst = Math.max(worst, now - expected);
+    const late = now - expected;
+    worst = Math.max(worst, late);
+    if (late > 100 && stalls.length < 1000) stalls.push([now - began, late]);
     expected = now + 10;
   }, 10);
   return {
+    stalls,
     stop() {
       clearInterval(timer);
       return worst;
