@@ -20,6 +20,7 @@ import { inspect } from "node:util";
 import { describe, it } from "./_harness.ts";
 import { readFileSync } from "node:fs";
 import {
+  CompressedSerde,
   HashClient,
   MemcachedCache,
   MemcachePickleError,
@@ -152,6 +153,24 @@ describe("Sharing a cache with Python", () => {
           assert.equal(await cache.inc("counter", 5), 15); // atomic incr on what Python stored
           assert.equal(await cache.dec("counter", 20), -5); // below zero: read, then write, as cachelib
           assert.equal(await cache.inc("ts-counter", 41), 41); // missing: starts at delta
+
+          if (library !== "pymemcache") {
+            // Compressed both ways: Python wrote "zipped" with min_compress_len; we write "ts-zipped" through
+            // CompressedSerde over PickleSerde (flag 9, zlib).
+            assert.ok(read.has("zipped"));
+            const serde = new CompressedSerde({
+              serde: new PickleSerde({ compatibleWith: library }),
+              minCompressLen: 10,
+            });
+            await using zipping = new HashClient(servers, { compatibleWith: library, serde, defaultNoreply: false });
+            await zipping.set(`${prefix}ts-zipped`, read.get("zipped"));
+            await using raw = new HashClient(servers, {
+              hasher: zipping.hasher,
+              serde: { serialize: () => ["", 0], deserialize: (_k, _v, f) => f },
+            });
+            assert.equal(await raw.get(`${prefix}ts-zipped`), 9);
+            assert.equal(await raw.get(`${prefix}zipped`), 9); // Python compressed it too
+          }
 
           const wrong = await runPython(["read", library, servers.join(","), prefix]);
           assert.deepEqual(wrong, {}, `${library} read back differently`);

@@ -56,6 +56,10 @@ VALUES = {
     "big_list": list(range(2000)),
 }
 
+# Written compressed (flag 9, zlib) by pylibmc and python-memcached when asked (min_compress_len), and written back
+# compressed by the TypeScript side as "ts-zipped" (pymemcache's pickle_serde reads no compressed values).
+ZIPPED = {"text": "abc" * 500, "numbers": list(range(300)), "nested": {"t": (1, 2)}}
+
 
 def tag(value):
     """What the TypeScript side reads, tagged (see gen_pickles_python.py)."""
@@ -165,7 +169,12 @@ def main():
                 raise SystemExit("%s: could not store %s" % (library, name))
         if not cache.set("counter", 10):
             raise SystemExit("could not store counter")
-        print(json.dumps({name: tag(read_in_typescript(library, v)) for name, v in VALUES.items()}))
+        expected = {name: tag(read_in_typescript(library, v)) for name, v in VALUES.items()}
+        if library != "pymemcache":
+            if not cache._client.set(prefix + "zipped", ZIPPED, 0, 1):  # time, min_compress_len
+                raise SystemExit("could not store zipped")
+            expected["zipped"] = tag(ZIPPED)
+        print(json.dumps(expected))
     elif mode == "read":
         wrong = {}
         for name, value in VALUES.items():
@@ -173,6 +182,10 @@ def main():
             actual = cache.get("ts-" + name)
             if not same(actual, expected):
                 wrong[name] = "got %r, expected %r" % (actual, expected)
+        if library != "pymemcache":
+            zipped = cache.get("ts-zipped")
+            if not same(zipped, back_in_python(ZIPPED)):
+                wrong["ts-zipped"] = "got %r" % (zipped,)
         # Counters: the TypeScript side took counter from 10 to 15 to -5 and created ts-counter at 41.
         counter = cache.get("counter")
         if not same(counter, -5):
