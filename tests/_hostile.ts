@@ -521,16 +521,22 @@ export class Direction {
     return this;
   }
 
-  /** Forwards `n` more bytes, then drops the rest silently (the sockets stay open). */
+  /**
+   * Forwards at most `n` more bytes, then drops the rest silently (the
+   * sockets stay open). A stream once truncated stays so: TCP never skips
+   * bytes and goes on, and neither does this proxy.
+   */
   truncateAfter(n: number): this {
-    this.#truncateAt = this.forwarded + n;
+    this.#truncateAt = Math.min(this.#truncateAt, this.forwarded + n);
     return this;
   }
 
-  /** Forwards `n` more bytes, then closes both sockets (with a reset if asked). */
+  /** Forwards at most `n` more bytes, then closes both sockets (with a reset if asked). */
   cutAfter(n: number, options: { reset?: boolean } = {}): this {
-    this.#cutAt = this.forwarded + n;
-    this.#cutByReset = options.reset ?? false;
+    if (this.forwarded + n < this.#cutAt) {
+      this.#cutAt = this.forwarded + n;
+      this.#cutByReset = options.reset ?? false;
+    }
     if (n === 0) this.cut(this.#cutByReset);
     return this;
   }
