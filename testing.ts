@@ -68,6 +68,7 @@ export interface MemoryServerOptions {
 export interface MemoryServerAddress {
   /** Always `"127.0.0.1"`. */
   host: string;
+  /** The TCP port it listens on. */
   port: number;
 }
 
@@ -118,6 +119,8 @@ export class MemoryServer implements AsyncDisposable {
   #closed = false;
 
   /**
+   * An empty server, not listening on any port.
+   *
    * @throws {RangeError} if `maxBytes` or `itemSizeMax` is not a positive
    * integer (`itemSizeMax` at least 1024).
    */
@@ -216,7 +219,8 @@ export class MemoryServer implements AsyncDisposable {
    * processes. `port` 0 or none picks a free one. Calling it again returns
    * the same address.
    *
-   * @throws if the port is taken, or the runtime has no `node:net`.
+   * @throws if the port is taken, or the runtime has no `node:net`
+   * (Workers: use {@linkcode MemoryServer.transport}).
    */
   listen(port = 0): Promise<MemoryServerAddress> {
     if (this.#closed) return Promise.reject(new Error("MemoryServer is closed"));
@@ -225,12 +229,14 @@ export class MemoryServer implements AsyncDisposable {
   }
 
   async #listen(port: number): Promise<MemoryServerAddress> {
-    const specifier = "node:net"; // not a literal: bundlers for Workers must not pull it in
-    const net = (await import(specifier)) as { default?: NetModule } & NetModule;
-    const createServer = net.createServer ?? net.default!.createServer;
+    // No import of node:net, not even a dynamic one: bundlers and Workers' module loader (miniflare) never see
+    // it. Deno, Node (>= 20.16) and Bun all hand out their built-in modules through process.getBuiltinModule.
+    const runtime = globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } };
+    const net = runtime.process?.getBuiltinModule?.("node:net") as NetModule | undefined;
+    if (!net) throw new Error("MemoryServer.listen needs node:net (Deno, Node >= 20.16 or Bun); use transport() here");
     const store = this.#store;
     const hooks = this.#hooks;
-    const server = createServer((socket) => {
+    const server = net.createServer((socket) => {
       if (this.#closed) return socket.destroy();
       const session = new MemorySession(store, hooks);
       store.currConnections++;

@@ -17,6 +17,7 @@ import assert from "node:assert/strict";
 import {
   Client,
   type ClientOptions,
+  MemcacheAuthError,
   MemcacheConnectionError,
   MemcachedCache,
   MemcacheError,
@@ -27,6 +28,7 @@ import { defaultTransport } from "../../src/_default_transport.ts";
 import { CloudflareTransport } from "../../transports/cloudflare.ts";
 import { clientSuite, type FakeSocket, type SuiteFake, type SuiteServer, type SuiteTarget } from "../_suite.ts";
 import { metaSuite } from "../_suite_meta.ts";
+import { memoryTarget } from "../_memory_target.ts";
 import { cases, describe, it } from "./_harness.ts";
 
 interface Fetcher {
@@ -136,6 +138,15 @@ const target: SuiteTarget = {
 clientSuite(target);
 metaSuite(target);
 
+// The same suites against MemoryServer (testing.ts) inside the Worker, through its transport.
+const memory = memoryTarget("Client/memory", {
+  startFakeServer,
+  freePort: target.freePort,
+  makeClient: target.makeClient,
+});
+clientSuite(memory);
+metaSuite(memory);
+
 // ---- Workers-only cases
 
 async function rejectsWith(promise: Promise<unknown>, cls: new (...args: never[]) => Error, match?: RegExp) {
@@ -202,6 +213,21 @@ describe("workerd", () => {
         return true;
       });
     }
+  });
+
+  it("auth: memcached -Y logins over CloudflareTransport; a refused one rejects every queued call", async () => {
+    const { path } = await control<{ path: string }>("/authfile", { lines: "worker:w0rker-pw\n" });
+    await using server = await startMemcached({ args: ["-Y", path] });
+    await using client = new Client(server.spec, { transport, auth: { username: "worker", password: "w0rker-pw" } });
+    const [stored, value] = await Promise.all([client.set("k", "v", { noreply: false }), client.get("k")]);
+    assert.deepEqual([stored, value], [true, "v"]);
+    await using wrong = new Client(server.spec, { transport, auth: { username: "worker", password: "nope" } });
+    const calls = await Promise.allSettled([wrong.get("k"), wrong.set("k", "x"), wrong.version()]);
+    for (const call of calls) {
+      assert.ok(call.status === "rejected" && call.reason instanceof MemcacheAuthError, String(call));
+      assert.ok(!String(call.reason.message).includes("nope"));
+    }
+    assert.equal(await client.get("k"), "v");
   });
 
   it("connectTimeout: a connect that never completes gives MemcacheTimeoutError", async () => {
