@@ -23,6 +23,7 @@ import {
   MemcacheUnknownError,
   QueueFullError,
 } from "./errors.ts";
+import { connectionLost } from "./_usable.ts";
 import { type Expectation, Outbox, ProtocolError, type Reply, ReplyParser, WITH_DATA } from "./_protocol.ts";
 import type { ServerAddress, Transport, TransportConnectOptions, TransportSocket } from "./transport.ts";
 import type { ConnectionObserver, Tally } from "./_observe.ts";
@@ -482,7 +483,7 @@ export class Connection {
         server: this.name,
         command: late.command,
       });
-      late.reject(error);
+      late.reject(connectionLost(error));
       this.#fail((command) =>
         new MemcacheTimeoutError(`Timed out: the connection was closed after an earlier request timed out`, {
           server: this.name,
@@ -593,7 +594,7 @@ export class Connection {
             // A reply that does not fit its request (STORED to incr, ...): the
             // replies are out of step, and the next request would take another's.
             const options = { server: this.name, command: w.command };
-            w.reject(new MemcacheUnknownError(error.message, options));
+            w.reject(connectionLost(new MemcacheUnknownError(error.message, options)));
             this.#fail((command) =>
               new MemcacheUnknownError(`Connection closed after a reply out of step to ${w.command}`, {
                 server: this.name,
@@ -607,17 +608,20 @@ export class Connection {
       }
     } else {
       const options = { server: this.name, command: w.command };
+      // See below: after a data block, only SERVER_ERROR keeps the connection.
+      const closing = w.block && reply.kind !== "SERVER_ERROR";
+      const reject = (error: Error) => w.reject(closing ? connectionLost(error) : error);
       if (reply.kind === "SERVER_ERROR") {
-        w.reject(new MemcacheServerError(reply.message, options));
+        reject(new MemcacheServerError(reply.message, options));
       } else if (reply.kind === "ERROR") {
-        w.reject(new MemcacheUnknownCommandError(reply.message, options));
+        reject(new MemcacheUnknownCommandError(reply.message, options));
       } else if (AUTH_REFUSALS.has(reply.message)) {
         const message = reply.message === "CLIENT_ERROR unauthenticated"
           ? `Not logged in: the server requires a login (memcached -Y; the auth option): ${reply.message}`
           : `The server refused the login: ${reply.message}`;
-        w.reject(new MemcacheAuthError(message, options));
+        reject(new MemcacheAuthError(message, options));
       } else {
-        w.reject(new MemcacheClientError(reply.message, options));
+        reject(new MemcacheClientError(reply.message, options));
       }
       // A one-line command's error (incr of a non-number, an unknown command)
       // is well framed: the server read exactly that line. After ERROR or
@@ -626,7 +630,7 @@ export class Connection {
       // raw one, where the server stopped reading is unknown: the stream
       // cannot be trusted. A SERVER_ERROR (too large, out of memory) comes
       // after memcached has swallowed the block.
-      if (w.block && reply.kind !== "SERVER_ERROR") {
+      if (closing) {
         this.#fail((command) =>
           new MemcacheConnectionError(`Connection closed after ${reply.kind} to ${w.command}`, {
             server: this.name,
@@ -672,7 +676,7 @@ export class Connection {
   }
 
   #closedError(command: string): MemcacheConnectionError {
-    return new MemcacheConnectionError("Connection is closed", { server: this.name, command });
+    return connectionLost(new MemcacheConnectionError("Connection is closed", { server: this.name, command }));
   }
 
   #fullError(command: string): MemcacheError {
@@ -698,7 +702,7 @@ export class Connection {
     const errorOf = (command: string): Error => {
       if (command === lastCommand) return lastError;
       let error = errors.get(command);
-      if (error === undefined) errors.set(command, error = errorFor(command));
+      if (error === undefined) errors.set(command, error = connectionLost(errorFor(command)));
       lastCommand = command;
       return lastError = error;
     };

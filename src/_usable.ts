@@ -6,31 +6,27 @@
  * @module
  */
 
-import {
-  MemcacheError,
-  MemcacheIllegalInputError,
-  MemcacheSerdeError,
-  MemcacheServerError,
-  MemcacheUnexpectedCloseError,
-  MemcacheUnknownCommandError,
-  QueueFullError,
-} from "./errors.ts";
+/** Errors a connection rejected its requests with as it closed (see {@linkcode connectionLost}). */
+const lost = new WeakSet<object>();
+
+/**
+ * Marks `error` as one a connection rejects a request with because the
+ * connection is closing or closed under it (a timeout, a close, a reply out
+ * of step, an error after a data block, a failed connect). Returns it.
+ */
+export function connectionLost<E extends Error>(error: E): E {
+  lost.add(error);
+  return error;
+}
 
 /**
  * Whether the connection a request failed on is still in step with the
- * server after `error`. Yes for errors raised before anything was sent
- * (bad input, a serde's or caller's own exception: anything that is not a
- * `MemcacheError`, and a full queue) and for well-framed per-request replies
- * (`ERROR` as `MemcacheUnknownCommandError`, `SERVER_ERROR` as
- * `MemcacheServerError`, a value the serde could not read).
- * No for everything else: timeouts, closes, `CLIENT_ERROR`, unparseable
- * replies, connection errors.
+ * server after `error`. The connection itself says so: an error it marked
+ * with {@linkcode connectionLost} means the connection is gone; any other
+ * (bad input, a serde's error, a full queue, a well-framed `ERROR`,
+ * `CLIENT_ERROR` or `SERVER_ERROR` to a one-line command, a caller's own
+ * exception) left it as it was.
  */
 export function leavesConnectionUsable(error: unknown): boolean {
-  if (!(error instanceof MemcacheError)) return true;
-  if (error instanceof MemcacheIllegalInputError || error instanceof MemcacheUnknownCommandError) return true;
-  // A value the serde could not read came in a well-framed reply; a call
-  // refused for a full queue sent nothing.
-  if (error instanceof MemcacheSerdeError || error instanceof QueueFullError) return true;
-  return error instanceof MemcacheServerError && !(error instanceof MemcacheUnexpectedCloseError);
+  return !(typeof error === "object" && error !== null && lost.has(error));
 }

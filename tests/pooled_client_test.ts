@@ -4,6 +4,7 @@ import * as net from "node:net";
 import { describe, it } from "./_harness.ts";
 import {
   Client,
+  MemcacheClientError,
   MemcacheError,
   MemcacheServerError,
   MemcacheTimeoutError,
@@ -222,6 +223,21 @@ describe("PooledClient", () => {
     const before = (await pool.stats()).total_connections;
     await assert.rejects(pool.set("huge", new Uint8Array(1_200_000), { noreply: false }), MemcacheServerError);
     assert.equal(await pool.get("small"), "ok");
+    assert.equal((await pool.stats()).total_connections, before);
+  });
+
+  it("CLIENT_ERROR or ERROR to a one-line command keeps the connection, and the calls pipelined behind it", async () => {
+    await using server = await startMemcached();
+    await using pool = new PooledClient(server.spec, { maxPoolSize: 1 });
+    await pool.set("text", "abc", { noreply: false });
+    await pool.set("k", "v", { noreply: false });
+    const before = (await pool.stats()).total_connections;
+    const incr = pool.incr("text", 1); // CLIENT_ERROR cannot increment or decrement non-numeric value
+    const meta = pool.metaArithmetic("text", { delta: 1 }); // CLIENT_ERROR too, as meta says it
+    const behind = Array.from({ length: 20 }, () => pool.get("k"));
+    await assert.rejects(incr, MemcacheClientError);
+    await assert.rejects(meta, MemcacheError);
+    assert.deepEqual(await Promise.all(behind), Array(20).fill("v"));
     assert.equal((await pool.stats()).total_connections, before);
   });
 
