@@ -12,6 +12,7 @@
  * │   └── MemcacheUnexpectedCloseError  the connection closed under a request
  * ├── MemcacheUnknownError              a reply the client could not place
  * ├── MemcacheSerdeError                a stored value the serde could not read
+ * │   └── MemcachePickleError           a pickle PickleSerde refuses (pickle_serde.ts)
  * ├── MemcacheTimeoutError              a request or connect outlived its timeout
  * └── MemcacheConnectionError           the connection could not be opened or was lost
  * ```
