@@ -256,14 +256,16 @@ export class HashClient implements Commands {
     const specs = [...servers];
     // Pooling on a runtime with a connection limit (Workers: 6): the servers
     // share it, so the default per-server pool is that limit split between them.
-    const poolSize = maxPoolSize ??
-      Math.max(1, Math.floor(defaultPoolLimit(options.transport, 10 * specs.length) / Math.max(1, specs.length)));
+    // (discover starts with no servers: it gets the single-server default.)
+    const shares = Math.max(1, specs.length);
+    const poolSize = maxPoolSize ?? Math.max(1, Math.floor(defaultPoolLimit(options.transport, 10 * shares) / shares));
     const serde = passingSerialized(this.serde); // setMany serializes every value before sending any
     this.#newNode = (spec, address, name) => {
       const client = usePooling
         ? new PooledClient(spec, { ...innerOptions, serde, maxPoolSize: poolSize, poolIdleTimeout, poolBlocking })
         : new Client(spec, { ...innerOptions, serde });
-      this.#ketama.set(name, "path" in address ? { node: name, host: address.path, port: 0 } : { node: name, ...address });
+      const point = "path" in address ? { node: name, host: address.path, port: 0 } : { node: name, ...address };
+      this.#ketama.set(name, point);
       return { name, client, failure: null, generation: 0, deadAt: null };
     };
     for (const spec of specs) {

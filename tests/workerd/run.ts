@@ -20,7 +20,9 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import net from "node:net";
-import { resolve } from "node:path";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import process from "node:process";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
@@ -171,6 +173,13 @@ async function controlRoute(path: string, body: Record<string, unknown>): Promis
       const server = await startMemcached(body as { args?: string[]; tls?: boolean });
       servers.set(nextId, server);
       return { id: nextId++, spec: server.spec, cert: server.cert };
+    }
+    case "/authfile": {
+      // An authfile for memcached -Y (the Worker cannot write files): removed when the runner exits.
+      const dir = mkdtempSync(join(tmpdir(), "memkit-workerd-auth-"));
+      process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+      writeFileSync(join(dir, "authfile"), String((body as { lines: string }).lines), { mode: 0o600 });
+      return { path: join(dir, "authfile") };
     }
     case "/memcached/stop":
       await servers.get(id)?.stop();
