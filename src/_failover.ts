@@ -97,7 +97,13 @@ export class Failover<C extends NodeClient> {
   route(key: string): Node<C> | null {
     if (this.#dead.size > 0) this.#revive();
     const name = this.#ring.getNode(key);
-    return name === null ? null : this.#byName.get(name)!;
+    if (name === null) return null;
+    const node = this.#byName.get(name)!;
+    if (node.deadAt === null) return node;
+    // Marked dead by the failover of an earlier ring, by a call still running when the server list changed.
+    this.#dead.add(node);
+    this.#ring.removeNode(name);
+    return this.route(key);
   }
 
   /** The nodes in the ring now (dead ones whose deadTimeout has passed come back first), for server-wide calls. */

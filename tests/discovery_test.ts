@@ -7,8 +7,17 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "./_harness.ts";
-import { Client, HashClient, MemcacheServerError, MemcacheUnknownError, type Transport } from "../mod.ts";
+import {
+  Client,
+  HashClient,
+  MemcacheConnectionError,
+  MemcacheServerError,
+  MemcacheUnknownError,
+  type Transport,
+} from "../mod.ts";
 import { parseClusterConfig } from "../src/_discovery.ts";
+import { Failover } from "../src/_failover.ts";
+import { RendezvousHash } from "../src/_rendezvous.ts";
 import { NodeTransport } from "../transports/node.ts";
 import { startConfigEndpoint } from "./_config_endpoint.ts";
 import { sleep, startMemcached } from "./_memcached.ts";
@@ -229,5 +238,32 @@ describe("HashClient.discover: bad input", () => {
   it("an endpoint that is plain memcached (no configuration) is a clear error", async () => {
     await using server = await startMemcached();
     await assert.rejects(HashClient.discover(server.spec), /no cluster configuration/);
+  });
+});
+
+describe("Failover across a ring change", () => {
+  it("a server marked dead by a call of the old ring leaves the new ring too", async () => {
+    const client = (server: string) => ({ server, close: () => Promise.resolve() });
+    const nodes = ["a:1", "b:1"].map((name) => ({
+      name,
+      client: client(name),
+      failure: null,
+      generation: 0,
+      deadAt: null as number | null,
+    }));
+    const options = { retryAttempts: 0, retryTimeout: 0, deadTimeout: 60_000, ignoreExc: false };
+    const old = new Failover(nodes, new RendezvousHash(["a:1", "b:1"]), options, () => {});
+    const fresh = new Failover(nodes, new RendezvousHash(["a:1", "b:1"]), options, () => {}); // the list changed
+    const keys = Array.from({ length: 50 }, (_, i) => `k${i}`);
+    const onA = keys.filter((k) => fresh.route(k)?.name === "a:1");
+    assert.ok(onA.length > 0);
+    // A call that began on the old ring fails on the network: a is dead (retryAttempts 0).
+    await assert.rejects(
+      old.run(nodes[0], () => Promise.reject(new MemcacheConnectionError("refused"))),
+      MemcacheConnectionError,
+    );
+    assert.notEqual(nodes[0].deadAt, null);
+    for (const k of onA) assert.equal(fresh.route(k)?.name, "b:1");
+    assert.deepEqual(fresh.live().map((n) => n.name), ["b:1"]);
   });
 });
