@@ -12,7 +12,8 @@
 import { base64Decode, base64Encode } from "./_memory_codec.ts";
 import { parseI32, parseU32, parseU64 } from "./_memory_codec.ts";
 import { itemSize, type MemoryItem } from "./_memory_store.ts";
-import { Comm, KEY_MAX, type MemorySession, Stored } from "./_memory_session.ts";
+import type { MemorySession } from "./_memory_session.ts";
+import { addDelta, Comm, KEY_MAX, Stored, storeItem } from "./_memory_text.ts";
 
 /** memcached's MFLAG_MAX_OPT_LENGTH: tokens (with the terminal one) a meta command may have. */
 const MAX_META_TOKENS = 20;
@@ -449,7 +450,7 @@ export function metaArithmetic(s: MemorySession, tokens: string[]): void {
       return s.error("CLIENT_ERROR invalid mode for ma M token");
   }
   const key = of.key;
-  const result = s.addDelta(key, incr, of.delta, of.reqCas);
+  const result = addDelta(s, key, incr, of.delta, of.reqCas);
   let skip = false;
   let item: MemoryItem | undefined;
   let text = "";
@@ -469,7 +470,7 @@ export function metaArithmetic(s: MemorySession, tokens: string[]): void {
         const fresh = store.make(key, new Uint8Array(text.length), 0, 0);
         for (let i = 0; i < text.length; i++) fresh.value[i] = text.charCodeAt(i);
         if (!store.sizeOk(fresh.size)) return s.error("SERVER_ERROR Out of memory allocating new item");
-        if (s.storeItem(fresh, Comm.Add, 0n, false) === Stored.Stored) created = true;
+        if (storeItem(s, fresh, Comm.Add, 0n, false) === Stored.Stored) created = true;
         item = fresh;
       } else {
         if (incr) store.counters.incr_misses++;

@@ -1,41 +1,38 @@
 /**
  * One connection to `MemoryServer`: fed the bytes a client writes, it
- * answers with the bytes memcached 1.6.18 would write. Framing and the
- * classic text commands live here (proto_text.c's process_command_ascii and
- * friends); the meta commands in _memory_meta.ts; `stats` in
- * _memory_stats.ts. Runtime-free: the transport or the TCP listener in
- * testing.ts moves the bytes.
+ * answers with the bytes memcached 1.6.18 would write. Framing, data
+ * blocks and the dispatch live here (proto_text.c's try_read_command_ascii
+ * and process_command_ascii); the classic commands in _memory_text.ts, the
+ * meta commands in _memory_meta.ts, `stats` in _memory_stats.ts.
+ * Runtime-free: the transport or the TCP listener in testing.ts moves the
+ * bytes.
  *
  * @module
  */
-import { latin1, parseI32, parseU32, parseU64, parseValueU64 } from "./_memory_codec.ts";
+import { latin1 } from "./_memory_codec.ts";
 import type { MemoryItem, MemoryStore } from "./_memory_store.ts";
 import { metaArithmetic, metaDebug, metaDelete, metaGet, metaSet, type MetaSetState } from "./_memory_meta.ts";
 import { stats } from "./_memory_stats.ts";
+import { Output, tokenize } from "./_memory_output.ts";
+import {
+  Comm,
+  COMMS,
+  Stored,
+  storeItem,
+  textArithmetic,
+  textDelete,
+  textFlushAll,
+  textGet,
+  textMemlimit,
+  textTouch,
+  textUpdate,
+  textVerbosity,
+} from "./_memory_text.ts";
 
-/** memcached's KEY_MAX_LENGTH. */
-export const KEY_MAX = 250;
-/** memcached's MAX_TOKENS: the tokenizer stops after MAX_TOKENS - 1 tokens. */
-const MAX_TOKENS = 24;
 /** A line this long without a newline closes the connection unless it is a get (memcached: 2048). */
 const LINE_LIMIT = 2048;
 /** Even a multi-key get line is refused beyond this (memcached grows its buffer without bound). */
 const GET_LINE_LIMIT = 16 * 1024 * 1024;
-
-/** Storage modes (memcached's NREAD_*). */
-export const Comm = { Set: 0, Add: 1, Replace: 2, Append: 3, Prepend: 4, Cas: 5 } as const;
-/** A storage mode. */
-export type Comm = (typeof Comm)[keyof typeof Comm];
-
-/** What store_item answered. */
-export const Stored = { Stored: 0, NotStored: 1, Exists: 2, NotFound: 3 } as const;
-/** A store_item result. */
-export type Stored = (typeof Stored)[keyof typeof Stored];
-
-/** The result of an incr/decr (memcached's do_add_delta). */
-export type Delta =
-  | { kind: "ok"; text: string; item: MemoryItem; cas: number }
-  | { kind: "non-numeric" | "not-found" | "cas-mismatch" };
 
 const Mode = { Command: 0, Nread: 1, Swallow: 2 } as const;
 type Mode = (typeof Mode)[keyof typeof Mode];
@@ -51,110 +48,6 @@ interface NreadState {
   /** Where a block arriving in pieces is collected. */
   buffer?: Uint8Array;
   filled: number;
-}
-
-/**
- * What a session answers, as a list of byte arrays: lines are written into
- * a buffer, large values are referenced as they are stored (items' values
- * are never changed in place once stored, but by incr/decr, which only
- * rewrites values short enough to be copied here).
- */
-export class Output {
-  #parts: Uint8Array[] = [];
-  #sealed = 0;
-  #buf = new Uint8Array(16384);
-  #start = 0;
-  #pos = 0;
-
-  /** Bytes written since the last `take`. */
-  get length(): number {
-    return this.#sealed + this.#pos - this.#start;
-  }
-
-  #seal(): void {
-    if (this.#pos > this.#start) {
-      this.#parts.push(this.#buf.subarray(this.#start, this.#pos));
-      this.#sealed += this.#pos - this.#start;
-      this.#start = this.#pos;
-    }
-  }
-
-  #ensure(n: number): void {
-    if (this.#pos + n <= this.#buf.length) return;
-    this.#seal();
-    this.#buf = new Uint8Array(Math.max(16384, n));
-    this.#start = this.#pos = 0;
-  }
-
-  /** Appends a latin1 string. */
-  text(s: string): void {
-    this.#ensure(s.length);
-    const buf = this.#buf;
-    let at = this.#pos;
-    for (let i = 0; i < s.length; i++) buf[at++] = s.charCodeAt(i);
-    this.#pos = at;
-  }
-
-  /** Appends bytes; large ones by reference, so they must not change afterwards. */
-  bytes(b: Uint8Array): void {
-    if (b.length >= 4096) {
-      this.#seal();
-      this.#parts.push(b);
-      this.#sealed += b.length;
-      return;
-    }
-    this.#ensure(b.length);
-    this.#buf.set(b, this.#pos);
-    this.#pos += b.length;
-  }
-
-  /** Drops everything after the first `length` bytes. */
-  truncate(length: number): void {
-    if (length >= this.length) return;
-    if (length >= this.#sealed) {
-      this.#pos = this.#start + (length - this.#sealed);
-      return;
-    }
-    this.#start = this.#pos; // the open region is dropped whole
-    while (this.#sealed > length) {
-      const last = this.#parts.pop()!;
-      this.#sealed -= last.length;
-      if (this.#sealed < length) {
-        this.#parts.push(last.subarray(0, length - this.#sealed));
-        this.#sealed = length;
-      }
-    }
-  }
-
-  /**
-   * Hands out what was written and starts over. With `reuse`, the buffer is
-   * written again afterwards: the caller must be done with the parts by then.
-   */
-  take(reuse: boolean): Uint8Array[] {
-    this.#seal();
-    const parts = this.#parts;
-    this.#parts = [];
-    this.#sealed = 0;
-    if (!reuse) this.#buf = new Uint8Array(16384);
-    this.#start = this.#pos = 0;
-    return parts;
-  }
-}
-
-/** Splits on spaces as memcached's tokenize_command: at most 23 tokens, then the index of the rest (or -1). */
-export function tokenize(line: string, from: number): [string[], number] {
-  const tokens: string[] = [];
-  let start = from;
-  for (let i = from; i < line.length; i++) {
-    if (line.charCodeAt(i) !== 32) continue;
-    if (start !== i) {
-      tokens.push(line.slice(start, i));
-      if (tokens.length === MAX_TOKENS - 1) return [tokens, i + 1 < line.length ? i + 1 : -1];
-    }
-    start = i + 1;
-  }
-  if (start < line.length) tokens.push(line.slice(start));
-  return [tokens, -1];
 }
 
 /** Hooks a session reports to its owner. */
@@ -351,7 +244,7 @@ export class MemorySession {
       this.reply("CLIENT_ERROR bad data chunk");
       return;
     }
-    const result = this.storeItem(state.item, state.comm, state.reqCas, state.setStale);
+    const result = storeItem(this, state.item, state.comm, state.reqCas, state.setStale);
     if (state.meta) {
       state.meta.finish(this, state.item, result);
       return;
@@ -365,107 +258,6 @@ export class MemorySession {
         ? "NOT_FOUND"
         : "NOT_STORED",
     );
-  }
-
-  /** memcached's do_store_item. `reqCas` is the cas the command carried (0: none). */
-  storeItem(item: MemoryItem, comm: Comm, reqCas: bigint, setStale: boolean): Stored {
-    const store = this.store;
-    const counters = store.counters;
-    const old = store.get(item.key, false);
-    let result: Stored = Stored.NotStored;
-    this.lastCas = 0;
-    if (old) {
-      const oldCas = BigInt(old.cas);
-      const cas = reqCas === 0n ? "none" : reqCas === oldCas ? "match" : setStale && reqCas < oldCas ? "stale" : "bad";
-      let stored: MemoryItem | undefined;
-      switch (comm) {
-        case Comm.Add:
-          store.touchLru(old);
-          break;
-        case Comm.Cas:
-          if (cas === "match") {
-            counters.cas_hits++;
-            stored = item;
-          } else if (cas === "stale") {
-            item.exptime = old.exptime;
-            item.stale = true;
-            item.tokenSent = old.tokenSent;
-            counters.cas_hits++;
-            stored = item;
-          } else {
-            counters.cas_badval++;
-            result = Stored.Exists;
-          }
-          break;
-        case Comm.Append:
-        case Comm.Prepend: {
-          if (cas !== "none" && cas !== "match") {
-            result = Stored.Exists;
-            break;
-          }
-          const value = new Uint8Array(old.value.length + item.value.length);
-          value.set(comm === Comm.Append ? old.value : item.value);
-          value.set(
-            comm === Comm.Append ? item.value : old.value,
-            comm === Comm.Append ? old.value.length : item.value.length,
-          );
-          const joined = store.make(item.key, value, old.flags, old.exptime); // a new item: not marked binary
-          // Too large for an item, or for the memory: memcached's alloc fails and it is NOT_STORED.
-          if (store.sizeOk(joined.size) && joined.size <= store.maxBytes) stored = joined;
-          break;
-        }
-        default:
-          stored = item;
-      }
-      if (stored && store.link(stored, old)) {
-        result = Stored.Stored;
-        this.lastCas = stored.cas;
-        if (stored !== item) item.cas = stored.cas;
-      }
-    } else {
-      if (comm === Comm.Add || comm === Comm.Set) {
-        if (store.link(item)) {
-          result = Stored.Stored;
-          this.lastCas = item.cas;
-        }
-      } else if (comm === Comm.Cas) {
-        result = Stored.NotFound;
-        counters.cas_misses++;
-      }
-    }
-    return result;
-  }
-
-  /** memcached's do_add_delta: incr/decr of the number an item holds, 64-bit wrapping, decr floored at 0. */
-  addDelta(key: string, incr: boolean, delta: bigint, reqCas: bigint): Delta {
-    const store = this.store;
-    const item = store.get(key, false);
-    if (!item) return { kind: "not-found" };
-    if (item.value.length === 0) return { kind: "non-numeric" };
-    if (reqCas !== 0n && BigInt(item.cas) !== reqCas) return { kind: "cas-mismatch" };
-    let value = parseValueU64(item.value);
-    if (value === undefined) return { kind: "non-numeric" };
-    if (incr) {
-      value = (value + delta) & 0xffffffffffffffffn;
-      store.counters.incr_hits++;
-    } else {
-      value = delta > value ? 0n : value - delta;
-      store.counters.decr_hits++;
-    }
-    const text = value.toString();
-    if (text.length <= item.value.length && !this.held.has(item)) {
-      // In place, padded with spaces to the old length, as memcached does.
-      const bytes = new Uint8Array(item.value.length).fill(32);
-      for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-      store.rewrite(item, bytes);
-      return { kind: "ok", text, item, cas: item.cas };
-    }
-    const fresh = store.make(key, new Uint8Array(text.length), item.flags, item.exptime);
-    for (let i = 0; i < text.length; i++) fresh.value[i] = text.charCodeAt(i);
-    if (!store.link(fresh, item)) return { kind: "not-found" };
-    // memcached hands back the old, now unlinked item with the new cas: a later T changes nothing.
-    item.cas = fresh.cas;
-    return { kind: "ok", text, item, cas: fresh.cas };
   }
 
   #command(line: string): void {
@@ -505,42 +297,42 @@ export class MemorySession {
       case "gats":
       case "bget":
         if (ntokens < 3) return this.reply("ERROR");
-        return this.#get(line, tokens, rest, name === "gets" || name === "gats", name === "gat" || name === "gats");
+        return textGet(this, line, tokens, rest, name === "gets" || name === "gats", name === "gat" || name === "gats");
       case "set":
       case "add":
       case "replace":
       case "append":
       case "prepend":
         if (ntokens !== 6 && ntokens !== 7) return this.reply("ERROR");
-        return this.#update(tokens, COMMS[name], false);
+        return textUpdate(this, tokens, COMMS[name], false);
       case "cas":
         if (ntokens !== 7 && ntokens !== 8) return this.reply("ERROR");
-        return this.#update(tokens, Comm.Cas, true);
+        return textUpdate(this, tokens, Comm.Cas, true);
       case "incr":
       case "decr":
         if (ntokens !== 4 && ntokens !== 5) return this.reply("ERROR");
-        return this.#arithmetic(tokens, name === "incr");
+        return textArithmetic(this, tokens, name === "incr");
       case "delete":
         if (ntokens < 3 || ntokens > 5) return this.reply("ERROR");
-        return this.#delete(tokens);
+        return textDelete(this, tokens);
       case "touch":
         if (ntokens !== 4 && ntokens !== 5) return this.reply("ERROR");
-        return this.#touch(tokens);
+        return textTouch(this, tokens);
       case "stats":
         return stats(this, tokens);
       case "flush_all":
         if (ntokens < 2 || ntokens > 4) return this.reply("ERROR");
-        return this.#flushAll(tokens);
+        return textFlushAll(this, tokens);
       case "version":
         return this.reply("VERSION 1.6.18");
       case "quit":
         return this.close(true);
       case "verbosity":
         if (ntokens !== 3 && ntokens !== 4) return this.reply("ERROR");
-        return this.#verbosity(tokens);
+        return textVerbosity(this, tokens);
       case "cache_memlimit":
         if (ntokens !== 3 && ntokens !== 4) return this.reply("ERROR");
-        return this.#memlimit(tokens);
+        return textMemlimit(this, tokens);
       case "shutdown":
         return this.reply("ERROR: shutdown not enabled");
       default:
@@ -549,196 +341,4 @@ export class MemorySession {
         return this.reply("ERROR");
     }
   }
-
-  #setNoreplyMaybe(tokens: string[]): boolean {
-    if (tokens[tokens.length - 1] === "noreply") this.noreply = true;
-    return this.noreply;
-  }
-
-  #get(line: string, tokens: string[], rest: number, withCas: boolean, touch: boolean): void {
-    const store = this.store;
-    const counters = store.counters;
-    const out = this.out;
-    let keyAt = 1;
-    let exptime = 0;
-    if (touch) {
-      const t = parseI32(tokens[1]);
-      if (t === undefined) return this.reply("CLIENT_ERROR invalid exptime argument");
-      exptime = store.realtime(t);
-      keyAt = 2;
-    }
-    for (;;) {
-      for (let k = keyAt; k < tokens.length; k++) {
-        const key = tokens[k];
-        if (key.length > KEY_MAX) {
-          // memcached drops every response not yet sent, then reports the error.
-          out.truncate(this.flushMark);
-          return this.reply("CLIENT_ERROR bad command line format");
-        }
-        const item = store.get(key, true);
-        if (item) {
-          if (touch) {
-            item.exptime = exptime;
-            counters.cmd_touch++;
-            counters.touch_hits++;
-          } else {
-            counters.get_hits++;
-            counters.cmd_get++;
-          }
-          out.text(`VALUE ${key} ${item.flags} ${item.value.length}${withCas ? ` ${item.cas}` : ""}\r\n`);
-          out.bytes(item.value);
-          out.text("\r\n");
-        } else if (touch) {
-          counters.cmd_touch++;
-          counters.touch_misses++;
-        } else {
-          counters.get_misses++;
-          counters.cmd_get++;
-        }
-      }
-      if (rest < 0) break;
-      [tokens, rest] = tokenize(line, rest);
-      keyAt = 0;
-    }
-    out.text("END\r\n");
-    // memcached writes out everything pending after a get (conn_mwrite), as after mn.
-    this.flushMark = out.length;
-    this.held.clear();
-  }
-
-  #update(tokens: string[], comm: Comm, handleCas: boolean): void {
-    const store = this.store;
-    this.#setNoreplyMaybe(tokens);
-    const key = tokens[1];
-    if (key.length > KEY_MAX) return this.reply("CLIENT_ERROR bad command line format");
-    const flags = parseU32(tokens[2]);
-    const exptime = flags === undefined ? undefined : parseI32(tokens[3]);
-    let length = exptime === undefined ? undefined : parseI32(tokens[4]);
-    if (length === undefined) return this.reply("CLIENT_ERROR bad command line format");
-    let reqCas = 0n;
-    if (handleCas) {
-      const cas = parseU64(tokens[5]);
-      if (cas === undefined) return this.reply("CLIENT_ERROR bad command line format");
-      reqCas = cas;
-    }
-    if (length < 0 || length > 0x7fffffff - 2) return this.reply("CLIENT_ERROR bad command line format");
-    const item = store.make(key, EMPTY, flags!, store.realtime(exptime!));
-    item.size += length;
-    if (!store.sizeOk(item.size) || item.size > store.maxBytes) {
-      if (!store.sizeOk(item.size)) {
-        this.reply("SERVER_ERROR object too large for cache");
-        store.counters.store_too_large++;
-      } else {
-        this.reply("SERVER_ERROR out of memory storing object");
-        store.counters.store_no_memory++;
-      }
-      this.swallow(length + 2);
-      if (comm === Comm.Set) {
-        const old = store.get(key, false);
-        if (old) store.unlink(old);
-      }
-      return;
-    }
-    length = length | 0;
-    this.startNread({ comm, item, reqCas, setStale: false }, length);
-  }
-
-  #arithmetic(tokens: string[], incr: boolean): void {
-    this.#setNoreplyMaybe(tokens);
-    const key = tokens[1];
-    if (key.length > KEY_MAX) return this.reply("CLIENT_ERROR bad command line format");
-    const delta = parseU64(tokens[2]);
-    if (delta === undefined) return this.reply("CLIENT_ERROR invalid numeric delta argument");
-    const result = this.addDelta(key, incr, delta, 0n);
-    switch (result.kind) {
-      case "ok":
-        return this.reply(result.text);
-      case "non-numeric":
-        return this.reply("CLIENT_ERROR cannot increment or decrement non-numeric value");
-      case "not-found":
-        if (incr) this.store.counters.incr_misses++;
-        else this.store.counters.decr_misses++;
-        return this.reply("NOT_FOUND");
-    }
-  }
-
-  #delete(tokens: string[]): void {
-    const ntokens = tokens.length + 1;
-    if (ntokens > 3) {
-      const holdIsZero = tokens[2] === "0";
-      const setsNoreply = this.#setNoreplyMaybe(tokens);
-      const valid = (ntokens === 4 && (holdIsZero || setsNoreply)) || (ntokens === 5 && holdIsZero && setsNoreply);
-      if (!valid) return this.reply("CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]");
-    }
-    const key = tokens[1];
-    if (key.length > KEY_MAX) return this.reply("CLIENT_ERROR bad command line format");
-    const item = this.store.get(key, false);
-    if (item) {
-      this.store.counters.delete_hits++;
-      this.store.unlink(item);
-      this.reply("DELETED");
-    } else {
-      this.store.counters.delete_misses++;
-      this.reply("NOT_FOUND");
-    }
-  }
-
-  #touch(tokens: string[]): void {
-    this.#setNoreplyMaybe(tokens);
-    const key = tokens[1];
-    if (key.length > KEY_MAX) return this.reply("CLIENT_ERROR bad command line format");
-    const t = parseI32(tokens[2]);
-    if (t === undefined) return this.reply("CLIENT_ERROR invalid exptime argument");
-    const exptime = this.store.realtime(t);
-    const item = this.store.get(key, true);
-    this.store.counters.cmd_touch++;
-    if (item) {
-      item.exptime = exptime;
-      this.store.counters.touch_hits++;
-      this.reply("TOUCHED");
-    } else {
-      this.store.counters.touch_misses++;
-      this.reply("NOT_FOUND");
-    }
-  }
-
-  #flushAll(tokens: string[]): void {
-    this.#setNoreplyMaybe(tokens);
-    this.store.counters.cmd_flush++;
-    let delay = 0;
-    if (tokens.length + 1 !== (this.noreply ? 3 : 2)) {
-      const t = parseI32(tokens[1]);
-      if (t === undefined) return this.reply("CLIENT_ERROR invalid exptime argument");
-      delay = t;
-    }
-    this.store.flush(delay);
-    this.reply("OK");
-  }
-
-  #verbosity(tokens: string[]): void {
-    this.#setNoreplyMaybe(tokens);
-    const level = parseU32(tokens[1]);
-    if (level === undefined) return this.reply("CLIENT_ERROR bad command line format");
-    this.store.verbosity = Math.min(level, 2);
-    this.reply("OK");
-  }
-
-  #memlimit(tokens: string[]): void {
-    this.#setNoreplyMaybe(tokens);
-    const mb = parseU32(tokens[1]);
-    if (mb === undefined) return this.reply("ERROR");
-    if (mb < 8) return this.reply("MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m");
-    if (mb > 1000000000) return this.reply("MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes");
-    this.store.setMaxBytes(mb * 1024 * 1024);
-    this.reply("OK");
-  }
 }
-
-const EMPTY = new Uint8Array(0);
-const COMMS: Record<string, Comm> = {
-  set: Comm.Set,
-  add: Comm.Add,
-  replace: Comm.Replace,
-  append: Comm.Append,
-  prepend: Comm.Prepend,
-};
