@@ -271,6 +271,15 @@ const SET_STATUSES: readonly MetaStatus[] = ["HD", "NS", "EX", "NF"];
 const DELETE_STATUSES: readonly MetaStatus[] = ["HD", "NF", "EX"];
 const ARITHMETIC_STATUSES: readonly MetaStatus[] = ["HD", "VA", "NF", "NS", "EX"];
 
+/** A `get` on the pipeline, for others of its key to join (see Client's #lastGet). */
+interface GetFlight {
+  wire: string;
+  conn: Connection;
+  promise: Promise<unknown>;
+  /** Set when the reply comes: its item, or `null` for a miss. */
+  item: Item | null | undefined;
+}
+
 /** What a serde's serialize returns. */
 type Serialized = [Uint8Array | string, number];
 
@@ -312,7 +321,9 @@ function unexpected(reply: Reply): ProtocolError {
  * A client for one memcached server, mirroring pymemcache's `Client`.
  *
  * Requests are pipelined on one connection: calls made in the same tick
- * go out in one write, and replies are matched in order. The constructor
+ * go out in one write, and replies are matched in order. Concurrent `get`s
+ * of one key with no other command between them share one request (each
+ * caller still gets a value of its own). The constructor
  * does not connect; the first call does. After a timeout, an unexpected
  * close or an unparseable reply the connection is dropped, every request
  * waiting on it rejects, and the next call reconnects.
@@ -356,6 +367,13 @@ export class Client {
   #closing = new Set<Connection>();
   /** Those of them that carry the pipeline (not rawCommand's). */
   #pipelines = new Set<Connection>();
+  /**
+   * The last `get` sent on the pipeline, while unanswered and no other
+   * command was issued after it: a `get` of the same key joins it instead
+   * of sending its own (in-process coalescing of a hot key). Any other
+   * command ends it (see #connection): a `get` made after a `set` sees it.
+   */
+  #lastGet: GetFlight | undefined;
 
   /**
    * Creates a client for `server`; it connects on the first call, not here.
@@ -399,6 +417,12 @@ export class Client {
   #observer: ConnectionObserver | undefined;
 
   #connection(): Connection {
+    this.#lastGet = undefined; // a later get must not join one sent before this command
+    return this.#pipeline();
+  }
+
+  /** The pipeline's connection (Workers: the calling request's own), opened if need be. */
+  #pipeline(): Connection {
     const conn = this.#conn;
     if (conn !== null && conn.usable) return conn;
     // Workers: #conn may be another request's; this request's own may still be open.
@@ -797,8 +821,17 @@ export class Client {
       return Promise.reject(this.#context(error, command));
     }
     let result: Promise<T>;
+    let flight: GetFlight | undefined;
     try {
-      result = this.#connection().request(
+      let conn: Connection;
+      if (command === "get") {
+        conn = this.#pipeline();
+        const last = this.#lastGet;
+        if (last !== undefined && last.wire === keys[0] && last.conn === conn && last.item === undefined) {
+          return this.#joinGet(last, key, miss);
+        }
+      } else conn = this.#connection();
+      result = conn.request(
         command,
         EXPECT_VALUES,
         (out) => encodeRetrieve(out, command, keys, exptime),
@@ -806,6 +839,10 @@ export class Client {
         undefined,
         (reply) => {
           const item = (reply as { items: Item[] }).items[0];
+          if (flight !== undefined) {
+            flight.item = item ?? null;
+            if (this.#lastGet === flight) this.#lastGet = undefined;
+          }
           if (item === undefined) return miss;
           if (withCas && item.cas === undefined) throw noCas(item);
           const value = this.#deserialize(key, item);
@@ -814,10 +851,32 @@ export class Client {
           return (isPromise(value) ? value.then((v) => [v, cas]) : [value, cas]) as T;
         },
       );
+      if (command === "get") this.#lastGet = flight = { wire: keys[0], conn, promise: result, item: undefined };
     } catch (error) {
       result = Promise.reject(error);
     }
     return this.ignoreExc ? result.catch(() => miss) : result;
+  }
+
+  /**
+   * A `get` that shares `flight`'s request: its own value from the same
+   * reply (deserialized again, bytes copied, so no two callers share an
+   * object) or `miss`. If the request failed without a reply on a
+   * connection still usable (an error reply), it sends its own instead.
+   */
+  #joinGet<T>(flight: GetFlight, key: string, miss: T): Promise<T> {
+    const own = (): T => {
+      const item = flight.item!;
+      if (item === null) return miss;
+      return this.#deserialize(key, { key: item.key, flags: item.flags, value: item.value.slice() }) as T;
+    };
+    const joined = flight.promise.then(own, (error) => {
+      if (flight.item !== undefined) return own(); // the reply came; the first caller's serde failed
+      if (!flight.conn.usable) throw error;
+      if (this.#lastGet === flight) this.#lastGet = undefined;
+      return this.#fetchOne("get", key, false, undefined, miss);
+    });
+    return this.ignoreExc ? joined.catch(() => miss) : joined;
   }
 
   #fetch(command: string, keys: string[], withCas: false, expire?: number): Promise<Map<string, Value>>;

@@ -17,7 +17,7 @@ import {
   PooledClient,
   RetryingClient,
 } from "../mod.ts";
-import { freePort, sleep, startMemcached } from "./_memcached.ts";
+import { freePort, sleep, startFakeServer, startMemcached } from "./_memcached.ts";
 import type { GetOrSetOptions, StampedeErrorEvent } from "../src/_stampede.ts";
 import { MemcacheConnectionError } from "../src/errors.ts";
 
@@ -488,5 +488,79 @@ describe("getOrSet", () => {
     await client.delete(ka, { noreply: false });
     assert.equal(await client.getOrSet(ka, a, { ttl: 60 }), "a");
     assert.equal(a.runs, 2, "a settled call's flight is gone: a new miss loads again");
+  });
+});
+
+describe("get coalescing (Client)", () => {
+  it("1,000 concurrent gets of one key send one get; every caller gets its own value object", async () => {
+    await using server = await startMemcached();
+    await using client = new Client(server.spec);
+    const [json, bytes] = [freshKey("json"), freshKey("bytes")];
+    await client.set(json, { n: [1, 2] }, { noreply: false });
+    await client.set(bytes, new Uint8Array([1, 2, 3]), { noreply: false });
+    const before = await counters(client);
+    const objects = await Promise.all(Array.from({ length: 1000 }, () => client.get(json)));
+    const arrays = await Promise.all(Array.from({ length: 1000 }, () => client.get(bytes)));
+    const after = await counters(client);
+    assert.equal(after.gets - before.gets, 2, "one get per key on the wire");
+    for (const o of objects) assert.deepEqual(o, { n: [1, 2] });
+    for (const a of arrays) assert.deepEqual(a, new Uint8Array([1, 2, 3]));
+    assert.equal(new Set(objects).size, 1000, "no two callers share an object");
+    assert.equal(new Set(arrays).size, 1000);
+    arrays[0][0] = 99;
+    objects[0].n.push(3);
+    assert.equal(arrays[1][0], 1);
+    assert.deepEqual(objects[1], { n: [1, 2] });
+  });
+
+  it("a get after another command does not join a get before it: it sees a set in between", async () => {
+    await using server = await startMemcached();
+    await using client = new Client(server.spec);
+    const key = freshKey("order");
+    await client.set(key, "old", { noreply: false });
+    const before = await counters(client);
+    const [first, , second, third] = await Promise.all([
+      client.get(key),
+      client.set(key, "new", { noreply: false }),
+      client.get(key),
+      client.get(key), // joins the second
+    ]);
+    const after = await counters(client);
+    assert.deepEqual([first, second, third], ["old", "new", "new"]);
+    assert.equal(after.gets - before.gets, 2);
+  });
+
+  it("each caller gets its own default on a miss; other keys and other commands are not joined", async () => {
+    await using server = await startMemcached();
+    await using client = new Client(server.spec);
+    const key = freshKey("miss");
+    const before = await counters(client);
+    const results = await Promise.all([
+      client.get(key, "a"),
+      client.get(key, "b"),
+      client.get(key),
+      client.gets(key, "c"),
+      client.get(key, "d"),
+    ]);
+    const after = await counters(client);
+    assert.deepEqual(results, ["a", "b", null, ["c", null], "d"]);
+    assert.equal(after.gets - before.gets, 3, "get ×3 joined, gets on its own, then a new get");
+  });
+
+  it("a get whose request failed with an error reply is not joined later: the next get sends its own", async () => {
+    let gets = 0;
+    await using fake = await startFakeServer((socket, text) => {
+      for (const line of text.split("\r\n")) {
+        if (!line.startsWith("get ")) continue;
+        gets++;
+        socket.write(gets === 1 ? "SERVER_ERROR busy\r\n" : "VALUE k 16 2\r\nok\r\nEND\r\n");
+      }
+    });
+    await using client = new Client(fake.spec);
+    const [a, b] = await Promise.allSettled([client.get("k"), client.get("k")]);
+    assert.equal(a.status, "rejected");
+    assert.deepEqual(b, { status: "fulfilled", value: "ok" }, "the joiner sent its own get");
+    assert.equal(await client.get("k"), "ok");
+    assert.equal(gets, 3);
   });
 });
