@@ -7,9 +7,19 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { describe, it } from "./_harness.ts";
 import { within } from "./_suite.ts";
-import { Client, MemcacheConnectionError, MemcacheError, MemcacheServerError } from "../mod.ts";
+import {
+  Client,
+  HashClient,
+  MemcacheConnectionError,
+  MemcachedCache,
+  MemcacheError,
+  MemcacheServerError,
+  PooledClient,
+  RetryingClient,
+  type Transport,
+} from "../mod.ts";
 import { MemoryServer } from "../testing.ts";
-import type { TransportSocket } from "../src/transport.ts";
+import { addressName, type TransportSocket } from "../src/transport.ts";
 
 const encoder = new TextEncoder();
 const havePython = (() => {
@@ -80,6 +90,35 @@ describe("MemoryServer: clients through transport()", () => {
     assert.equal(stats.get_hits, 5);
     assert.equal(stats.get_misses, 1);
     assert.match(await client.version(), /^1\.6\.18/);
+  });
+
+  it("PooledClient, HashClient over two servers, RetryingClient and MemcachedCache take its transport too", async () => {
+    await using a = new MemoryServer();
+    await using b = new MemoryServer();
+    const byName = new Map([["a:1", a], ["b:1", b]]);
+    const transport: Transport = {
+      name: "memory",
+      connect: (address, options, handlers) =>
+        byName.get(addressName(address))!.transport().connect(address, options, handlers),
+    };
+    await using pooled = new PooledClient("a:1", { transport });
+    await Promise.all(Array.from({ length: 20 }, (_, i) => pooled.set(`p${i}`, i, { noreply: false })));
+    assert.equal(await pooled.get("p7"), 7);
+    await using hashed = new HashClient(["a:1", "b:1"], { transport });
+    await hashed.setMany(Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`h${i}`, i])), { noreply: false });
+    assert.equal((await hashed.getMany(Array.from({ length: 50 }, (_, i) => `h${i}`))).size, 50);
+    const counts = [a, b].map(async (server) => {
+      await using direct = new Client("x", { transport: server.transport() });
+      return (await direct.stats()).curr_items as number;
+    });
+    const [onA, onB] = await Promise.all(counts);
+    assert.ok(onB > 0 && onA > 20, `items spread over both: ${onA}, ${onB}`); // a also holds the 20 p-keys
+    await using retrying = new RetryingClient(new Client("b:1", { transport }));
+    assert.equal(await retrying.set("r", "v"), true);
+    assert.equal(await retrying.get("r"), "v");
+    await using cache = new MemcachedCache(["a:1", "b:1"], { transport });
+    assert.equal(await cache.set("c", "cached", 30), true);
+    assert.equal(await cache.get("c"), "cached");
   });
 
   it("a 1 MiB item limit by default (itemSizeMax), SERVER_ERROR beyond, and the connection goes on", async () => {
