@@ -176,7 +176,10 @@ async function soak(seed: number): Promise<void> {
   await exited;
 
   const r = inv.report;
-  const stalls = loop.stalls.slice(0, 10).map(([t, ms]) => `+${(t / 1000).toFixed(1)} s ${ms.toFixed(0)} ms`);
+  const stalls = loop.stalls.slice(0, 10).map(([t, ms, cpu]) =>
+    `+${(t / 1000).toFixed(1)} s ${ms.toFixed(0)} ms (${cpu.toFixed(0)} ms CPU)`
+  );
+  const starved = loop.stalls.filter(([, ms, cpu]) => cpu < ms / 2).length;
   console.log(`\n# soak result after ${elapsed.toFixed(0)} s (${runtime}, seed ${seed})`);
   console.log(`calls          ${r.calls} (${(r.calls / elapsed).toFixed(0)}/s), ${r.ok} ok`);
   console.log(`errors         ${Object.entries(r.errors).map(([k, v]) => `${k} ${v}`).join(", ") || "none"}`);
@@ -188,7 +191,10 @@ async function soak(seed: number): Promise<void> {
   console.log(`faults         ${JSON.stringify(faults)}`);
   console.log(`heap           ${heapStart.toFixed(1)} MB at start, ${heapEnd.toFixed(1)} MB at end`);
   console.log(
-    `event loop     ${loop.stalls.length} stalls over 100 ms (worst ${worstStall.toFixed(0)} ms)` +
+    `event loop     ${loop.stalls.length} stalls over 100 ms (worst ${
+      worstStall.toFixed(0)
+    } ms; in ${starved} of them ` +
+      `the process had under half the CPU time: the OS ran other work)` +
       (stalls.length ? `: ${stalls.join(", ")}` : ""),
   );
   for (const v of inv.violations.slice(0, 20)) console.log(`  ${v}`);

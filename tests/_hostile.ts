@@ -1037,19 +1037,24 @@ export function watchSockets(port: number): { stop(): Promise<number | undefined
 /**
  * Measures how long the event loop was blocked: the worst lateness of a
  * 10 ms timer; `stalls` lists when (ms since the start) it was late by
- * more than 100 ms, and by how much.
+ * more than 100 ms, by how much, and how much CPU this process had in that
+ * time (ms): far less than the stall means the OS ran other work (a
+ * starved process), about as much means this process held its own loop.
  */
-export function watchLoop(): { stop(): number; readonly stalls: [number, number][] } {
+export function watchLoop(): { stop(): number; readonly stalls: [number, number, number][] } {
   let worst = 0;
   const began = performance.now();
   let expected = began + 10;
-  const stalls: [number, number][] = [];
+  let cpu = cpuMs();
+  const stalls: [number, number, number][] = [];
   const timer = setInterval(() => {
     const now = performance.now();
     const late = now - expected;
+    const used = cpuMs();
     worst = Math.max(worst, late);
-    if (late > 100 && stalls.length < 1000) stalls.push([now - began, late]);
+    if (late > 100 && stalls.length < 1000) stalls.push([now - began, late, used - cpu]);
     expected = now + 10;
+    cpu = used;
   }, 10);
   return {
     stalls,
@@ -1058,6 +1063,12 @@ export function watchLoop(): { stop(): number; readonly stalls: [number, number]
       return worst;
     },
   };
+}
+
+/** CPU time this process has used (user + system), in ms. */
+function cpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
 }
 
 // ---------------------------------------------------------------- mixed load

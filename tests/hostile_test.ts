@@ -433,6 +433,23 @@ describe("hostile server: load on a server that stops answering", () => {
     if (most !== undefined) assert.ok(most <= 4, `${most} sockets open at once with maxPoolSize 4`);
   });
 
+  it("PooledClient: a call that waits for a closing connection's slot still settles within its timeout", async () => {
+    // Every slot held by a connection still closing (its writes stuck in a
+    // server that stopped reading, for up to the close grace): the call
+    // that waits for the slot must still be bounded by its own timeout.
+    await using server = await startScriptedServer({ onConnection: (io) => io.stopReading() });
+    const inv = new Invariants("pool slot wait");
+    await using client = new PooledClient(server.spec, { maxPoolSize: 1, timeout: 300, connectTimeout: 300 });
+    const big = "x".repeat(8_000_000); // more than the kernel buffers: the close has to wait
+    await inv.call("set big", 300, () => client.set("big", big, { noreply: false }));
+    const outcomes = await Promise.all(
+      Array.from({ length: 3 }, (_, i) => inv.call(`get k${i}`, 300, () => client.get(`k${i}`))),
+    );
+    console.log(`# ${inv.summary()}`);
+    assert.ok(outcomes.every((o) => !o.ok));
+    inv.assertClean();
+  });
+
   it("rawCommand: a 72 MB reply without its end token fails within timeout + 100 ms", async () => {
     const flood = new Uint8Array(72 * 1024 * 1024).fill(0x61);
     await using server = await startScriptedServer({
