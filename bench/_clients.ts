@@ -9,7 +9,24 @@
  */
 
 import { Client } from "../src/client.ts";
+import { type Observer, setChannelLoader } from "../src/_observe.ts";
 import type { Transport } from "../src/transport.ts";
+
+/**
+ * `BENCH_OBSERVE` (the cost of observing, issue 19): `count` gives memkit and
+ * memkit-pooled an observer counting calls and hits; `channels` loads
+ * diagnostics_channel as mod.ts does, with nobody subscribed (each call then
+ * checks for subscribers). Unset: neither, as users of src/ directly get.
+ */
+function observing(): { observer?: Observer } {
+  // deno-lint-ignore no-explicit-any
+  const g = globalThis as any;
+  const mode = g.process?.env?.BENCH_OBSERVE;
+  if (mode === "channels") setChannelLoader(() => g.process?.getBuiltinModule?.("node:diagnostics_channel"));
+  if (mode !== "count") return {};
+  const seen = { calls: 0, hits: 0 };
+  return { observer: { onCommand: (event) => void (seen.calls++, seen.hits += event.hits) } };
+}
 
 /**
  * The library from its sources with the runtime's transport passed in (not
@@ -42,10 +59,10 @@ export async function open(name: string, port: number): Promise<Adapter> {
   const spec = `127.0.0.1:${port}`;
   switch (name) {
     case "memkit":
-      return await ours(new Client(spec, { transport: await transport() }));
+      return await ours(new Client(spec, { transport: await transport(), ...observing() }));
     case "memkit-pooled": {
       const { PooledClient } = await import("../src/pooled_client.ts");
-      return await ours(new PooledClient(spec, { transport: await transport(), maxPoolSize: 4 }));
+      return await ours(new PooledClient(spec, { transport: await transport(), maxPoolSize: 4, ...observing() }));
     }
     case "memkit-meta":
       return await oursMeta(new Client(spec, { transport: await transport() }));

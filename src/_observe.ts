@@ -198,9 +198,9 @@ function checkObserver(observer: unknown): void {
 const complained = new WeakSet<object>();
 
 /** Runs an observer's callback; what it throws is reported once per observer, never passed on. */
-function safely<R>(observer: Observer, call: () => R): R | undefined {
+function safely<A, B, R>(observer: Observer, callback: (a: A, b: B) => R, a: A, b: B): R | undefined {
   try {
-    return call();
+    return callback.call(observer, a, b);
   } catch (error) {
     if (!complained.has(observer)) {
       complained.add(observer);
@@ -213,7 +213,7 @@ function safely<R>(observer: Observer, call: () => R): R | undefined {
 // ---- commands
 
 /** The event of the observed call running synchronously now: requests issued meanwhile count to it. */
-let active: CommandEvent & Tally | undefined;
+let active: Tally | undefined;
 
 /** Stands for a caller's default, to tell a miss from a hit (a value may equal the default). */
 const MISS = Symbol("miss");
@@ -246,6 +246,42 @@ function count(event: { hits: number; misses: number; keys: number }, name: stri
   }
 }
 
+/** A command's event as the wrapper fills it in. */
+type Event = { -readonly [K in keyof CommandEvent]: CommandEvent[K] };
+
+/**
+ * Calls `method`: synchronously, with `event` (if any) as the call the
+ * connection counts requests to, and `state.depth` raised so that commands
+ * the method calls on its own client meanwhile (deleteMany's deletes) are
+ * not reported again.
+ */
+function invoke(
+  state: { depth: number },
+  target: object,
+  method: (...args: unknown[]) => Promise<unknown>,
+  args: unknown[],
+  event: Event | undefined,
+): Promise<unknown> {
+  const outer = active;
+  if (event !== undefined) active = event;
+  state.depth++;
+  try {
+    return method.apply(target, args);
+  } catch (error) {
+    return Promise.reject(error);
+  } finally {
+    state.depth--;
+    active = outer;
+  }
+}
+
+/** A call settled: its duration, and the observer told. */
+function settle(observer: Observer | undefined, event: Event, started: unknown, t0: number): void {
+  event.durationMs = performance.now() - t0;
+  const done = observer?.onCommand;
+  if (done !== undefined) safely(observer!, done, event, started);
+}
+
 /** Names whose result says hits and misses. */
 const READS = new Set(["get", "gat", "gets", "gats", "getMany", "getsMany", "metaGet", "metaGetMany"]);
 
@@ -271,8 +307,7 @@ export function observeCommands(
   if (observer === undefined && dc === null) return false;
   const measure = wire;
   const tc = dc?.command;
-  /** >0 while an observed call of this client runs synchronously: its own inner calls (deleteMany's deletes) are not reported. */
-  let depth = 0;
+  const state = { depth: 0 };
   const methods = target as Record<string, (...args: unknown[]) => Promise<unknown>>;
   for (const name of Object.keys(COMMANDS) as CommandName[]) {
     const row = COMMANDS[name];
@@ -286,9 +321,12 @@ export function observeCommands(
       writable: true,
       value: function observed(this: object): Promise<unknown> {
         const traced = tc !== undefined && tracing(tc);
-        if (depth > 0 || (observer === undefined && !traced)) return method.apply(this, arguments as never);
-        const args = Array.prototype.slice.call(arguments);
-        const event: CommandEvent & Tally & { hits: number; misses: number; durationMs: number; error?: unknown } = {
+        if (state.depth > 0 || (observer === undefined && !traced)) return method.apply(this, arguments as never);
+        // The arguments are copied only when a key count or a default must be read from them or swapped.
+        const args: unknown[] = missAt !== undefined || route === "keys" || route === "pairs"
+          ? Array.prototype.slice.call(arguments)
+          : arguments as never;
+        const event: Event = {
           command: name,
           server,
           keys: route === "key" ? 1 : route === "all" ? 0 : countKeys(args, route === "pairs"),
@@ -306,48 +344,34 @@ export function observeCommands(
           args[missAt] = MISS;
         }
         const start = observer?.onCommandStart;
-        const started = start === undefined ? undefined : safely(observer!, () => start.call(observer, event));
+        const started = start === undefined ? undefined : safely(observer!, start, event, undefined);
         const t0 = performance.now();
-        const settle = (error?: unknown) => {
-          event.durationMs = performance.now() - t0;
-          if (error !== undefined) event.error = error;
-          const done = observer?.onCommand;
-          if (done !== undefined) safely(observer!, () => done.call(observer, event, started));
-        };
-        const call = (): Promise<unknown> => {
-          const outer = active;
-          if (measure) active = event;
-          depth++;
-          let promise: Promise<unknown>;
-          try {
-            promise = method.apply(this, args);
-          } catch (error) {
-            promise = Promise.reject(error);
-          } finally {
-            depth--;
-            active = outer;
-          }
-          return promise.then((result) => {
-            let hit = true;
-            if (missAt !== undefined) {
-              // get/gat: MISS itself; gets/gats: [value, MISS].
-              if (result === MISS) {
-                hit = false;
-                result = callerMiss;
-              } else if (Array.isArray(result) && result[1] === MISS) {
-                hit = false;
-                result = [result[0], callerMiss];
-              }
+        const settled = (result: unknown) => {
+          let hit = true;
+          if (missAt !== undefined) {
+            // get/gat: MISS itself; gets/gats: [value, MISS].
+            if (result === MISS) {
+              hit = false;
+              result = callerMiss;
+            } else if (Array.isArray(result) && result[1] === MISS) {
+              hit = false;
+              result = [result[0], callerMiss];
             }
-            if (read) count(event, name, result, hit);
-            settle();
-            return result;
-          }, (error) => {
-            settle(error ?? new Error(String(error)));
-            throw error;
-          });
+          }
+          if (read) count(event, name, result, hit);
+          settle(observer, event, started, t0);
+          return result;
         };
-        return traced ? tc!.tracePromise(call, event) : call();
+        const failed = (error: unknown) => {
+          event.error = error ?? new Error(String(error));
+          settle(observer, event, started, t0);
+          throw error;
+        };
+        if (!traced) return invoke(state, this, method, args, measure ? event : undefined).then(settled, failed);
+        return tc!.tracePromise(
+          () => invoke(state, this, method, args, measure ? event : undefined).then(settled, failed),
+          event,
+        );
       },
     });
   }
@@ -371,7 +395,7 @@ export function connectionObserver(observer: Observer | undefined): ConnectionOb
       const traced = channel !== undefined && channel.hasSubscribers;
       if (on === undefined && !traced) return;
       const event: ConnectionEvent = error === undefined ? { type, server } : { type, server, error };
-      if (on !== undefined) safely(observer!, () => on.call(observer, event));
+      if (on !== undefined) safely(observer!, on, event, undefined);
       if (traced) channel!.publish(event);
     },
   };
@@ -387,7 +411,7 @@ export function serverEvents(
   const on = observer?.onServer;
   return (type, server, error) => {
     const event: ServerEvent = error === undefined ? { type, server } : { type, server, error };
-    if (on !== undefined) safely(observer!, () => on.call(observer, event));
+    if (on !== undefined) safely(observer!, on, event, undefined);
     if (channel !== undefined && channel.hasSubscribers) channel.publish(event);
   };
 }

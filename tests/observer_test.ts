@@ -20,6 +20,7 @@ import {
   type ServerEvent,
 } from "../mod.ts";
 import { freePort, sleep, startFakeServer, startMemcached } from "./_memcached.ts";
+import { setChannelLoader } from "../src/_observe.ts";
 
 /** An observer that records everything it is told; `onCommandStart` returns a handle checked at the end. */
 function recorder() {
@@ -255,6 +256,19 @@ describe("observer: safety", () => {
     }
     assert.equal(logged.length, 1);
     assert.match(String(logged[0][1]), /start broke/);
+  });
+
+  it("with no observer and no diagnostics_channel nothing is installed: commands run as written", () => {
+    setChannelLoader(() => undefined);
+    try {
+      assert.equal(Object.hasOwn(new Client("127.0.0.1:1"), "get"), false);
+      assert.equal(Object.hasOwn(new Client("127.0.0.1:1", { observer: {} }), "get"), true);
+    } finally {
+      // What mod.ts registers.
+      // deno-lint-ignore no-explicit-any
+      setChannelLoader(() => (globalThis as any).process?.getBuiltinModule?.("node:diagnostics_channel"));
+    }
+    assert.equal(Object.hasOwn(new Client("127.0.0.1:1"), "get"), true); // diagnostics_channel: checked per call
   });
 
   it("an observer that is not an object is a TypeError", () => {
