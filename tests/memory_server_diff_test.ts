@@ -15,7 +15,15 @@
  *   (cmd_get, get_hits, ..., total_items); the stat names are compared.
  * Left out of the stream, being timing-dependent in memcached: delayed
  * flush_all (its background crawler decides what a later flush revives),
- * TTLs close to `R` windows, eviction (memcached evicts per slab class).
+ * TTLs close to `R` windows, eviction (memcached evicts per slab class),
+ * incr/decr/ma on items fetched earlier (memcached rewrites a result in
+ * place only while no other thread holds the item: see `fresh`), values of
+ * whitespace only under incr (strtoull reads past them into memcached's
+ * memory), and large data blocks after other commands in one write (an
+ * over-long line makes memcached hang up with an RST that loses replies).
+ * Batches stay below memcached's 16 KiB read buffer; MemoryServer follows
+ * memcached's flushing (after 20 commands per read, after get and mn),
+ * which decides what an error may drop and which items mg still holds.
  *
  * Fixed seed in the normal run; `MEMKIT_DIFF_SEED=random` (or a number) and
  * `MEMKIT_DIFF_COUNT` (commands, default 20,000) for more.
