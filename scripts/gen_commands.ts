@@ -268,6 +268,22 @@ function commandTypes(): string {
   ].join("\n");
 }
 
+/**
+ * The generated part of src/_observe.ts: the commands an observer sees (not
+ * aliases: they call theirs) and how each names its keys, so the observer
+ * needs nothing of the table at run time (it stays out of small bundles).
+ */
+function observedRoutes(): string {
+  const names = (Object.keys(COMMANDS) as CommandName[]).filter((n) => !("alias" in COMMANDS[n]));
+  return [
+    "/** Every command but the aliases, with how its first argument names keys (see `Route`). */",
+    "const ROUTES: { readonly [K in CommandName]?: Route } = {",
+    ...names.map((n) => `  ${n}: ${JSON.stringify(rowOf(n).route)},`),
+    "};",
+    "",
+  ].join("\n");
+}
+
 /** `text` with its generated region replaced by `code`, and its generated import line by one for `types`. */
 function splice(file: string, text: string, code: string, types?: Set<string>, typeSources?: Map<string, string>) {
   const start = text.indexOf(GENERATED);
@@ -334,6 +350,9 @@ export async function generated(): Promise<{ path: string; current: string; next
   const path = "src/commands.ts";
   const current = Deno.readTextFileSync(new URL(path, ROOT));
   out.push({ path, current, next: await format(splice(path, current, commandTypes())) });
+  const observe = "src/_observe.ts";
+  const observed = Deno.readTextFileSync(new URL(observe, ROOT));
+  out.push({ path: observe, current: observed, next: await format(splice(observe, observed, observedRoutes())) });
   return out;
 }
 
