@@ -32,9 +32,10 @@
  *
  * Memory: `maxBytes` bounds the items' sizes counted as memcached counts
  * them (48 + key + 1 + value + 2 + 8 bytes, plus 4 when flags are not 0);
- * the JavaScript objects holding an item cost about 320 bytes more than
- * that on V8 (Deno, Node) and 230 on Bun (bench/memory_server.ts
- * --memory), so the heap it uses stays below `maxBytes + 320 × items`.
+ * the JavaScript objects holding an item cost at most about 320 bytes more
+ * than that (bench/memory_server.ts --memory: on V8 140 for values up to
+ * 512 bytes, which are kept as strings, 300 for larger ones; on Bun
+ * 200–280), so the heap it uses stays below `maxBytes + 320 × items`.
  *
  * @module
  */

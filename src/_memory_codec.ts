@@ -22,6 +22,27 @@ export function latin1(bytes: Uint8Array, start = 0, end = bytes.length): string
   return s;
 }
 
+/**
+ * Values up to this many bytes are kept as latin1 strings: a short string
+ * costs V8 about 190 bytes less than a `Uint8Array` with its own buffer.
+ */
+export const STRING_VALUE_MAX = 512;
+
+/** A stored value: a latin1 string when short, else bytes. */
+export type ItemValue = Uint8Array | string;
+
+/** The value to store for these bytes (copied: the caller may reuse its buffer). */
+export function itemValue(bytes: Uint8Array, start = 0, end = bytes.length): ItemValue {
+  if (end - start > STRING_VALUE_MAX) return bytes.slice(start, end);
+  // apply() makes one flat string; `+=` would build a rope that costs more until flattened.
+  return String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as number[]);
+}
+
+/** A stored value's bytes. */
+export function valueBytes(value: ItemValue): Uint8Array {
+  return typeof value === "string" ? latin1Bytes(value) : value;
+}
+
 /** Bytes of a latin1 string (chars are < 256 by construction). */
 export function latin1Bytes(s: string): Uint8Array {
   const out = new Uint8Array(s.length);
@@ -109,10 +130,10 @@ export function parseI32(s: string): number | undefined {
  * The number at the start of an item's value, as do_add_delta reads it
  * (strtoull over the value, which is followed by CRLF; a NUL ends it).
  */
-export function parseValueU64(value: Uint8Array): bigint | undefined {
-  let end = value.indexOf(0);
+export function parseValueU64(value: ItemValue): bigint | undefined {
+  let end = typeof value === "string" ? value.indexOf("\0") : value.indexOf(0);
   if (end < 0) end = value.length;
-  let s = latin1(value, 0, end);
+  let s = typeof value === "string" ? value.slice(0, end) : latin1(value, 0, end);
   if (end === value.length) s += "\r\n";
   return parseU64(s);
 }

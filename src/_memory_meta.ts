@@ -20,7 +20,7 @@ const MAX_META_TOKENS = 20;
 /** memcached's MFLAG_MAX_OPAQUE_LENGTH. */
 const MAX_OPAQUE = 32;
 const BAD_FORMAT = "CLIENT_ERROR bad command line format";
-const EMPTY = new Uint8Array(0);
+const EMPTY = "";
 
 interface MetaFlags {
   key: string;
@@ -282,7 +282,7 @@ export function metaGet(s: MemorySession, tokens: string[]): void {
   out.text(line);
   out.text("\r\n");
   if (of.value) {
-    out.bytes(item.value);
+    out.value(item.value);
     out.text("\r\n");
   }
   s.held.add(item);
@@ -467,8 +467,7 @@ export function metaArithmetic(s: MemorySession, tokens: string[]): void {
     case "not-found":
       if (of.vivify) {
         text = of.initial.toString();
-        const fresh = store.make(key, new Uint8Array(text.length), 0, 0);
-        for (let i = 0; i < text.length; i++) fresh.value[i] = text.charCodeAt(i);
+        const fresh = store.make(key, text, 0, 0);
         if (!store.sizeOk(fresh.size)) return s.error("SERVER_ERROR Out of memory allocating new item");
         if (storeItem(s, fresh, Comm.Add, 0n, false) === Stored.Stored) created = true;
         item = fresh;

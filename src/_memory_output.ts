@@ -62,6 +62,12 @@ export class Output {
     this.#pos += b.length;
   }
 
+  /** Appends a stored value (a latin1 string or bytes). */
+  value(v: Uint8Array | string): void {
+    if (typeof v === "string") this.text(v);
+    else this.bytes(v);
+  }
+
   /** Drops everything after the first `length` bytes. */
   truncate(length: number): void {
     if (length >= this.length) return;

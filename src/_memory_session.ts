@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { latin1 } from "./_memory_codec.ts";
+import { itemValue, latin1, STRING_VALUE_MAX } from "./_memory_codec.ts";
 import type { MemoryItem, MemoryStore } from "./_memory_store.ts";
 import { metaArithmetic, metaDebug, metaDelete, metaGet, metaSet, type MetaSetState } from "./_memory_meta.ts";
 import { stats } from "./_memory_stats.ts";
@@ -214,7 +214,7 @@ export class MemorySession {
     if (state.filled === 0 && available >= need) {
       // Whole block at hand: the value is a copy of its bytes, the CRLF checked in place.
       const length = need - 2;
-      state.item.value = data.slice(pos, pos + length);
+      state.item.value = itemValue(data, pos, pos + length);
       this.#completeNread(state, data[pos + length] === 13 && data[pos + length + 1] === 10);
       return pos + need;
     }
@@ -224,7 +224,7 @@ export class MemorySession {
     state.filled += n;
     if (state.filled === state.need) {
       const length = state.need - 2;
-      state.item.value = buffer.subarray(0, length);
+      state.item.value = length > STRING_VALUE_MAX ? buffer.subarray(0, length) : itemValue(buffer, 0, length);
       this.#completeNread(state, buffer[length] === 13 && buffer[length + 1] === 10);
     }
     return pos + n;

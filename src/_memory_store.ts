@@ -16,10 +16,12 @@ export const ITEM_HEADER = 48;
 /** Relative expiry times above this many seconds are unix times (memcached's REALTIME_MAXDELTA). */
 export const REALTIME_MAXDELTA = 60 * 60 * 24 * 30;
 
-/** One stored item. Keys are latin1 strings: one char per key byte. */
+import type { ItemValue } from "./_memory_codec.ts";
+
+/** One stored item. Keys are latin1 strings: one char per key byte; so are short values. */
 export interface MemoryItem {
   key: string;
-  value: Uint8Array;
+  value: ItemValue;
   /** Client flags, 32-bit unsigned. */
   flags: number;
   /** Expiry in server-relative seconds, 0 for never. */
@@ -197,7 +199,7 @@ export class MemoryStore {
   }
 
   /** A new, unlinked item. */
-  make(key: string, value: Uint8Array, flags: number, exptime: number): MemoryItem {
+  make(key: string, value: ItemValue, flags: number, exptime: number): MemoryItem {
     return {
       key,
       value,
@@ -262,7 +264,7 @@ export class MemoryStore {
   }
 
   /** Replaces the value of a linked item in place (incr/decr that fits), with a new cas. */
-  rewrite(item: MemoryItem, value: Uint8Array): void {
+  rewrite(item: MemoryItem, value: ItemValue): void {
     item.value = value;
     item.cas = this.nextCas();
     this.touchLru(item);

@@ -8,7 +8,16 @@
  *
  * @module
  */
-import { parseI32, parseU32, parseU64, parseValueU64 } from "./_memory_codec.ts";
+import {
+  itemValue,
+  latin1Bytes,
+  parseI32,
+  parseU32,
+  parseU64,
+  parseValueU64,
+  STRING_VALUE_MAX,
+  valueBytes,
+} from "./_memory_codec.ts";
 import type { MemoryItem } from "./_memory_store.ts";
 import type { MemorySession } from "./_memory_session.ts";
 import { tokenize } from "./_memory_output.ts";
@@ -67,13 +76,11 @@ export function storeItem(s: MemorySession, item: MemoryItem, comm: Comm, reqCas
           result = Stored.Exists;
           break;
         }
-        const value = new Uint8Array(old.value.length + item.value.length);
-        value.set(comm === Comm.Append ? old.value : item.value);
-        value.set(
-          comm === Comm.Append ? item.value : old.value,
-          comm === Comm.Append ? old.value.length : item.value.length,
-        );
-        const joined = store.make(item.key, value, old.flags, old.exptime); // a new item: not marked binary
+        const [first, second] = comm === Comm.Append ? [old.value, item.value] : [item.value, old.value];
+        const value = new Uint8Array(first.length + second.length);
+        value.set(valueBytes(first));
+        value.set(valueBytes(second), first.length);
+        const joined = store.make(item.key, itemValue(value), old.flags, old.exptime); // a new item: not marked binary
         // Too large for an item, or for the memory: memcached's alloc fails and it is NOT_STORED.
         if (store.sizeOk(joined.size) && joined.size <= store.maxBytes) stored = joined;
         break;
@@ -119,13 +126,15 @@ export function addDelta(s: MemorySession, key: string, incr: boolean, delta: bi
   const text = value.toString();
   if (text.length <= item.value.length && !s.held.has(item)) {
     // In place, padded with spaces to the old length, as memcached does.
-    const bytes = new Uint8Array(item.value.length).fill(32);
-    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-    store.rewrite(item, bytes);
+    store.rewrite(
+      item,
+      item.value.length > STRING_VALUE_MAX
+        ? latin1Bytes(text.padEnd(item.value.length))
+        : text.padEnd(item.value.length),
+    );
     return { kind: "ok", text, item, cas: item.cas };
   }
-  const fresh = store.make(key, new Uint8Array(text.length), item.flags, item.exptime);
-  for (let i = 0; i < text.length; i++) fresh.value[i] = text.charCodeAt(i);
+  const fresh = store.make(key, text, item.flags, item.exptime);
   if (!store.link(fresh, item)) return { kind: "not-found" };
   // memcached hands back the old, now unlinked item with the new cas: a later T changes nothing.
   item.cas = fresh.cas;
@@ -175,7 +184,7 @@ export function textGet(
           counters.cmd_get++;
         }
         out.text(`VALUE ${key} ${item.flags} ${item.value.length}${withCas ? ` ${item.cas}` : ""}\r\n`);
-        out.bytes(item.value);
+        out.value(item.value);
         out.text("\r\n");
       } else if (touch) {
         counters.cmd_touch++;
@@ -322,7 +331,7 @@ export function textMemlimit(s: MemorySession, tokens: string[]): void {
   s.reply("OK");
 }
 
-const EMPTY = new Uint8Array(0);
+const EMPTY = "";
 export const COMMS: Record<string, Comm> = {
   set: Comm.Set,
   add: Comm.Add,
