@@ -62,6 +62,7 @@ export interface ConnectionEvent {
 
 /** A HashClient server left the ring (dead after its retries) or rejoined it (after `deadTimeout`). */
 export interface ServerEvent {
+  /** `"leave"`: dead after its retries, out of the ring; `"rejoin"`: back in it after `deadTimeout`. */
   readonly type: "leave" | "rejoin";
   /** The server's name on the ring, `"host:port"` (or a socket path). */
   readonly server: string;

@@ -164,9 +164,13 @@ export interface ClientOptions {
    * Callbacks for each command (start and end: name, server, keys, hits,
    * misses, bytes, duration, error) and each connection (open, close,
    * failure); see {@linkcode Observer} and the README's "Observability".
-   * Without one, commands run with no observation cost (on runtimes with
-   * `diagnostics_channel` the same events are published there while
-   * someone subscribes).
+   * PooledClient and HashClient pass it to the client of each connection
+   * and server: a HashClient call split over servers is one event per
+   * server; HashClient also reports servers leaving and rejoining the ring
+   * (`onServer`). A throwing observer never breaks a call (its first error
+   * is logged with `console.error`). Without one, commands run with no
+   * observation cost (on runtimes with `diagnostics_channel` the same
+   * events are published there while someone subscribes).
    */
   observer?: Observer;
 }
