@@ -459,19 +459,24 @@ class Generator {
 
   #batches = 0;
 
-  /** A batch: its bytes, and the reply's last line if the connection is expected to survive it. */
-  batch(): [string, string | undefined] {
+  /**
+   * A batch: its bytes, the reply's last line if the connection is expected
+   * to survive it, and how many generated commands it holds (the end marker
+   * not counted).
+   */
+  batch(): [string, string | undefined, number] {
     const id = this.#batches++;
     this.fresh.clear();
     const end = `mg __end__ O${id}\r\n`;
     const roll = this.random();
-    if (roll < 0.004) return ["quit\r\n", undefined];
-    if (roll < 0.006) return [this.pick(["GET / HTTP/1.1\r\n", "x".repeat(3000)]), undefined];
-    if (roll < 0.01) return [`get ${this.pick(["a", "b"])} ${"q".repeat(251)} c\r\n${end}`, `EN O${id}\r\n`];
+    if (roll < 0.004) return ["quit\r\n", undefined, 1];
+    if (roll < 0.006) return [this.pick(["GET / HTTP/1.1\r\n", "x".repeat(3000)]), undefined, 1];
+    if (roll < 0.01) return [`get ${this.pick(["a", "b"])} ${"q".repeat(251)} c\r\n${end}`, `EN O${id}\r\n`, 1];
     // memcached reads 16 KiB at a time and answers per read: batches stay below that, but for a
     // large value, which ends its batch.
     const n = 1 + this.int(6);
     let text = "";
+    let count = 0;
     for (let i = 0; i < n && text.length < 8000; i++) {
       const kind = this.random();
       const command = kind < 0.3
@@ -484,17 +489,16 @@ class Generator {
       // A large block travels alone: after a command that took a byte too many it would be one
       // over-long line, on which memcached hangs up with an RST that takes the replies with it.
       if (command.length > 8000) {
-        if (text === "") text = command;
+        if (text === "") {
+          text = command;
+          count = 1;
+        }
         break;
       }
       text += command;
+      count++;
     }
-    return [`${text}\r\n${end}`, `EN O${id}\r\n`];
-  }
-
-  /** Commands in a batch, roughly: its lines, data blocks included, minus the end marker. */
-  static commands(batch: string): number {
-    return Math.max(1, batch.split("\r\n").length - 3);
+    return [`${text}\r\n${end}`, `EN O${id}\r\n`, count];
   }
 
   /** Remembers the cas values memcached returned. */
@@ -520,7 +524,7 @@ describe("MemoryServer: differential against memcached 1.6.18", () => {
     let batches = 0;
     try {
       while (sent < COUNT) {
-        const [text, end] = generator.batch();
+        const [text, end, count] = generator.batch();
         const bytes = latin1(text);
         const [a, b] = await Promise.all([real.exchange(bytes, end), ours.exchange(bytes, end)]);
         history.push(JSON.stringify(text).slice(0, 600));
@@ -559,7 +563,7 @@ describe("MemoryServer: differential against memcached 1.6.18", () => {
             );
           }
         }
-        sent += Generator.commands(text);
+        sent += count;
         batches++;
         if (a.closed) {
           await Promise.all([real.close(), ours.close()]);
