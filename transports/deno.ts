@@ -41,7 +41,7 @@ async function open(address: ServerAddress, options: TransportConnectOptions): P
   if (tls && (tls.cert !== undefined || tls.key !== undefined)) return await withClientCert(address, tls, signal);
   if ("path" in address) {
     if (tls && !tls.serverName) throw new TypeError("TLS over a unix socket needs tls.serverName");
-    const conn = await raceAbort(Deno.connect({ transport: "unix", path: address.path }), signal, (c) => c.close());
+    const conn = await raceAbort(Deno.connect({ transport: "unix", path: address.path }), signal, closeQuietly);
     if (!tls) return conn;
     return await startTls(conn as unknown as Deno.TcpConn, tls.serverName!, tls.caCerts, signal);
   }
