@@ -25,7 +25,14 @@ import {
 } from "./errors.ts";
 import { connectionLost } from "./_usable.ts";
 import { type Expectation, Outbox, ProtocolError, type Reply, ReplyParser, WITH_DATA } from "./_protocol.ts";
-import type { ServerAddress, Transport, TransportConnectOptions, TransportSocket } from "./transport.ts";
+import {
+  CLOSE_GRACE_MS,
+  type ServerAddress,
+  settlesWithin,
+  type Transport,
+  type TransportConnectOptions,
+  type TransportSocket,
+} from "./transport.ts";
 import type { ConnectionObserver, Tally } from "./_observe.ts";
 
 /** Settings of a connection. */
@@ -360,7 +367,9 @@ export class Connection {
       return this.closed;
     }
     this.#closing = (async () => {
-      if (this.#state === CONNECTING) await this.#opened.catch(() => {});
+      // A connect that hangs (no connectTimeout) must not hold close() for
+      // ever: queued writes wait for it a grace period, then it is dropped.
+      if (this.#state === CONNECTING) await settlesWithin(this.#opened, CLOSE_GRACE_MS);
       if (this.#state === OPEN) this.#flush();
       this.#fail(
         (command) =>
