@@ -91,6 +91,21 @@ export class Rng {
   }
 }
 
+/**
+ * `promise`'s value, or `"hung"` once `ms` have passed without it settling
+ * (its timer cleared either way): a harness must fail, not hang, on code
+ * that never settles a call.
+ */
+export async function guard<T>(promise: Promise<T>, ms: number): Promise<T | "hung"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<"hung">((resolve) => (timer = setTimeout(() => resolve("hung"), ms)));
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Resolves after `ms`; the timer is the caller's to outlive (it always fires). */
 export const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
