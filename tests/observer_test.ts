@@ -13,6 +13,7 @@ import {
   HashClient,
   MemcachedCache,
   MemcacheTimeoutError,
+  MemcacheUnexpectedCloseError,
   type Observer,
   OBSERVER_CHANNELS,
   PooledClient,
@@ -75,6 +76,20 @@ describe("observer: commands", () => {
     assert.equal(commands[1].bytesRead, `VALUE a ${flags} 1\r\nx\r\nEND\r\n`.length);
     assert.equal(commands[2].bytesRead, 5); // END\r\n
     assert.deepEqual(handles, [1, 2, 3, 4, 5]);
+  });
+
+  it("calls pipelined together: each counts its own request bytes, and the reply bytes add up exactly", async () => {
+    await using server = await startMemcached();
+    const { observer, commands } = recorder();
+    await using client = new Client(server.spec, { observer });
+    await client.set("p", "v", { noreply: false });
+    commands.length = 0;
+    const keys = ["p", "q", "p", "r", "p"];
+    await Promise.all(keys.map((k) => client.get(k)));
+    const [, flags] = client.serde.serialize("p", "v") as [unknown, number];
+    const hit = `VALUE p ${flags} 1\r\nv\r\nEND\r\n`.length;
+    assert.deepEqual(commands.map((e) => e.bytesWritten), keys.map((k) => `get ${k}\r\n`.length));
+    assert.equal(commands.reduce((n, e) => n + e.bytesRead, 0), 3 * hit + 2 * "END\r\n".length);
   });
 
   it("a stored value equal to the default is a hit; a miss returns the caller's default", async () => {
@@ -144,6 +159,17 @@ describe("observer: connections", () => {
       { type: "open", server: server.spec },
       { type: "close", server: server.spec },
     ]);
+  });
+
+  it("a server hanging up mid-call is an error and a close, with the call's error", async () => {
+    await using fake = await startFakeServer((socket) => socket.destroy());
+    const { observer, connections, commands } = recorder();
+    const client = new Client(fake.spec, { observer });
+    await assert.rejects(client.get("k"), MemcacheUnexpectedCloseError);
+    await client.close();
+    assert.deepEqual(connections.map((e) => e.type), ["open", "error", "close"]);
+    assert.ok(connections[1].error instanceof MemcacheUnexpectedCloseError);
+    assert.ok(commands[0].error instanceof MemcacheUnexpectedCloseError);
   });
 
   it("a refused connect is one error event, with its cause", async () => {
