@@ -61,7 +61,7 @@ export type { CommandEvent, CommandStartEvent, ConnectionEvent, Observer, Server
 export type { GetOrSetOptions, InvalidateOptions, LeaseOptions, Loader, StampedeErrorEvent } from "./src/_stampede.ts";
 export { Client } from "./src/client.ts";
 export type { AuthOptions, ClientOptions, Mapping, NoreplyOptions, StoreOptions, Value } from "./src/client.ts";
-export type { Commands } from "./src/commands.ts";
+export type { CommandMisses, Commands, PerServerCommand } from "./src/commands.ts";
 export {
   MemcacheAuthError,
   MemcacheClientError,

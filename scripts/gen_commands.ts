@@ -254,14 +254,18 @@ function commandTypes(): string {
   const perServer = names.filter((n) => rowOf(n).perServer);
   const misses = names.map((n) => {
     const type = missType(rowOf(n));
-    return `  ${n}: ${type === null || type === "undefined" ? "never" : type};`;
+    return `  /** {@linkcode Client.${n}}. */\n  ${n}: ${type === null || type === "undefined" ? "never" : type};`;
   });
   return [
-    "/** Commands HashClient answers with a `Map` per server (`perServer`). */",
-    `type PerServer = ${perServer.map((n) => JSON.stringify(n)).join(" | ")};`,
+    "/** Commands `HashClient` answers with a `Map` per server: {@linkcode Commands} leaves their result open. */",
+    `export type PerServerCommand = ${perServer.map((n) => JSON.stringify(n)).join(" | ")};`,
     "",
-    "/** The constant each command resolves to when it fails under `ignoreExc` (`never`: computed or none). */",
-    "interface Misses {",
+    "/**",
+    " * Every command of {@linkcode Commands}, with the constant it resolves to",
+    " * when it fails on a client with `ignoreExc` (`never`: computed from the",
+    " * arguments, or none).",
+    " */",
+    "export interface CommandMisses {",
     ...misses,
     "}",
     "",

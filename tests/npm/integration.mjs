@@ -240,7 +240,7 @@ test("RetryingClient wraps a Client: results pass through, a dropped connection 
     assert.ok(error instanceof MemcacheError, `got ${error}`);
     assert.equal(accepted, 3);
     assert.equal(await once.get(k), "retried");
-    assert.throws(() => new RetryingClient(inner, { attempts: 0 }), RangeError);
+    assert.throws(() => new RetryingClient(inner, { attempts: 0 }), TypeError);
     assert.throws(
       () =>
         new RetryingClient(inner, {
