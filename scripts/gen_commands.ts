@@ -35,6 +35,8 @@ interface Method {
   returns: string;
   /** Type names the signature uses. */
   types: Set<string>;
+  /** Type names its parameters use (RetryingClient's generated returns name none). */
+  paramTypes: Set<string>;
 }
 
 /** Reads Client's methods, and where each type name client.ts uses comes from. */
@@ -71,6 +73,7 @@ function readClient(): { methods: Map<string, Method>; typeSources: Map<string, 
           ts.forEachChild(node, visit);
         };
         member.parameters.forEach((p) => p.type && visit(p.type));
+        const paramTypes = new Set(types);
         if (!member.type) throw new Error(`Client.${name} has no declared return type`);
         visit(member.type);
         const names = member.parameters.map((p) => (p.dotDotDotToken ? "..." : "") + p.name.getText(sf));
@@ -81,6 +84,7 @@ function readClient(): { methods: Map<string, Method>; typeSources: Map<string, 
           args: names.length === 1 && names[0].startsWith("...") ? names[0].slice(3) : `[${names.join(", ")}]`,
           returns: member.type.getText(sf).replace(/\s+/g, " "),
           types,
+          paramTypes,
         });
       }
     }
@@ -177,7 +181,7 @@ function generate(cls: "PooledClient" | "HashClient" | "RetryingClient", methods
     const entry = COMMANDS[name];
     const row = rowOf(name);
     if (cls === "HashClient" && row.perServer) continue; // hand-written: a Map per server
-    m.types.forEach((t) => types.add(t));
+    (cls === "RetryingClient" && !row.composed ? m.paramTypes : m.types).forEach((t) => types.add(t));
     let returns = m.returns;
     if (cls === "HashClient") returns = widened(returns, row);
     if (cls === "RetryingClient" && !row.composed) {

@@ -363,7 +363,9 @@ export class Connection {
     if (this.#state === CLOSED) return this.closed; // failed: resolves once its socket is closed too
     if (this.#state === CONNECTING && this.#outbox.length === this.#firstBytes) {
       this.#byCaller = true; // not a failure
-      this.#fail((command) => new MemcacheConnectionError("Connection closed by the client", { server: this.name, command }));
+      this.#fail((command) =>
+        new MemcacheConnectionError("Connection closed by the client", { server: this.name, command })
+      );
       return this.closed;
     }
     this.#closing = (async () => {
@@ -373,7 +375,10 @@ export class Connection {
       if (this.#state === OPEN) this.#flush();
       this.#fail(
         (command) =>
-          new MemcacheConnectionError("Connection closed by the client before the reply", { server: this.name, command }),
+          new MemcacheConnectionError("Connection closed by the client before the reply", {
+            server: this.name,
+            command,
+          }),
         true,
       );
       await this.closed;

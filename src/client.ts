@@ -54,23 +54,23 @@ import {
   type MetaGetOptions,
   type MetaKey,
   type MetaLine,
-  metaResult,
   type MetaResult,
-  metaSetPlan,
+  metaResult,
   type MetaSetOptions,
   type MetaSetPlan,
+  metaSetPlan,
   type MetaStatus,
   parseCounterValue,
   QUIET_SUCCESS,
 } from "./_meta.ts";
 import {
-  type GetOrSetOptions,
   getOrSet as stampedeGetOrSet,
+  type GetOrSetOptions,
   invalidate as stampedeInvalidate,
   type InvalidateOptions,
   type Loader,
 } from "./_stampede.ts";
-import { connectionObserver, type ConnectionObserver, type Observer, observeCommands } from "./_observe.ts";
+import { type ConnectionObserver, connectionObserver, observeCommands, type Observer } from "./_observe.ts";
 import { convertStats } from "./_stats.ts";
 import {
   checkCas,
@@ -320,7 +320,6 @@ function unexpected(reply: Reply): ProtocolError {
   return new ProtocolError(`Unexpected reply ${JSON.stringify(text)}`);
 }
 
-
 /**
  * A client for one memcached server, mirroring pymemcache's `Client`.
  *
@@ -443,7 +442,11 @@ export class Client {
     // The server's reply is in `cause`; the message is the same whatever memcached answered
     // (pipelined behind a refused login, it may say "unauthenticated" instead).
     const why = error instanceof MemcacheClientError ? "wrong username or password" : "unexpected reply";
-    return new MemcacheAuthError(`The server refused the login (${why})`, { server: this.server, command, cause: error });
+    return new MemcacheAuthError(`The server refused the login (${why})`, {
+      server: this.server,
+      command,
+      cause: error,
+    });
   }
 
   #open(): Connection {
@@ -609,8 +612,9 @@ export class Client {
       : prepared.map((p) => p.serialized as Serialized);
     const flags = this.#inputs("set", () => prepared.map((p, i) => this.#checkSerialized(p, serialized[i])));
     // Sent in one synchronous loop: one write, in order, admitted as one call.
-    const sends = this.#connection().batch("set", () =>
-      prepared.map((p, i) => this.#sendStore("set", p, serialized[i][0], flags[i], undefined, false))
+    const sends = this.#connection().batch(
+      "set",
+      () => prepared.map((p, i) => this.#sendStore("set", p, serialized[i][0], flags[i], undefined, false)),
     );
     const results = await Promise.all(sends);
     const failed: string[] = [];
@@ -668,7 +672,9 @@ export class Client {
     } catch (error) {
       throw unserializable(key, error);
     }
-    if (isPromise<Serialized>(serialized)) serialized = serialized.catch((error) => Promise.reject(unserializable(key, error)));
+    if (isPromise<Serialized>(serialized)) {
+      serialized = serialized.catch((error) => Promise.reject(unserializable(key, error)));
+    }
     return { wireKey, noreply, expire, flags, serialized };
   }
 
@@ -739,7 +745,9 @@ export class Client {
   #undeserializable(key: string, flags: number, error: unknown): unknown {
     if (error instanceof MemcacheError) return error;
     return new MemcacheSerdeError(
-      `Could not deserialize the value of ${JSON.stringify(key)} (flags ${flags}): ${(error as Error)?.message ?? error}`,
+      `Could not deserialize the value of ${JSON.stringify(key)} (flags ${flags}): ${
+        (error as Error)?.message ?? error
+      }`,
       { server: this.server, cause: error },
     );
   }
@@ -752,7 +760,9 @@ export class Client {
     } catch (error) {
       throw this.#undeserializable(key, item.flags, error);
     }
-    return isPromise(value) ? value.catch((error) => Promise.reject(this.#undeserializable(key, item.flags, error))) : value;
+    return isPromise(value)
+      ? value.catch((error) => Promise.reject(this.#undeserializable(key, item.flags, error)))
+      : value;
   }
 
   // ---- retrieval
@@ -901,7 +911,14 @@ export class Client {
       // gets/gats: every hit must carry its cas token.
       const check = withCas ? checkCasItems : undefined;
       const ask = (batch: string[]) =>
-        conn.request(command, EXPECT_VALUES, (out) => encodeRetrieve(out, command, batch, expire), batch, undefined, check);
+        conn.request(
+          command,
+          EXPECT_VALUES,
+          (out) => encodeRetrieve(out, command, batch, expire),
+          batch,
+          undefined,
+          check,
+        );
       const replies = batches.length === 1
         ? [await ask(batches[0])]
         : await Promise.all(conn.batch(command, () => batches.map(ask)));
@@ -1072,9 +1089,16 @@ export class Client {
   async shutdown(graceful = false): Promise<void> {
     const conn = this.#connection();
     try {
-      await conn.request("shutdown", EXPECT_LINE, (out) => encodeShutdown(out, graceful), undefined, undefined, (reply) => {
-        throw unexpected(reply);
-      });
+      await conn.request(
+        "shutdown",
+        EXPECT_LINE,
+        (out) => encodeShutdown(out, graceful),
+        undefined,
+        undefined,
+        (reply) => {
+          throw unexpected(reply);
+        },
+      );
     } catch (error) {
       if (error instanceof MemcacheUnexpectedCloseError) return;
       throw error;
@@ -1097,10 +1121,17 @@ export class Client {
     }
     const conn = this.#open();
     try {
-      return await conn.request("raw", EXPECT_RAW | WITH_DATA, (out) => encodeRaw(out, line), undefined, end, (reply) => {
-        if (reply.type !== "raw") throw unexpected(reply);
-        return reply.bytes;
-      });
+      return await conn.request(
+        "raw",
+        EXPECT_RAW | WITH_DATA,
+        (out) => encodeRaw(out, line),
+        undefined,
+        end,
+        (reply) => {
+          if (reply.type !== "raw") throw unexpected(reply);
+          return reply.bytes;
+        },
+      );
     } finally {
       await conn.close();
     }
@@ -1135,7 +1166,8 @@ export class Client {
         (out) => encodeMeta(out, "mg", wire, binary, flags, false),
         undefined,
         undefined,
-        (reply) => this.#metaRead(this.#metaCheck(this.#metaLine(reply, GET_STATUSES, "mg"), wire, options), key, options),
+        (reply) =>
+          this.#metaRead(this.#metaCheck(this.#metaLine(reply, GET_STATUSES, "mg"), wire, options), key, options),
       ) as Promise<MetaResult>;
     } catch (error) {
       return Promise.reject(error);
@@ -1470,6 +1502,6 @@ function noCas(item: Item): ProtocolError {
 
 /** The map of a gets/gats batch: every hit must carry its cas token. */
 function checkCasItems(reply: Reply): Reply {
-  if (reply.type === "values") for (const item of reply.items) if (item.cas === undefined) throw noCas(item);
+  if (reply.type === "values") { for (const item of reply.items) if (item.cas === undefined) throw noCas(item); }
   return reply;
 }

@@ -14,7 +14,6 @@ import type {
   MetaGetManyOptions,
   MetaGetOptions,
   MetaKey,
-  MetaResult,
   MetaSetOptions,
 } from "./_meta.ts"; // generated: the commands' types
 import { type CommandName, type Commands, rowOf, runComposed } from "./commands.ts";

@@ -22,7 +22,10 @@ import type { FakeSocket, SuiteTarget } from "./_suite.ts";
 
 async function rejectsWith(promise: Promise<unknown>, cls: new (...args: never[]) => Error, match?: RegExp) {
   await assert.rejects(promise, (error: unknown) => {
-    assert.ok(error instanceof cls, `expected ${cls.name}, got ${(error as Error)?.name}: ${(error as Error)?.message}`);
+    assert.ok(
+      error instanceof cls,
+      `expected ${cls.name}, got ${(error as Error)?.name}: ${(error as Error)?.message}`,
+    );
     if (match) assert.match((error as Error).message, match);
     return true;
   });
@@ -138,13 +141,16 @@ export function trustSuite(target: SuiteTarget): void {
       await using fake = await scripted(
         target,
         (line) =>
-          line === "stats" ? "STAT constructor 5\r\nSTAT toString abc\r\nSTAT __proto__ 1\r\nSTAT pid 9\r\nEND\r\n" : "",
+          line === "stats"
+            ? "STAT constructor 5\r\nSTAT toString abc\r\nSTAT __proto__ 1\r\nSTAT pid 9\r\nEND\r\n"
+            : "",
       );
       await using client = makeClient(fake.spec, options);
       const stats = await client.stats();
-      const record = (target.name.startsWith("HashClient")
-        ? [...(stats as unknown as Map<string, Record<string, unknown>>).values()][0]
-        : stats) as Record<string, unknown>;
+      const record =
+        (target.name.startsWith("HashClient")
+          ? [...(stats as unknown as Map<string, Record<string, unknown>>).values()][0]
+          : stats) as Record<string, unknown>;
       assert.equal(record.constructor, 5);
       assert.equal(record.toString, "abc");
       assert.ok(Object.hasOwn(record, "__proto__"));
