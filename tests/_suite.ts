@@ -4,6 +4,7 @@
  * module itself: the target supplies the clients and the servers.
  */
 import assert from "node:assert/strict";
+import { rejectsWith } from "./_assert.ts";
 import { describe, it } from "./_harness.ts";
 import {
   type ClientOptions,
@@ -75,17 +76,6 @@ export interface SuiteTarget {
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
-
-async function rejectsWith(promise: Promise<unknown>, cls: new (...args: never[]) => Error, match?: RegExp) {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(
-      error instanceof cls,
-      `expected ${cls.name}, got ${(error as Error)?.name}: ${(error as Error)?.message}`,
-    );
-    if (match) assert.match((error as Error).message, match);
-    return true;
-  });
-}
 
 /** Registers the whole behaviour suite for `target`. */
 export function clientSuite(target: SuiteTarget): void {

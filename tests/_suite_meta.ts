@@ -6,6 +6,7 @@
  * concern `Client` are in tests/meta_test.ts.
  */
 import assert from "node:assert/strict";
+import { rejectsWith } from "./_assert.ts";
 import { describe, it } from "./_harness.ts";
 import {
   MemcacheClientError,
@@ -16,17 +17,6 @@ import {
   type MetaResult,
 } from "../mod.ts";
 import type { FakeSocket, SuiteTarget } from "./_suite.ts";
-
-async function rejectsWith(promise: Promise<unknown>, cls: new (...args: never[]) => Error, match?: RegExp) {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(
-      error instanceof cls,
-      `expected ${cls.name}, got ${(error as Error)?.name}: ${(error as Error)?.message}`,
-    );
-    if (match) assert.match((error as Error).message, match);
-    return true;
-  });
-}
 
 /** The lines of `all` that end in the chunk `text` just completed (the fake servers are stateless). */
 function newLines(text: string, all: string): string[] {

@@ -7,6 +7,7 @@
  * Registered by `clientSuite` for every target.
  */
 import assert from "node:assert/strict";
+import { rejectsWith } from "./_assert.ts";
 import { describe, it } from "./_harness.ts";
 import {
   type ClientOptions,
@@ -19,17 +20,6 @@ import {
   MemcacheUnknownError,
 } from "../mod.ts";
 import type { FakeSocket, SuiteTarget } from "./_suite.ts";
-
-async function rejectsWith(promise: Promise<unknown>, cls: new (...args: never[]) => Error, match?: RegExp) {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(
-      error instanceof cls,
-      `expected ${cls.name}, got ${(error as Error)?.name}: ${(error as Error)?.message}`,
-    );
-    if (match) assert.match((error as Error).message, match);
-    return true;
-  });
-}
 
 /**
  * A fake server answering each command line with `answer(line)` (and

@@ -14,6 +14,7 @@
  *   `ctx.waitUntil(client.close())`.
  */
 import assert from "node:assert/strict";
+import { rejectsWith } from "../_assert.ts";
 import {
   Client,
   type ClientOptions,
@@ -148,17 +149,6 @@ clientSuite(memory);
 metaSuite(memory);
 
 // ---- Workers-only cases
-
-async function rejectsWith(promise: Promise<unknown>, cls: new (...args: never[]) => Error, match?: RegExp) {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(
-      error instanceof cls,
-      `expected ${cls.name}, got ${(error as Error)?.name}: ${(error as Error)?.message}`,
-    );
-    if (match) assert.match((error as Error).message, match);
-    return true;
-  });
-}
 
 describe("workerd", () => {
   it("import { Client } from the package picks CloudflareTransport by itself", async () => {
