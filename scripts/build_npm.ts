@@ -26,7 +26,7 @@
  *
  * Then it reports the packed tarball size and the minified sizes of the
  * Worker in tests/npm/worker/ bundled for workerd: as a get/set Worker (its
- * `MemcachedCache` route defined away; limit 64 KB: 40 KB until every client
+ * `MemcachedCache` route defined away; limit 68 KB: 40 KB until every client
  * class carried the meta protocol, getOrSet, the observer hook and ASCII auth) and whole (reported only:
  * `MemcachedCache` brings in `HashClient`, `PooledClient` and their hashing).
  *
@@ -37,7 +37,7 @@ import ts from "typescript";
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 const OUT = `${ROOT}/npm`;
 const WORKER_EXAMPLE = `${ROOT}/tests/npm/worker/src/index.js`;
-const WORKER_LIMIT = 64_000;
+const WORKER_LIMIT = 68_000;
 const REPOSITORY = "https://github.com/memkit/memcache";
 const REQUIRED_ENTRIES = [".", "./deno", "./node", "./cloudflare", "./testing"];
 /** The runtime entries of `.`: export condition → the one transport `mod.<transport>.js` may load. */
