@@ -107,6 +107,22 @@ try {
   console.assert(e instanceof MemcacheError);
 }
 
+console.log("\nMeta protocol and stampede protection (one loader run for many concurrent misses):");
+await client.set("page:1", "v1", { expire: 60, noreply: false });
+const meta = await client.metaGet("page:1", { returnTtl: true, returnCas: true });
+show('metaGet("page:1", { returnTtl, returnCas })', { hit: meta.hit, value: meta.value, ttl: meta.ttl, cas: meta.cas });
+let loads = 0;
+const loader = async (key: string) => {
+  loads++;
+  await new Promise((resolve) => setTimeout(resolve, 20)); // a slow database
+  return `rendered ${key}`;
+};
+const herd = await Promise.all(Array.from({ length: 500 }, () => client.getOrSet("report", loader, { ttl: 60 })));
+show("500 concurrent getOrSet on a cold key", `${new Set(herd).size} value, loader ran ${loads} time(s)`);
+await client.invalidate("report", { staleFor: 30 });
+show("after invalidate: stale, one refreshes", await client.getOrSet("report", loader, { ttl: 60 }));
+await client.deleteMany(["page:1", "report"]);
+
 console.log(`\nHashClient: keys spread over ${servers.length} server(s), placed as pymemcache's HashClient would:`);
 await using cluster = new HashClient(servers, via({ timeout: 2000, keyPrefix: "demo:" }));
 const spread = new Map<string, number>();
