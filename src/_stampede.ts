@@ -38,6 +38,7 @@
 
 import { MemcacheError, MemcacheIllegalInputError, MemcacheSerdeError } from "./errors.ts";
 import type { MetaDeleteOptions, MetaGetOptions, MetaKey, MetaResult, MetaSetOptions } from "./_meta.ts";
+import { requestMarker } from "./transport.ts";
 
 /** What {@linkcode getOrSet} needs of a client: every client class has it. */
 export interface StampedeTarget {
@@ -218,16 +219,7 @@ function plan(target: StampedeTarget, key: unknown, loader: unknown, options: un
  */
 function requestScope(): (() => boolean) | undefined {
   const agent = (globalThis as { navigator?: { userAgent?: unknown } }).navigator?.userAgent;
-  if (agent !== "Cloudflare-Workers") return undefined;
-  const marker = new AbortController();
-  return () => {
-    try {
-      void marker.signal.aborted;
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  return agent === "Cloudflare-Workers" ? requestMarker() : undefined;
 }
 
 /**

@@ -175,6 +175,25 @@ export async function raceAbort<T>(
   }
 }
 
+/**
+ * Workers' request check (see {@linkcode Transport.contextCheck}): an
+ * `AbortSignal` made during a request belongs to it, and reading it from
+ * another request throws synchronously, whether that request is still
+ * running or finished. The function returned answers, whenever called,
+ * whether the caller runs in the request that called this.
+ */
+export function requestMarker(): () => boolean {
+  const marker = new AbortController();
+  return () => {
+    try {
+      void marker.signal.aborted;
+      return true;
+    } catch {
+      return false;
+    }
+  };
+}
+
 /** ms a transport's close() waits for queued writes before it closes anyway. */
 export const CLOSE_GRACE_MS = 1000;
 

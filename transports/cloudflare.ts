@@ -40,6 +40,7 @@ import { connect as cloudflareConnect } from "cloudflare:sockets";
 import {
   CLOSE_GRACE_MS,
   raceAbort,
+  requestMarker,
   type ServerAddress,
   settlesWithin,
   type Transport,
@@ -129,15 +130,7 @@ export class CloudflareTransport implements Transport {
    * synchronously, whether that request is still running or finished.
    */
   contextCheck(): () => boolean {
-    const marker = new AbortController();
-    return () => {
-      try {
-        void marker.signal.aborted;
-        return true;
-      } catch {
-        return false;
-      }
-    };
+    return requestMarker();
   }
 }
 
