@@ -204,10 +204,14 @@ export class PooledClient implements Commands {
   #release(client: Client, failed: boolean): void {
     const n = this.#busy.get(client);
     if (n === undefined) return; // destroyed by another call, or the pool was closed
-    if (failed) {
+    if (failed && n === 1) {
       this.#busy.delete(client);
       this.#destroy(client);
     } else if (n > 1) {
+      // Other calls still run on this client. The failed connection closed
+      // itself (at once) and failed what was queued on it; calls made since
+      // are on the client's next connection, which closing the client would
+      // fail for nothing. The last call out destroys it, if that one fails.
       this.#busy.set(client, n - 1);
     } else {
       this.#busy.delete(client);
