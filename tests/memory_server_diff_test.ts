@@ -33,6 +33,7 @@ import net from "node:net";
 import process from "node:process";
 import { Buffer } from "node:buffer";
 import { describe, it } from "./_harness.ts";
+import { Rng } from "./_hostile.ts";
 import { haveMemcached, startMemcached } from "./_memcached.ts";
 import { MemoryServer } from "../testing.ts";
 import { base64Decode } from "../src/_memory_codec.ts"; // only to track which key a `b` key names
@@ -40,18 +41,6 @@ import { base64Decode } from "../src/_memory_codec.ts"; // only to track which k
 const seedText = process.env.MEMKIT_DIFF_SEED;
 const SEED = seedText === "random" ? (Math.random() * 2 ** 32) >>> 0 : Number(seedText ?? 20261203);
 const COUNT = Number(process.env.MEMKIT_DIFF_COUNT ?? 20_000);
-
-/** mulberry32: small, seedable, good enough to pick test cases. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One connection that sends a batch and reads until the batch's end marker (or the close). */
 class Wire {
@@ -168,7 +157,8 @@ class Generator {
   readonly fresh = new Set<string>();
 
   constructor(seed: number) {
-    this.random = prng(seed);
+    const rng = new Rng(seed);
+    this.random = () => rng.next();
   }
 
   int(n: number): number {

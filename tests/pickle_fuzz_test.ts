@@ -10,6 +10,8 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "./_harness.ts";
+import { Rng } from "./_hostile.ts";
+import { fromHex } from "./_python_tags.ts";
 import { MemcachePickleError } from "../mod.ts";
 import { unpickle } from "../src/_pickle_read.ts";
 import { pickle } from "../src/_pickle_write.ts";
@@ -22,20 +24,6 @@ function env(name: string): string | undefined {
 
 const ITERATIONS = Number(env("PICKLE_FUZZ_ITERATIONS") ?? 100_000);
 const SEED = Number(env("PICKLE_FUZZ_SEED") ?? 0x5eed18);
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 2^32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
-
-const fromHex = (hex: string) => new Uint8Array(hex.match(/../g)?.map((h) => parseInt(h, 16)) ?? []);
 
 function corpus(): Uint8Array[] {
   const data = JSON.parse(readFileSync(new URL("./data/pickles_python.json", import.meta.url), "utf8"));
@@ -128,7 +116,8 @@ function mutate(rand: () => number, seeds: Uint8Array[]): Uint8Array {
 describe("PickleSerde against hostile bytes", () => {
   it(`${ITERATIONS} mutated and random pickles decode or fail with MemcachePickleError`, () => {
     const seeds = corpus();
-    const rand = prng(SEED);
+    const rng = new Rng(SEED);
+    const rand = () => rng.next() * 4294967296; // an unsigned 32-bit integer
     const before = Object.getOwnPropertyNames(Object.prototype).sort().join();
     let decoded = 0;
     let refused = 0;

@@ -7,36 +7,15 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "./_harness.ts";
+import { fromHex, untag } from "./_python_tags.ts";
 import { CompressedSerde, MemcacheError, MemcachePickleError, PickleSerde } from "../mod.ts";
 import { unpickle } from "../src/_pickle_read.ts";
 import { pickle } from "../src/_pickle_write.ts";
 
 const data = JSON.parse(readFileSync(new URL("./data/pickles_python.json", import.meta.url), "utf8"));
-const fromHex = (hex: string) => new Uint8Array(hex.match(/../g)?.map((h) => parseInt(h, 16)) ?? []);
 const bytes = (...parts: (number | string)[]) =>
   new Uint8Array(parts.flatMap((p) => typeof p === "number" ? [p] : [...p].map((c) => c.charCodeAt(0))));
 const text = (s: string) => new TextEncoder().encode(s);
-
-/** The value a tagged expectation (see the generator) stands for, as PickleSerde reads it. */
-function untag(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(untag);
-  if (v === null || typeof v !== "object") return v;
-  const t = v as Record<string, unknown>;
-  if ("$int" in t) return BigInt(t.$int as string);
-  if ("$float" in t) return { nan: NaN, inf: Infinity, "-inf": -Infinity, "-0.0": -0 }[t.$float as string];
-  if ("$bytes" in t) return fromHex(t.$bytes as string);
-  if ("$set" in t) return new Set((t.$set as unknown[]).map(untag));
-  if ("$dict" in t) {
-    const entries = (t.$dict as [unknown, unknown][]).map(([k, x]) => [untag(k), untag(x)] as const);
-    if (entries.every(([k]) => typeof k === "string")) {
-      const o = Object.create(null);
-      for (const [k, x] of entries) o[k as string] = x;
-      return o;
-    }
-    return new Map(entries);
-  }
-  throw new Error(`bad tag ${JSON.stringify(v)}`);
-}
 
 /** deepEqual, except that arrays, sets and map keys holding tuples compare by content (a Set of arrays cannot). */
 function same(actual: unknown, expected: unknown): void {

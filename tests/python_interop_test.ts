@@ -18,6 +18,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { inspect } from "node:util";
 import { describe, it } from "./_harness.ts";
+import { fromHex, untag } from "./_python_tags.ts";
 import { readFileSync } from "node:fs";
 import {
   CompressedSerde,
@@ -30,8 +31,6 @@ import {
 } from "../mod.ts";
 import { cmemcacheHash, crc32, Crc32Hash, ModulaHash, oneAtATime } from "../src/_python_hash.ts";
 import { startMemcached } from "./_memcached.ts";
-
-const fromHex = (hex: string) => new Uint8Array(hex.match(/../g)?.map((h) => parseInt(h, 16)) ?? []);
 
 /** tests/tools/python_interop.py, beside this file or, for the compiled tests (in <repo>/.tmp/...), up the tree. */
 function script(): string {
@@ -77,26 +76,6 @@ function runPython(args: string[]): Promise<unknown> {
       else resolve(JSON.parse(stdout));
     });
   });
-}
-
-/** The value a tagged expectation (tests/tools/gen_pickles_python.py's format) stands for. */
-function untag(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(untag);
-  if (v === null || typeof v !== "object") return v;
-  const t = v as Record<string, unknown>;
-  if ("$int" in t) return BigInt(t.$int as string);
-  if ("$bytes" in t) return fromHex(t.$bytes as string);
-  if ("$set" in t) return new Set((t.$set as unknown[]).map(untag));
-  if ("$dict" in t) {
-    const entries = (t.$dict as [unknown, unknown][]).map(([k, x]) => [untag(k), untag(x)] as const);
-    if (entries.every(([k]) => typeof k === "string")) {
-      const o = Object.create(null);
-      for (const [k, x] of entries) o[k as string] = x;
-      return o;
-    }
-    return new Map(entries);
-  }
-  throw new Error(`bad tag ${JSON.stringify(v)}`);
 }
 
 /** A comparable form: sets and maps by content, dicts checked to have no prototype. */
