@@ -5,413 +5,330 @@
  * over 240 (stripes of 64 bytes accumulated in blocks of 1,024, with the
  * secret derived from the seed as XXH3's `initCustomSecret` does).
  *
- * 64-bit lanes are `bigint`s kept below 2^64; inputs are read through a
- * `DataView` (little-endian).
+ * No `bigint` on the hashing path: a 64-bit lane is two unsigned 32-bit
+ * halves, and the helpers below leave their 64-bit result in the module's
+ * registers `H` (high half) and `L` (low half). Products are built from
+ * 16-bit pieces, so every intermediate is exact in a double.
  *
  * @module
  */
 
-const M64 = (1n << 64n) - 1n;
+/** The result registers of the 64-bit helpers. */
+let H = 0;
+let L = 0;
 
-const PRIME32_1 = 0x9e3779b1n;
-const PRIME32_2 = 0x85ebca77n;
-const PRIME32_3 = 0xc2b2ae3dn;
-const PRIME64_1 = 0x9e3779b185ebca87n;
-const PRIME64_2 = 0xc2b2ae3d27d4eb4fn;
-const PRIME64_3 = 0x165667b19e3779f9n;
-const PRIME64_4 = 0x85ebca77c2b2ae63n;
-const PRIME64_5 = 0x27d4eb2f165667c5n;
-const PRIME_MX1 = 0x165667919e3779f9n;
-const PRIME_MX2 = 0x9fb21c651e98df25n;
+const TWO_32 = 4294967296;
 
-/** XXH3's default secret (192 bytes), `XXH3_kSecret`. */
-const K_SECRET = new Uint8Array([
-  0xb8,
-  0xfe,
-  0x6c,
-  0x39,
-  0x23,
-  0xa4,
-  0x4b,
-  0xbe,
-  0x7c,
-  0x01,
-  0x81,
-  0x2c,
-  0xf7,
-  0x21,
-  0xad,
-  0x1c,
-  0xde,
-  0xd4,
-  0x6d,
-  0xe9,
-  0x83,
-  0x90,
-  0x97,
-  0xdb,
-  0x72,
-  0x40,
-  0xa4,
-  0xa4,
-  0xb7,
-  0xb3,
-  0x67,
-  0x1f,
-  0xcb,
-  0x79,
-  0xe6,
-  0x4e,
-  0xcc,
-  0xc0,
-  0xe5,
-  0x78,
-  0x82,
-  0x5a,
-  0xd0,
-  0x7d,
-  0xcc,
-  0xff,
-  0x72,
-  0x21,
-  0xb8,
-  0x08,
-  0x46,
-  0x74,
-  0xf7,
-  0x43,
-  0x24,
-  0x8e,
-  0xe0,
-  0x35,
-  0x90,
-  0xe6,
-  0x81,
-  0x3a,
-  0x26,
-  0x4c,
-  0x3c,
-  0x28,
-  0x52,
-  0xbb,
-  0x91,
-  0xc3,
-  0x00,
-  0xcb,
-  0x88,
-  0xd0,
-  0x65,
-  0x8b,
-  0x1b,
-  0x53,
-  0x2e,
-  0xa3,
-  0x71,
-  0x64,
-  0x48,
-  0x97,
-  0xa2,
-  0x0d,
-  0xf9,
-  0x4e,
-  0x38,
-  0x19,
-  0xef,
-  0x46,
-  0xa9,
-  0xde,
-  0xac,
-  0xd8,
-  0xa8,
-  0xfa,
-  0x76,
-  0x3f,
-  0xe3,
-  0x9c,
-  0x34,
-  0x3f,
-  0xf9,
-  0xdc,
-  0xbb,
-  0xc7,
-  0xc7,
-  0x0b,
-  0x4f,
-  0x1d,
-  0x8a,
-  0x51,
-  0xe0,
-  0x4b,
-  0xcd,
-  0xb4,
-  0x59,
-  0x31,
-  0xc8,
-  0x9f,
-  0x7e,
-  0xc9,
-  0xd9,
-  0x78,
-  0x73,
-  0x64,
-  0xea,
-  0xc5,
-  0xac,
-  0x83,
-  0x34,
-  0xd3,
-  0xeb,
-  0xc3,
-  0xc5,
-  0x81,
-  0xa0,
-  0xff,
-  0xfa,
-  0x13,
-  0x63,
-  0xeb,
-  0x17,
-  0x0d,
-  0xdd,
-  0x51,
-  0xb7,
-  0xf0,
-  0xda,
-  0x49,
-  0xd3,
-  0x16,
-  0x55,
-  0x26,
-  0x29,
-  0xd4,
-  0x68,
-  0x9e,
-  0x2b,
-  0x16,
-  0xbe,
-  0x58,
-  0x7d,
-  0x47,
-  0xa1,
-  0xfc,
-  0x8f,
-  0xf8,
-  0xb8,
-  0xd1,
-  0x7a,
-  0xd0,
-  0x31,
-  0xce,
-  0x45,
-  0xcb,
-  0x3a,
-  0x8f,
-  0x95,
-  0x16,
-  0x04,
-  0x28,
-  0xaf,
-  0xd7,
-  0xfb,
-  0xca,
-  0xbb,
-  0x4b,
-  0x40,
-  0x7e,
-]);
-const SECRET_SIZE = K_SECRET.length;
-const K_VIEW = new DataView(K_SECRET.buffer);
-const STRIPE = 64;
-const STRIPES_PER_BLOCK = (SECRET_SIZE - STRIPE) / 8; // 16
-const BLOCK = STRIPE * STRIPES_PER_BLOCK; // 1024
-
-/** The secret's 64-bit words at every byte offset a short or mid-size input reads (0–136), by seed. */
-interface Keyed {
-  seed: bigint;
-  /** Little-endian u64 of the default secret at byte offset i. */
-  at: bigint[];
-  /** Derived secret for inputs over 240 bytes (the default one for seed 0). */
-  long: DataView;
+/** H:L = a × b (32 × 32 → 64 bits). */
+function mul32(a: number, b: number): void {
+  const a0 = a & 0xffff, a1 = a >>> 16, b0 = b & 0xffff, b1 = b >>> 16;
+  const p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+  const mid = (p00 >>> 16) + (p01 & 0xffff) + (p10 & 0xffff);
+  L = ((mid << 16) | (p00 & 0xffff)) >>> 0;
+  H = (p11 + (p01 >>> 16) + (p10 >>> 16) + Math.floor(mid / 65536)) >>> 0;
 }
 
-const defaultAt: bigint[] = [];
-for (let i = 0; i + 8 <= SECRET_SIZE; i++) defaultAt.push(K_VIEW.getBigUint64(i, true));
-
-let lastKeyed: Keyed | undefined;
-
-function keyed(seed: bigint): Keyed {
-  if (lastKeyed !== undefined && lastKeyed.seed === seed) return lastKeyed;
-  let long = K_VIEW;
-  if (seed !== 0n) {
-    // XXH3_initCustomSecret: each 16 bytes' first word plus seed, second minus seed.
-    const custom = new DataView(new ArrayBuffer(SECRET_SIZE));
-    for (let i = 0; i < SECRET_SIZE; i += 16) {
-      custom.setBigUint64(i, (K_VIEW.getBigUint64(i, true) + seed) & M64, true);
-      custom.setBigUint64(i + 8, (K_VIEW.getBigUint64(i + 8, true) - seed) & M64, true);
-    }
-    long = custom;
-  }
-  return (lastKeyed = { seed, at: defaultAt, long });
+/** H:L = a × b mod 2^64. */
+function mul64(ah: number, al: number, bh: number, bl: number): void {
+  mul32(al, bl);
+  H = (H + Math.imul(ah, bl) + Math.imul(al, bh)) >>> 0;
 }
 
-function mul128Fold64(a: bigint, b: bigint): bigint {
-  const product = a * b;
-  return (product ^ (product >> 64n)) & M64;
+/** H:L = a + b mod 2^64. */
+function add64(ah: number, al: number, bh: number, bl: number): void {
+  const lo = al + bl;
+  L = lo >>> 0;
+  H = (ah + bh + (lo >= TWO_32 ? 1 : 0)) >>> 0;
 }
 
-function xxh64Avalanche(h: bigint): bigint {
-  h ^= h >> 33n;
-  h = (h * PRIME64_2) & M64;
-  h ^= h >> 29n;
-  h = (h * PRIME64_3) & M64;
-  return h ^ (h >> 32n);
+/** H:L = a − b mod 2^64. */
+function sub64(ah: number, al: number, bh: number, bl: number): void {
+  const lo = al - bl;
+  L = lo >>> 0;
+  H = (ah - bh - (lo < 0 ? 1 : 0)) >>> 0;
 }
 
-function avalanche(h: bigint): bigint {
-  h ^= h >> 37n;
-  h = (h * PRIME_MX1) & M64;
-  return h ^ (h >> 32n);
-}
-
-function rotl64(h: bigint, r: bigint): bigint {
-  return ((h << r) | (h >> (64n - r))) & M64;
-}
-
-function rrmxmx(h: bigint, length: number): bigint {
-  h ^= rotl64(h, 49n) ^ rotl64(h, 24n);
-  h = (h * PRIME_MX2) & M64;
-  h ^= (h >> 35n) + BigInt(length);
-  h = (h * PRIME_MX2) & M64;
-  return h ^ (h >> 28n);
-}
-
-function swap64(h: bigint): bigint {
-  let out = 0n;
-  for (let i = 0; i < 8; i++) {
-    out = (out << 8n) | (h & 0xffn);
-    h >>= 8n;
-  }
-  return out;
+/** H:L = the low 64 bits of the 128-bit a × b, xor its high 64 bits (`XXH3_mul128_fold64`). */
+function fold(ah: number, al: number, bh: number, bl: number): void {
+  mul32(al, bl);
+  const w0 = L, llh = H;
+  mul32(al, bh);
+  const lhl = L, lhh = H;
+  mul32(ah, bl);
+  const hll = L, hlh = H;
+  mul32(ah, bh);
+  const cross = llh + lhl + hll;
+  const w1 = cross >>> 0;
+  const upper = L + lhh + hlh + Math.floor(cross / TWO_32);
+  const w2 = upper >>> 0;
+  const w3 = (H + Math.floor(upper / TWO_32)) >>> 0;
+  H = (w1 ^ w3) >>> 0;
+  L = (w0 ^ w2) >>> 0;
 }
 
 function swap32(x: number): number {
   return ((x << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24)) >>> 0;
 }
 
-function mix16B(data: DataView, offset: number, secret: bigint[], s: number, seed: bigint): bigint {
-  const lo = data.getBigUint64(offset, true);
-  const hi = data.getBigUint64(offset + 8, true);
-  return mul128Fold64(lo ^ ((secret[s] + seed) & M64), hi ^ ((secret[s + 8] - seed) & M64));
+/** Little-endian u32 of `b` at `o`. */
+function u32(b: Uint8Array, o: number): number {
+  return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
 }
 
-function len0to16(data: DataView, length: number, k: Keyed): bigint {
-  const { at, seed } = k;
+const P32_1 = 0x9e3779b1, P32_2 = 0x85ebca77, P32_3 = 0xc2b2ae3d;
+const P64_1H = 0x9e3779b1, P64_1L = 0x85ebca87;
+const P64_2H = 0xc2b2ae3d, P64_2L = 0x27d4eb4f;
+const P64_3H = 0x165667b1, P64_3L = 0x9e3779f9;
+const P64_4H = 0x85ebca77, P64_4L = 0xc2b2ae63;
+const P64_5H = 0x27d4eb2f, P64_5L = 0x165667c5;
+const MX1H = 0x16566791, MX1L = 0x9e3779f9;
+const MX2H = 0x9fb21c65, MX2L = 0x1e98df25;
+
+/** XXH3's default secret (192 bytes), `XXH3_kSecret`. */
+const K_SECRET = new Uint8Array([
+  0xb8, 0xfe, 0x6c, 0x39, 0x23, 0xa4, 0x4b, 0xbe, 0x7c, 0x01, 0x81, 0x2c, 0xf7, 0x21, 0xad, 0x1c,
+  0xde, 0xd4, 0x6d, 0xe9, 0x83, 0x90, 0x97, 0xdb, 0x72, 0x40, 0xa4, 0xa4, 0xb7, 0xb3, 0x67, 0x1f,
+  0xcb, 0x79, 0xe6, 0x4e, 0xcc, 0xc0, 0xe5, 0x78, 0x82, 0x5a, 0xd0, 0x7d, 0xcc, 0xff, 0x72, 0x21,
+  0xb8, 0x08, 0x46, 0x74, 0xf7, 0x43, 0x24, 0x8e, 0xe0, 0x35, 0x90, 0xe6, 0x81, 0x3a, 0x26, 0x4c,
+  0x3c, 0x28, 0x52, 0xbb, 0x91, 0xc3, 0x00, 0xcb, 0x88, 0xd0, 0x65, 0x8b, 0x1b, 0x53, 0x2e, 0xa3,
+  0x71, 0x64, 0x48, 0x97, 0xa2, 0x0d, 0xf9, 0x4e, 0x38, 0x19, 0xef, 0x46, 0xa9, 0xde, 0xac, 0xd8,
+  0xa8, 0xfa, 0x76, 0x3f, 0xe3, 0x9c, 0x34, 0x3f, 0xf9, 0xdc, 0xbb, 0xc7, 0xc7, 0x0b, 0x4f, 0x1d,
+  0x8a, 0x51, 0xe0, 0x4b, 0xcd, 0xb4, 0x59, 0x31, 0xc8, 0x9f, 0x7e, 0xc9, 0xd9, 0x78, 0x73, 0x64,
+  0xea, 0xc5, 0xac, 0x83, 0x34, 0xd3, 0xeb, 0xc3, 0xc5, 0x81, 0xa0, 0xff, 0xfa, 0x13, 0x63, 0xeb,
+  0x17, 0x0d, 0xdd, 0x51, 0xb7, 0xf0, 0xda, 0x49, 0xd3, 0x16, 0x55, 0x26, 0x29, 0xd4, 0x68, 0x9e,
+  0x2b, 0x16, 0xbe, 0x58, 0x7d, 0x47, 0xa1, 0xfc, 0x8f, 0xf8, 0xb8, 0xd1, 0x7a, 0xd0, 0x31, 0xce,
+  0x45, 0xcb, 0x3a, 0x8f, 0x95, 0x16, 0x04, 0x28, 0xaf, 0xd7, 0xfb, 0xca, 0xbb, 0x4b, 0x40, 0x7e,
+]);
+const SECRET_SIZE = 192;
+const STRIPE = 64;
+const STRIPES_PER_BLOCK = (SECRET_SIZE - STRIPE) / 8; // 16
+const BLOCK = STRIPE * STRIPES_PER_BLOCK; // 1024
+const OFFSETS = SECRET_SIZE - 7; // u64 reads at byte offsets 0..184
+
+/** A secret's u64 at every byte offset, as high and low halves. */
+function words(secret: Uint8Array): [Uint32Array, Uint32Array] {
+  const hi = new Uint32Array(OFFSETS), lo = new Uint32Array(OFFSETS);
+  for (let i = 0; i < OFFSETS; i++) {
+    lo[i] = u32(secret, i);
+    hi[i] = u32(secret, i + 4);
+  }
+  return [hi, lo];
+}
+
+const [KH, KL] = words(K_SECRET);
+
+/** What a seed makes of the secret: its words plus and minus the seed (mid sizes), and the long-input secret. */
+interface Seeded {
+  sh: number;
+  sl: number;
+  plusH: Uint32Array;
+  plusL: Uint32Array;
+  minusH: Uint32Array;
+  minusL: Uint32Array;
+  longH: Uint32Array;
+  longL: Uint32Array;
+}
+
+function seeded(sh: number, sl: number): Seeded {
+  const plusH = new Uint32Array(OFFSETS), plusL = new Uint32Array(OFFSETS);
+  const minusH = new Uint32Array(OFFSETS), minusL = new Uint32Array(OFFSETS);
+  for (let i = 0; i < OFFSETS; i++) {
+    add64(KH[i], KL[i], sh, sl);
+    plusH[i] = H;
+    plusL[i] = L;
+    sub64(KH[i], KL[i], sh, sl);
+    minusH[i] = H;
+    minusL[i] = L;
+  }
+  let longH = KH, longL = KL;
+  if (sh !== 0 || sl !== 0) {
+    // XXH3_initCustomSecret: of each 16 bytes, the first word plus the seed, the second minus it.
+    const custom = new Uint8Array(SECRET_SIZE);
+    const view = new DataView(custom.buffer);
+    for (let i = 0; i < SECRET_SIZE; i += 16) {
+      view.setUint32(i, plusL[i], true);
+      view.setUint32(i + 4, plusH[i], true);
+      view.setUint32(i + 8, minusL[i + 8], true);
+      view.setUint32(i + 12, minusH[i + 8], true);
+    }
+    [longH, longL] = words(custom);
+  }
+  return { sh, sl, plusH, plusL, minusH, minusL, longH, longL };
+}
+
+let last: Seeded = seeded(0, 0);
+
+/** H:L = XXH3's final mix (`XXH3_avalanche`) of h:l. */
+function avalanche(h: number, l: number): void {
+  mul64(h, (l ^ (h >>> 5)) >>> 0, MX1H, MX1L);
+  L = (L ^ H) >>> 0;
+}
+
+/** H:L = XXH64's final mix of h:l. */
+function avalanche64(h: number, l: number): void {
+  mul64(h, (l ^ (h >>> 1)) >>> 0, P64_2H, P64_2L);
+  mul64((H ^ (H >>> 29)) >>> 0, (L ^ ((L >>> 29) | (H << 3))) >>> 0, P64_3H, P64_3L);
+  L = (L ^ H) >>> 0;
+}
+
+/** H:L = XXH3's rrmxmx mix of h:l for an input of `length` bytes. */
+function rrmxmx(h: number, l: number, length: number): void {
+  const h2 = (h ^ ((l << 17) | (h >>> 15)) ^ ((h << 24) | (l >>> 8))) >>> 0; // rotl 49, rotl 24
+  const l2 = (l ^ ((h << 17) | (l >>> 15)) ^ ((l << 24) | (h >>> 8))) >>> 0;
+  mul64(h2, l2, MX2H, MX2L);
+  const mh = H, ml = L;
+  add64(0, mh >>> 3, 0, length); // (h >> 35) + len
+  mul64((mh ^ H) >>> 0, (ml ^ L) >>> 0, MX2H, MX2L);
+  L = (L ^ ((L >>> 28) | (H << 4))) >>> 0;
+  H = (H ^ (H >>> 28)) >>> 0;
+}
+
+function len0to16(b: Uint8Array, length: number, s: Seeded): void {
+  const { sh, sl } = s;
   if (length > 8) {
-    const flip1 = ((at[24] ^ at[32]) + seed) & M64;
-    const flip2 = ((at[40] ^ at[48]) - seed) & M64;
-    const lo = data.getBigUint64(0, true) ^ flip1;
-    const hi = data.getBigUint64(length - 8, true) ^ flip2;
-    return avalanche((BigInt(length) + swap64(lo) + hi + mul128Fold64(lo, hi)) & M64);
+    // lo = input[0..8) ^ ((secret[24] ^ secret[32]) + seed); hi = input[len-8..) ^ ((secret[40] ^ secret[48]) - seed)
+    add64((KH[24] ^ KH[32]) >>> 0, (KL[24] ^ KL[32]) >>> 0, sh, sl);
+    const loH = (u32(b, 4) ^ H) >>> 0, loL = (u32(b, 0) ^ L) >>> 0;
+    sub64((KH[40] ^ KH[48]) >>> 0, (KL[40] ^ KL[48]) >>> 0, sh, sl);
+    const hiH = (u32(b, length - 4) ^ H) >>> 0, hiL = (u32(b, length - 8) ^ L) >>> 0;
+    fold(loH, loL, hiH, hiL);
+    const fh = H, fl = L;
+    add64(0, length, swap32(loL), swap32(loH));
+    add64(H, L, hiH, hiL);
+    add64(H, L, fh, fl);
+    return avalanche(H, L);
   }
   if (length >= 4) {
-    const s = seed ^ (BigInt(swap32(Number(seed & 0xffffffffn))) << 32n);
-    const in1 = BigInt(data.getUint32(0, true));
-    const in2 = BigInt(data.getUint32(length - 4, true));
-    const flip = ((at[8] ^ at[16]) - s) & M64;
-    return rrmxmx((in2 + (in1 << 32n)) ^ flip, length);
+    const seedH = (sh ^ swap32(sl)) >>> 0;
+    sub64((KH[8] ^ KH[16]) >>> 0, (KL[8] ^ KL[16]) >>> 0, seedH, sl);
+    return rrmxmx((u32(b, 0) ^ H) >>> 0, (u32(b, length - 4) ^ L) >>> 0, length);
   }
   if (length > 0) {
-    const c1 = data.getUint8(0);
-    const c2 = data.getUint8(length >> 1);
-    const c3 = data.getUint8(length - 1);
-    const combined = ((c1 << 16) | (c2 << 24) | c3 | (length << 8)) >>> 0;
-    const flip = (BigInt((K_VIEW.getUint32(0, true) ^ K_VIEW.getUint32(4, true)) >>> 0) + seed) & M64;
-    return xxh64Avalanche(BigInt(combined) ^ flip);
+    const combined = ((b[0] << 16) | (b[length >> 1] << 24) | b[length - 1] | (length << 8)) >>> 0;
+    add64(0, (KL[0] ^ KH[0]) >>> 0, sh, sl); // u32 at 0 xor u32 at 4, plus the seed
+    return avalanche64(H, (combined ^ L) >>> 0);
   }
-  return xxh64Avalanche(seed ^ at[56] ^ at[64]);
+  avalanche64((sh ^ KH[56] ^ KH[64]) >>> 0, (sl ^ KL[56] ^ KL[64]) >>> 0);
 }
 
-function len17to128(data: DataView, length: number, k: Keyed): bigint {
-  const { at, seed } = k;
-  let acc = (BigInt(length) * PRIME64_1) & M64;
+/** Adds `XXH3_mix16B(input + at, secret + s, seed)` to accH:accL; leaves the sum in H:L. */
+function mix16(b: Uint8Array, at: number, s: number, k: Seeded, accH: number, accL: number): void {
+  fold(
+    (u32(b, at + 4) ^ k.plusH[s]) >>> 0,
+    (u32(b, at) ^ k.plusL[s]) >>> 0,
+    (u32(b, at + 12) ^ k.minusH[s + 8]) >>> 0,
+    (u32(b, at + 8) ^ k.minusL[s + 8]) >>> 0,
+  );
+  add64(accH, accL, H, L);
+}
+
+function len17to128(b: Uint8Array, length: number, k: Seeded): void {
+  mul64(0, length, P64_1H, P64_1L);
   if (length > 32) {
     if (length > 64) {
       if (length > 96) {
-        acc += mix16B(data, 48, at, 96, seed);
-        acc += mix16B(data, length - 64, at, 112, seed);
+        mix16(b, 48, 96, k, H, L);
+        mix16(b, length - 64, 112, k, H, L);
       }
-      acc += mix16B(data, 32, at, 64, seed);
-      acc += mix16B(data, length - 48, at, 80, seed);
+      mix16(b, 32, 64, k, H, L);
+      mix16(b, length - 48, 80, k, H, L);
     }
-    acc += mix16B(data, 16, at, 32, seed);
-    acc += mix16B(data, length - 32, at, 48, seed);
+    mix16(b, 16, 32, k, H, L);
+    mix16(b, length - 32, 48, k, H, L);
   }
-  acc += mix16B(data, 0, at, 0, seed);
-  acc += mix16B(data, length - 16, at, 16, seed);
-  return avalanche(acc & M64);
+  mix16(b, 0, 0, k, H, L);
+  mix16(b, length - 16, 16, k, H, L);
+  avalanche(H, L);
 }
 
-function len129to240(data: DataView, length: number, k: Keyed): bigint {
-  const { at, seed } = k;
-  let acc = (BigInt(length) * PRIME64_1) & M64;
+function len129to240(b: Uint8Array, length: number, k: Seeded): void {
+  mul64(0, length, P64_1H, P64_1L);
+  for (let i = 0; i < 8; i++) mix16(b, 16 * i, 16 * i, k, H, L);
+  avalanche(H, L);
   const rounds = length >> 4;
-  for (let i = 0; i < 8; i++) acc += mix16B(data, 16 * i, at, 16 * i, seed);
-  acc = avalanche(acc & M64);
-  for (let i = 8; i < rounds; i++) acc += mix16B(data, 16 * i, at, 16 * (i - 8) + 3, seed);
-  acc += mix16B(data, length - 16, at, 136 - 17, seed);
-  return avalanche(acc & M64);
+  for (let i = 8; i < rounds; i++) mix16(b, 16 * i, 16 * (i - 8) + 3, k, H, L);
+  mix16(b, length - 16, 136 - 17, k, H, L);
+  avalanche(H, L);
 }
 
-function accumulate512(acc: bigint[], data: DataView, offset: number, secret: DataView, s: number): void {
+/** `XXH3_accumulate_512`: one 64-byte stripe at `at` into the 8 lanes (hi at 2i, lo at 2i + 1). */
+function stripe(acc: Uint32Array, b: Uint8Array, at: number, sh: Uint32Array, sl: Uint32Array, s: number): void {
   for (let i = 0; i < 8; i++) {
-    const value = data.getBigUint64(offset + 8 * i, true);
-    const key = value ^ secret.getBigUint64(s + 8 * i, true);
-    acc[i ^ 1] = (acc[i ^ 1] + value) & M64;
-    acc[i] = (acc[i] + (key & 0xffffffffn) * (key >> 32n)) & M64;
+    const dl = u32(b, at + 8 * i), dh = u32(b, at + 8 * i + 4);
+    const j = 2 * (i ^ 1);
+    add64(acc[j], acc[j + 1], dh, dl);
+    acc[j] = H;
+    acc[j + 1] = L;
+    mul32((dl ^ sl[s + 8 * i]) >>> 0, (dh ^ sh[s + 8 * i]) >>> 0);
+    add64(acc[2 * i], acc[2 * i + 1], H, L);
+    acc[2 * i] = H;
+    acc[2 * i + 1] = L;
   }
 }
 
-function scramble(acc: bigint[], secret: DataView): void {
+/** `XXH3_scrambleAcc` with the secret's last 64 bytes. */
+function scramble(acc: Uint32Array, sh: Uint32Array, sl: Uint32Array): void {
   const s = SECRET_SIZE - STRIPE;
   for (let i = 0; i < 8; i++) {
-    let a = acc[i];
-    a ^= a >> 47n;
-    a ^= secret.getBigUint64(s + 8 * i, true);
-    acc[i] = (a * PRIME32_1) & M64;
+    const ah = acc[2 * i], al = acc[2 * i + 1];
+    mul64((ah ^ sh[s + 8 * i]) >>> 0, (al ^ (ah >>> 15) ^ sl[s + 8 * i]) >>> 0, 0, P32_1); // (acc ^ acc >> 47 ^ key) * P32_1
+    acc[2 * i] = H;
+    acc[2 * i + 1] = L;
   }
 }
 
-function hashLong(data: DataView, length: number, secret: DataView): bigint {
-  const acc = [PRIME32_3, PRIME64_1, PRIME64_2, PRIME64_3, PRIME64_4, PRIME32_2, PRIME64_5, PRIME32_1];
+const lanes = new Uint32Array(16);
+
+function hashLong(b: Uint8Array, length: number, k: Seeded): void {
+  const acc = lanes;
+  acc.set([0, P32_3, P64_1H, P64_1L, P64_2H, P64_2L, P64_3H, P64_3L, P64_4H, P64_4L, 0, P32_2, P64_5H, P64_5L, 0, P32_1]);
+  const sh = k.longH, sl = k.longL;
   const blocks = Math.floor((length - 1) / BLOCK);
   for (let n = 0; n < blocks; n++) {
-    for (let i = 0; i < STRIPES_PER_BLOCK; i++) accumulate512(acc, data, n * BLOCK + i * STRIPE, secret, i * 8);
-    scramble(acc, secret);
+    for (let i = 0; i < STRIPES_PER_BLOCK; i++) stripe(acc, b, n * BLOCK + i * STRIPE, sh, sl, i * 8);
+    scramble(acc, sh, sl);
   }
   const stripes = Math.floor((length - 1 - BLOCK * blocks) / STRIPE);
-  for (let i = 0; i < stripes; i++) accumulate512(acc, data, blocks * BLOCK + i * STRIPE, secret, i * 8);
-  accumulate512(acc, data, length - STRIPE, secret, SECRET_SIZE - STRIPE - 7); // the last stripe
-  let result = (BigInt(length) * PRIME64_1) & M64;
+  for (let i = 0; i < stripes; i++) stripe(acc, b, blocks * BLOCK + i * STRIPE, sh, sl, i * 8);
+  stripe(acc, b, length - STRIPE, sh, sl, SECRET_SIZE - STRIPE - 7); // the last stripe
+  mul64(0, length, P64_1H, P64_1L);
   for (let i = 0; i < 4; i++) {
-    const s = 11 + 16 * i;
-    result += mul128Fold64(
-      acc[2 * i] ^ secret.getBigUint64(s, true),
-      acc[2 * i + 1] ^ secret.getBigUint64(s + 8, true),
+    const rh = H, rl = L, s = 11 + 16 * i;
+    fold(
+      (acc[4 * i] ^ sh[s]) >>> 0,
+      (acc[4 * i + 1] ^ sl[s]) >>> 0,
+      (acc[4 * i + 2] ^ sh[s + 8]) >>> 0,
+      (acc[4 * i + 3] ^ sl[s + 8]) >>> 0,
     );
+    add64(rh, rl, H, L);
   }
-  return avalanche(result & M64);
+  avalanche(H, L);
 }
 
 /**
+ * XXH3-64 of `input` with the seed `seedHigh:seedLow` (unsigned 32-bit
+ * halves), written to `out` as `[high, low]`.
+ */
+export function xxh3_64Split(input: Uint8Array, seedHigh: number, seedLow: number, out: Uint32Array): void {
+  const k = last.sh === seedHigh && last.sl === seedLow ? last : (last = seeded(seedHigh >>> 0, seedLow >>> 0));
+  const length = input.length;
+  if (length <= 16) len0to16(input, length, k);
+  else if (length <= 128) len17to128(input, length, k);
+  else if (length <= 240) len129to240(input, length, k);
+  else hashLong(input, length, k);
+  out[0] = H;
+  out[1] = L;
+}
+
+const result = new Uint32Array(2);
+const M64 = (1n << 64n) - 1n;
+
+/**
  * XXH3-64 of `input` with `seed` (`XXH3_64bits_withSeed`; seed 0 is
- * `XXH3_64bits`), as an unsigned 64-bit `bigint`.
+ * `XXH3_64bits`; read modulo 2^64), as an unsigned 64-bit `bigint`.
  */
 export function xxh3_64(input: Uint8Array, seed: bigint = 0n): bigint {
-  const k = keyed(seed & M64);
-  const length = input.length;
-  const data = new DataView(input.buffer, input.byteOffset, length);
-  if (length <= 16) return len0to16(data, length, k);
-  if (length <= 128) return len17to128(data, length, k);
-  if (length <= 240) return len129to240(data, length, k);
-  return hashLong(data, length, k.long);
+  const s = seed & M64;
+  xxh3_64Split(input, Number(s >> 32n), Number(s & 0xffffffffn), result);
+  return (BigInt(result[0]) << 32n) | BigInt(result[1]);
 }
