@@ -3,7 +3,8 @@
  * proxy: 10,000 keys (every XXH3 length class) stored through a proxy pool
  * of three memcached backends, with and without a pool seed, then read
  * from each backend directly; the HashClient must name the same backend
- * for every key. The proxy runs routelib (`proxy_config=routelib`), which
+ * for every key; and 300 binary meta keys, which the proxy places by the
+ * base64 text sent, as the HashClient does. The proxy runs routelib (`proxy_config=routelib`), which
  * passes a pool's `options` (here `seed`) to `mcp.pool`.
  *
  * Needs memcached 1.6.38 with the proxy (scripts/build_memcached.sh builds
@@ -131,6 +132,22 @@ describe("HashClient hasher jump against memcached 1.6.38's proxy", () => {
           const cluster = new HashClient(backends.map((b) => b.spec), { hasher: "jump", seed });
           const wrong = keys.filter((key) => cluster.serverFor(key) !== actual.get(key));
           assert.deepEqual(wrong.slice(0, 3), [], `${wrong.length} of ${keys.length} keys placed elsewhere`);
+          // Binary meta keys: the proxy places them by the base64 text sent, as the HashClient does.
+          const binaries = Array.from({ length: 300 }, (_, i) => new Uint8Array([i & 255, 0, 255, i >> 8, 13, 10]));
+          await using meta = new HashClient(backends.map((b) => b.spec), { hasher: "jump", seed });
+          {
+            await using through = new Client(proxy.spec, { timeout: 10_000 });
+            for (const key of binaries) assert.equal((await through.metaSet(key, "b")).stored, true);
+          }
+          for (const backend of backends) {
+            await using direct = new Client(backend.spec);
+            for (const [key, result] of await direct.metaGetMany(binaries)) {
+              assert.ok(result.hit);
+              const mine = await meta.metaSet(key, "mine", { noreply: false });
+              assert.equal(mine.stored, true);
+              assert.equal((await direct.metaGet(key)).value, "mine", `binary key ${String(key)}`);
+            }
+          }
           // The other seed places differently: the comparison can fail.
           const other = new HashClient(backends.map((b) => b.spec), { hasher: "jump", seed: seed ? undefined : "x" });
           assert.ok(keys.filter((key) => other.serverFor(key) !== actual.get(key)).length > 3000);
