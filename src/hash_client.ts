@@ -98,8 +98,9 @@ export interface DiscoveryOptions extends HashClientOptions {
   discoveryInterval?: number;
   /**
    * Told when a scheduled read fails (the endpoint is down, or its reply
-   * does not parse): the servers stay as they were, and the next read
-   * comes `discoveryInterval` ms later.
+   * does not parse, is over the limits or lists an invalid node; see
+   * {@linkcode HashClient.discover}): the servers stay as they were, and
+   * the next read comes `discoveryInterval` ms later.
    * @default console.warn
    */
   onDiscoveryError?: (error: Error) => void;
