@@ -51,7 +51,9 @@ for (const length of [16, 100, 200, 1000]) {
     for (const input of inputs) sink += murmur3_32Bytes(input, 0) & 1;
   }, inputs.length);
   console.log(
-    `${String(length).padStart(4)} bytes: xxh3_64 ${xxh.toFixed(0).padStart(6)} ns, murmur3_32 ${murmur.toFixed(0).padStart(6)} ns`,
+    `${String(length).padStart(4)} bytes: xxh3_64 ${xxh.toFixed(0).padStart(6)} ns, murmur3_32 ${
+      murmur.toFixed(0).padStart(6)
+    } ns`,
   );
 }
 if (sink === -1) console.log(sink);

@@ -85,6 +85,7 @@ const MX1H = 0x16566791, MX1L = 0x9e3779f9;
 const MX2H = 0x9fb21c65, MX2L = 0x1e98df25;
 
 /** XXH3's default secret (192 bytes), `XXH3_kSecret`. */
+// deno-fmt-ignore
 const K_SECRET = new Uint8Array([
   0xb8, 0xfe, 0x6c, 0x39, 0x23, 0xa4, 0x4b, 0xbe, 0x7c, 0x01, 0x81, 0x2c, 0xf7, 0x21, 0xad, 0x1c,
   0xde, 0xd4, 0x6d, 0xe9, 0x83, 0x90, 0x97, 0xdb, 0x72, 0x40, 0xa4, 0xa4, 0xb7, 0xb3, 0x67, 0x1f,
@@ -278,10 +279,15 @@ function scramble(acc: Uint32Array, sh: Uint32Array, sl: Uint32Array): void {
 }
 
 const lanes = new Uint32Array(16);
+/** The lanes' starting values (`XXH3_INIT_ACC`), each as high, low. */
+// deno-fmt-ignore
+const INITIAL_LANES = Uint32Array.of(
+  0, P32_3, P64_1H, P64_1L, P64_2H, P64_2L, P64_3H, P64_3L, P64_4H, P64_4L, 0, P32_2, P64_5H, P64_5L, 0, P32_1,
+);
 
 function hashLong(b: Uint8Array, length: number, k: Seeded): void {
   const acc = lanes;
-  acc.set([0, P32_3, P64_1H, P64_1L, P64_2H, P64_2L, P64_3H, P64_3L, P64_4H, P64_4L, 0, P32_2, P64_5H, P64_5L, 0, P32_1]);
+  acc.set(INITIAL_LANES);
   const sh = k.longH, sl = k.longL;
   const blocks = Math.floor((length - 1) / BLOCK);
   for (let n = 0; n < blocks; n++) {
