@@ -66,10 +66,12 @@ export class Placement<C extends PlacedClient> {
   constructor(specs: Iterable<ServerSpec>, options: PlacementOptions<C>) {
     this.#options = options;
     this.#seed = poolSeed(options.seed);
+    const names = new Set<string>();
     for (const spec of specs) {
       const address = parseServerSpec(spec);
       const name = nodeName(address);
-      if (this.#nodes.some((n) => n.name === name)) continue;
+      if (names.has(name)) continue;
+      names.add(name);
       this.#nodes.push(this.#newNode(spec, address, name));
     }
     this.#failover = this.#ring();
