@@ -18,20 +18,18 @@ import type {
   MetaSetOptions,
 } from "./_meta.ts"; // generated: the commands' types
 import { type CommandName, type CommandRow, type Commands, missOf, rowOf, runComposed } from "./commands.ts";
-import { type ClusterConfig, fetchClusterConfig } from "./_discovery.ts";
+import { AutoDiscovery } from "./_discovery.ts";
 import { MemcacheError, MemcacheIllegalInputError } from "./errors.ts";
-import { Failover, type FailoverOptions, type Node } from "./_failover.ts";
-import { KetamaHash, type KetamaServer } from "./_ketama.ts";
+import type { Node } from "./_failover.ts";
 import { checkKey as checkWireKey, keyBytes } from "./_keys.ts";
-import { binaryWireKey, encodeBase64 } from "./_meta.ts";
 import { entriesOf } from "./_mapping.ts";
 import { checkMs } from "./_options.ts";
 import { serverEvents } from "./_observe.ts";
-import { RendezvousHash } from "./_rendezvous.ts";
-import { checkCompatibleWith, type PythonClientName, pythonHasher, pythonRing, pythonSerde } from "./_python_compat.ts";
+import { HASHERS, Placement } from "./_placement.ts";
+import { checkCompatibleWith, type PythonClientName, pythonHasher, pythonSerde } from "./_python_compat.ts";
 import { PooledClient, type PooledClientOptions } from "./pooled_client.ts";
 import type { Serde } from "./serde.ts";
-import { parseServerSpec, type ServerAddress, type ServerSpec } from "./transport.ts";
+import type { ServerSpec } from "./transport.ts";
 import { defaultPoolLimit } from "./_default_transport.ts";
 import { checkFlags, inContext } from "./_validate.ts";
 
@@ -43,10 +41,27 @@ export interface HashClientOptions extends PooledClientOptions {
   /**
    * How keys are placed: `"rendezvous"` as pymemcache's HashClient,
    * `"ketama"` as libmemcached's weighted ketama, `"modula"` as pylibmc
-   * (libmemcached's defaults), `"crc32"` as python-memcached.
+   * (libmemcached's defaults), `"crc32"` as python-memcached, `"jump"` as
+   * memcached's built-in proxy (1.6.x `mcp.pool`, its default placement):
+   * `XXH3_64bits_withSeed` of the key as sent (prefix included; a binary
+   * meta key: its base64), seed 0 or the pool's `seed`, then jump
+   * consistent hashing over the servers in the order given. A
+   * `HashClient` with `"jump"` and a proxy pool with the same backends in
+   * the same order (and the same `seed`) put every key on the same
+   * backend. When failover takes a server out, the others close up in the
+   * same order; it takes its place again when it comes back.
    * @default {"rendezvous"} (or the one `compatibleWith` picks)
    */
-  hasher?: "rendezvous" | "ketama" | "modula" | "crc32";
+  hasher?: "rendezvous" | "ketama" | "modula" | "crc32" | "jump";
+  /**
+   * With `hasher: "jump"`: the seed string of the proxy pool to match
+   * (`mcp.pool(backends, { seed = "…" })`; routelib: the pool's
+   * `options = { seed = "…" }`); keys are then hashed with seed
+   * `XXH3_64bits(seed)`, as the proxy does. Without it, seed 0, as a pool
+   * without one. Only with `"jump"` (a `TypeError` otherwise).
+   * @default {undefined}
+   */
+  seed?: string;
   /**
    * Share the cluster with a Python app using this client library (or
    * cachelib's `MemcachedCache` over it): picks the serde (a
@@ -83,28 +98,12 @@ export interface DiscoveryOptions extends HashClientOptions {
   discoveryInterval?: number;
   /**
    * Told when a scheduled read fails (the endpoint is down, or its reply
-   * does not parse): the servers stay as they were, and the next read
-   * comes `discoveryInterval` ms later.
+   * does not parse, is over the limits or lists an invalid node; see
+   * {@linkcode HashClient.discover}): the servers stay as they were, and
+   * the next read comes `discoveryInterval` ms later.
    * @default console.warn
    */
   onDiscoveryError?: (error: Error) => void;
-}
-
-/** The name a node has on the ring: pymemcache's "host:port" (no IPv6 brackets), or the socket path. */
-function nodeName(address: ServerAddress): string {
-  return "path" in address ? address.path : `${address.host}:${address.port}`;
-}
-
-/** Auto discovery's state: the endpoint's client, the version applied, the next poll. */
-interface Discovery {
-  endpoint: Client;
-  version: number;
-  interval: number;
-  onError: (error: Error) => void;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  /** The read under way, if any. */
-  polling: Promise<boolean> | undefined;
-  stopped: boolean;
 }
 
 // deno-lint-ignore no-explicit-any
@@ -126,9 +125,6 @@ function passingSerialized(serde: Serde): Serde {
   };
 }
 
-/** A server-wide call's result for a server that failed under ignoreExc: left out. */
-const NO_ANSWER: unique symbol = Symbol("no answer");
-
 /**
  * A client for a cluster of memcached servers, mirroring pymemcache's
  * `HashClient`: each key lives on one server, chosen by hashing the key
@@ -142,6 +138,9 @@ const NO_ANSWER: unique symbol = Symbol("no answer");
  * - `hasher: "modula"` and `"crc32"` place keys as pylibmc (default
  *   behaviors) and python-memcached do; `compatibleWith` picks these and a
  *   {@linkcode PickleSerde} for sharing the cluster with a Python app.
+ * - `hasher: "jump"` (with an optional `seed`) places keys as memcached's
+ *   built-in proxy does in a pool of the same servers in the same order
+ *   (XXH3-64 and jump consistent hashing).
  *
  * Multi-key calls are split per server and run in parallel; results are
  * merged and keyed as passed.
@@ -180,9 +179,8 @@ export class HashClient implements Commands {
    * configuration lists them now).
    */
   get servers(): readonly string[] {
-    return this.#servers;
+    return this.#placement.servers;
   }
-  #servers: readonly string[] = [];
   /** The serde in use. */
   readonly serde: Serde;
   /** The key prefix. */
@@ -194,24 +192,18 @@ export class HashClient implements Commands {
   /** Whether non-ASCII keys are allowed. */
   readonly allowUnicodeKeys: boolean;
   /** The placement. */
-  readonly hasher: "rendezvous" | "ketama" | "modula" | "crc32";
+  readonly hasher: "rendezvous" | "ketama" | "modula" | "crc32" | "jump";
+  /** With `hasher: "jump"`: the proxy pool's seed string, if any. */
+  readonly seed: string | undefined;
   /** Retries before a server is marked dead. */
   readonly retryAttempts: number;
   /** ms between retries of a failing server. */
   readonly retryTimeout: number;
   /** ms a dead server stays out of the ring. */
   readonly deadTimeout: number;
-  #nodes: Node<Inner>[] = [];
-  #failover: Failover<Inner>;
-  #failoverOptions!: FailoverOptions;
-  /** Makes a server's node (its client, with this client's options). */
-  #newNode!: (spec: ServerSpec, address: ServerAddress, name: string) => Node<Inner>;
-  /** Each node's ketama entry. */
-  #ketama = new Map<string, KetamaServer>();
-  /** Clients of servers that left the cluster (discovery): closed with this client. */
-  #retired = new Set<Inner>();
-  #discovery: Discovery | undefined;
-  #closing = new Set<Promise<void>>();
+  /** The servers, their ring and failover. */
+  #placement: Placement<Inner>;
+  #discovery: AutoDiscovery | undefined;
 
   /**
    * Creates a client for the cluster; no connection opens until a call needs one.
@@ -223,6 +215,7 @@ export class HashClient implements Commands {
   constructor(servers: Iterable<ServerSpec>, options: HashClientOptions = {}) {
     const {
       hasher,
+      seed,
       compatibleWith,
       usePooling,
       retryAttempts,
@@ -245,9 +238,12 @@ export class HashClient implements Commands {
     this.ignoreExc = template.ignoreExc;
     this.allowUnicodeKeys = template.allowUnicodeKeys;
     this.hasher = hasher ?? (python === undefined ? "rendezvous" : pythonHasher(python));
-    if (!["rendezvous", "ketama", "modula", "crc32"].includes(this.hasher)) {
-      throw new TypeError(`hasher must be "rendezvous", "ketama", "modula" or "crc32", got ${String(hasher)}`);
+    if (!HASHERS.includes(this.hasher)) {
+      throw new TypeError(`hasher must be "rendezvous", "ketama", "modula", "crc32" or "jump", got ${String(hasher)}`);
     }
+    if (seed !== undefined && typeof seed !== "string") throw new TypeError("seed must be a string");
+    if (seed !== undefined && this.hasher !== "jump") throw new TypeError(`seed applies to hasher "jump" only`);
+    this.seed = seed;
     this.retryAttempts = retryAttempts ?? 2;
     if (!Number.isInteger(this.retryAttempts)) throw new TypeError("retryAttempts must be an integer");
     this.retryTimeout = checkMs("retryTimeout", retryTimeout ?? 1000);
@@ -260,39 +256,23 @@ export class HashClient implements Commands {
     const shares = Math.max(1, specs.length);
     const poolSize = maxPoolSize ?? Math.max(1, Math.floor(defaultPoolLimit(options.transport, 10 * shares) / shares));
     const serde = passingSerialized(this.serde); // setMany serializes every value before sending any
-    this.#newNode = (spec, address, name) => {
-      const client = usePooling
-        ? new PooledClient(spec, { ...innerOptions, serde, maxPoolSize: poolSize, poolIdleTimeout, poolBlocking })
-        : new Client(spec, { ...innerOptions, serde });
-      const point = "path" in address ? { node: name, host: address.path, port: 0 } : { node: name, ...address };
-      this.#ketama.set(name, point);
-      return { name, client, failure: null, generation: 0, deadAt: null };
-    };
-    for (const spec of specs) {
-      const address = parseServerSpec(spec);
-      const name = nodeName(address);
-      if (this.#nodes.some((n) => n.name === name)) continue;
-      this.#nodes.push(this.#newNode(spec, address, name));
-    }
-    const { ignoreExc } = this;
-    this.#failoverOptions = {
-      retryAttempts: this.retryAttempts,
-      retryTimeout: this.retryTimeout,
-      deadTimeout: this.deadTimeout,
-      ignoreExc,
-      onServer: serverEvents(options.observer),
-    };
-    this.#failover = this.#placement();
-  }
-
-  /** A ring over the nodes in #nodes, and failover over it; #servers follows. */
-  #placement(): Failover<Inner> {
-    this.#servers = this.#nodes.map((n) => n.client.server);
-    const names = this.#nodes.map((n) => n.name);
-    const ring = this.hasher === "ketama"
-      ? new KetamaHash(names.map((name) => this.#ketama.get(name)!))
-      : (pythonRing(this.hasher, names) ?? new RendezvousHash(names));
-    return new Failover(this.#nodes, ring, this.#failoverOptions, (closing) => this.#track(closing));
+    this.#placement = new Placement<Inner>(specs, {
+      hasher: this.hasher,
+      seed,
+      keyPrefix: this.keyPrefix,
+      allowUnicodeKeys: this.allowUnicodeKeys,
+      failover: {
+        retryAttempts: this.retryAttempts,
+        retryTimeout: this.retryTimeout,
+        deadTimeout: this.deadTimeout,
+        ignoreExc: this.ignoreExc,
+        onServer: serverEvents(options.observer),
+      },
+      newClient: (spec) =>
+        usePooling
+          ? new PooledClient(spec, { ...innerOptions, serde, maxPoolSize: poolSize, poolIdleTimeout, poolBlocking })
+          : new Client(spec, { ...innerOptions, serde }),
+    });
   }
 
   // ---- AWS ElastiCache auto discovery
@@ -310,14 +290,23 @@ export class HashClient implements Commands {
    * its reply does not parse) changes nothing; it goes to
    * `onDiscoveryError`. {@linkcode HashClient.close} stops the reads.
    *
+   * A configuration is applied whole or not at all: one node that is not a
+   * host name, IPv4 or IPv6 address with a port 1–65535 (`a]b`,
+   * `foo:bar`, control characters, port 0) refuses the whole reply, and
+   * the servers stay as they were. A reply over 1 MiB, or listing more
+   * than 1,000 nodes, is refused the same way (ElastiCache allows 60
+   * nodes per cluster by default, 300 on request); reading a reply costs
+   * time in proportion to its length.
+   *
    * The endpoint is reached with the connection options given
    * (`transport`, `tls`, `auth`, timeouts), as the nodes are.
    *
    * @param endpoint the configuration endpoint, such as
    *   `"mycluster.abc123.cfg.use1.cache.amazonaws.com:11211"`.
    * @throws {TypeError} for an invalid endpoint or option (before any I/O).
-   * @throws {MemcacheUnknownError} when the first reply does not parse;
-   *   whatever the first read fails with otherwise (no client is made).
+   * @throws {MemcacheUnknownError} when the first reply does not parse, is
+   *   over the limits or lists an invalid node; whatever the first read
+   *   fails with otherwise (no client is made).
    */
   static async discover(endpoint: ServerSpec, options: DiscoveryOptions = {}): Promise<HashClient> {
     const { discoveryInterval, onDiscoveryError, ...rest } = options;
@@ -326,26 +315,13 @@ export class HashClient implements Commands {
       throw new TypeError("onDiscoveryError must be a function");
     }
     const client = new HashClient([], rest); // checks the options
-    const { transport, tls, auth, connectTimeout, timeout, noDelay, keepAlive } = rest;
-    const config = new Client(endpoint, { transport, tls, auth, connectTimeout, timeout, noDelay, keepAlive });
-    let first: ClusterConfig;
-    try {
-      first = await fetchClusterConfig(config);
-    } catch (error) {
-      await config.close();
-      throw error;
-    }
-    client.#setServers(first.servers);
-    client.#discovery = {
-      endpoint: config,
-      version: first.version,
+    client.#discovery = await AutoDiscovery.start(
+      endpoint,
+      rest,
       interval,
-      onError: onDiscoveryError ?? ((error) => console.warn(`memcache: auto discovery: ${error.message}`)),
-      timer: undefined,
-      polling: undefined,
-      stopped: false,
-    };
-    client.#schedule();
+      onDiscoveryError,
+      (servers) => client.#placement.setServers(servers),
+    );
     return client;
   }
 
@@ -359,56 +335,15 @@ export class HashClient implements Commands {
    * scheduled reads do) and applies it if its version changed. Resolves
    * `true` when the servers changed.
    *
-   * @throws {MemcacheUnknownError} for a reply that does not parse
-   *   (nothing changes); whatever the read fails with otherwise.
+   * @throws {MemcacheUnknownError} for a reply that does not parse, one over
+   *   the limits, or one listing an invalid node (nothing changes);
+   *   whatever the read fails with otherwise.
    * @throws {TypeError} on a client not made by `discover`.
    */
   refreshServers(): Promise<boolean> {
     const discovery = this.#discovery;
     if (discovery === undefined) return Promise.reject(new TypeError("refreshServers needs a client made by discover"));
-    return discovery.polling ??= this.#poll(discovery).finally(() => (discovery.polling = undefined));
-  }
-
-  async #poll(discovery: Discovery): Promise<boolean> {
-    const config = await fetchClusterConfig(discovery.endpoint);
-    if (discovery.stopped || config.version === discovery.version) return false;
-    discovery.version = config.version;
-    return this.#setServers(config.servers);
-  }
-
-  #schedule(): void {
-    const discovery = this.#discovery!;
-    if (discovery.stopped || discovery.interval === 0) return;
-    discovery.timer = setTimeout(() => {
-      discovery.timer = undefined;
-      this.refreshServers().catch((error) => discovery.onError(error)).finally(() => this.#schedule());
-    }, discovery.interval);
-  }
-
-  /**
-   * Makes `specs` the servers: new ones get a client and enter the ring,
-   * missing ones leave it (their clients quit once their replies are in);
-   * the others keep their clients and failover state. True if any changed.
-   */
-  #setServers(specs: readonly string[]): boolean {
-    const wanted = new Map<string, [ServerSpec, ServerAddress]>();
-    for (const spec of specs) {
-      const address = parseServerSpec(spec);
-      wanted.set(nodeName(address), [spec, address]);
-    }
-    const old = new Map(this.#nodes.map((node) => [node.name, node]));
-    const nodes: Node<Inner>[] = [];
-    for (const [name, [spec, address]] of wanted) nodes.push(old.get(name) ?? this.#newNode(spec, address, name));
-    const leaving = this.#nodes.filter((node) => !wanted.has(node.name));
-    if (leaving.length === 0 && nodes.length === this.#nodes.length) return false;
-    this.#nodes = nodes;
-    this.#failover = this.#placement();
-    for (const node of leaving) {
-      this.#ketama.delete(node.name);
-      this.#retired.add(node.client);
-      this.#track(node.client.quit());
-    }
-    return true;
+    return discovery.refresh();
   }
 
   // ---- placement and failover
@@ -430,90 +365,7 @@ export class HashClient implements Commands {
    * @throws {MemcacheIllegalInputError} for a key memcached cannot take.
    */
   serverFor(key: string): string | null {
-    return this.#route(key)?.client.server ?? null;
-  }
-
-  /** Checks the key and finds its node in the ring (null: every server is dead). */
-  #route(key: string): Node<Inner> | null {
-    return this.#failover.route(this.#checkKey(key));
-  }
-
-  /** Checks a key; returns the string it is placed by (a meta command's binary key: its base64). */
-  #checkKey(key: string | Uint8Array): string {
-    if (typeof key !== "string" && key instanceof Uint8Array) {
-      binaryWireKey(key, this.keyPrefix);
-      return encodeBase64(key);
-    }
-    checkWireKey(key, this.keyPrefix, this.allowUnicodeKeys);
-    return key;
-  }
-
-  #track(closing: Promise<void>): void {
-    this.#closing.add(closing);
-    closing.finally(() => this.#closing.delete(closing));
-  }
-
-  /** A single-key call: routed, with failover. */
-  #key<T>(command: string, key: string, call: (client: Inner) => Promise<T>, fallback?: () => T): Promise<T> {
-    let node: Node<Inner> | null;
-    try {
-      node = this.#route(key);
-    } catch (error) {
-      return Promise.reject(inContext(error, command));
-    }
-    if (node === null) {
-      return fallback && this.ignoreExc ? Promise.resolve(fallback()) : Promise.reject(this.#failover.allDown());
-    }
-    return this.#failover.run(node, call, fallback);
-  }
-
-  /** Groups keys by node; keys of no node (all dead) throw, or are skipped with `skip`. */
-  #group<K>(
-    command: string,
-    items: Iterable<K>,
-    keyOf: (item: K) => string,
-    skip: boolean,
-  ): Map<Node<Inner>, K[]> {
-    const groups = new Map<Node<Inner>, K[]>();
-    const list = [...items];
-    try {
-      for (const item of list) this.#checkKey(keyOf(item)); // all before any I/O
-    } catch (error) {
-      throw inContext(error, command);
-    }
-    for (const item of list) {
-      const node = this.#route(keyOf(item));
-      if (node === null) {
-        if (skip) continue;
-        throw this.#failover.allDown();
-      }
-      const group = groups.get(node);
-      if (group) group.push(item);
-      else groups.set(node, [item]);
-    }
-    return groups;
-  }
-
-  /**
-   * A server-wide call on every live server, in parallel, each through
-   * failover as a key command. Dead servers (out of the ring) are skipped.
-   * With ignoreExc a failing server is left out of `answers`; without it,
-   * the first failure rejects once every server is done. With every server
-   * dead: "All servers seem to be down right now", or no answers with
-   * ignoreExc. `complete`: every server answered.
-   */
-  async #all<T>(call: (client: Inner) => Promise<T>): Promise<{ answers: Map<string, T>; complete: boolean }> {
-    const live = this.#failover.live();
-    if (live.length === 0 && !this.ignoreExc) throw this.#failover.allDown();
-    const settled = await Promise.allSettled(
-      live.map((n) => this.#failover.run<T | typeof NO_ANSWER>(n, call, () => NO_ANSWER)),
-    );
-    const answers = new Map<string, T>();
-    settled.forEach((outcome, i) => {
-      if (outcome.status === "rejected") throw outcome.reason;
-      if (outcome.value !== NO_ANSWER) answers.set(live[i].client.server, outcome.value as T);
-    });
-    return { answers, complete: answers.size === this.#nodes.length };
+    return this.#placement.route(key)?.client.server ?? null;
   }
 
   // ---- the commands, routed as src/commands.ts says
@@ -524,7 +376,7 @@ export class HashClient implements Commands {
     const call = (client: Inner) => (client[name] as AnyMethod)(...args);
     switch (row.route) {
       case "key":
-        return this.#key(row.wire ?? name, args[0] as string, call, () => missOf(row, args));
+        return this.#placement.key(row.wire ?? name, args[0] as string, call, () => missOf(row, args));
       case "all":
         return this.#everywhere(row, call);
       default:
@@ -534,7 +386,7 @@ export class HashClient implements Commands {
 
   /** A server-wide command's one result: `Client`'s, or with `combine: "and"` whether every server said yes. */
   async #everywhere(row: CommandRow, call: (client: Inner) => Promise<unknown>): Promise<unknown> {
-    const { answers, complete } = await this.#all(call);
+    const { answers, complete } = await this.#placement.all(call);
     if (row.combine === "and") return complete && [...answers.values()].every(Boolean);
     for (const answer of answers.values()) return answer;
     return missOf(row, []);
@@ -556,7 +408,7 @@ export class HashClient implements Commands {
       ? [...entriesOf(items as Mapping)].map(([key, value]) => [key, value])
       : [...(items as Iterable<string>)];
     const keyOf = pairs ? (pair: unknown) => (pair as [string, unknown])[0] : (key: unknown) => key as string;
-    const groups = this.#group(command, list, keyOf, this.ignoreExc);
+    const groups = this.#placement.group(command, list, keyOf, this.ignoreExc);
     if (pairs) {
       // A synchronous serde sends in this tick, so calls made after this one go after it.
       const serializing = this.#serialize(command, groups as Map<Node<Inner>, [string, unknown][]>, rest[0]);
@@ -571,7 +423,7 @@ export class HashClient implements Commands {
     if (unplaced?.length || groups.size === 0) parts.push(missOf(row, [unplaced ?? list, ...rest]));
     const settled = await Promise.allSettled(
       [...groups].map(([node, group]) =>
-        this.#failover.run(node, (c) => (c[name] as AnyMethod)(group, ...rest), () => missOf(row, [group, ...rest]))
+        this.#placement.run(node, (c) => (c[name] as AnyMethod)(group, ...rest), () => missOf(row, [group, ...rest]))
       ),
     );
     for (const outcome of settled) {
@@ -1025,7 +877,7 @@ export class HashClient implements Commands {
    *   dead, "All servers seem to be down right now".
    */
   async stats(...args: string[]): Promise<Map<string, Record<string, string | number | boolean>>> {
-    return (await this.#all((c) => c.stats(...args))).answers;
+    return (await this.#placement.all((c) => c.stats(...args))).answers;
   }
 
   /**
@@ -1036,7 +888,7 @@ export class HashClient implements Commands {
    * @throws as {@linkcode HashClient.stats}.
    */
   async version(): Promise<Map<string, string>> {
-    return (await this.#all((c) => c.version())).answers;
+    return (await this.#placement.all((c) => c.version())).answers;
   }
 
   /**
@@ -1051,7 +903,7 @@ export class HashClient implements Commands {
     command: string | Uint8Array,
     endTokens: string | Uint8Array = "\r\n",
   ): Promise<Map<string, Uint8Array>> {
-    return (await this.#all((c) => c.rawCommand(command, endTokens))).answers;
+    return (await this.#placement.all((c) => c.rawCommand(command, endTokens))).answers;
   }
 
   // ---- lifecycle
@@ -1062,10 +914,10 @@ export class HashClient implements Commands {
    */
   async quit(): Promise<void> {
     // Every client is told in this tick: calls made after quit() go out on new connections.
-    const stopping = this.#stopDiscovery();
-    const clients = [...this.#nodes.map((n) => n.client), ...this.#retired];
+    const stopping = this.#discovery?.stop();
+    const clients = this.#placement.clients();
     await Promise.all([stopping, ...clients.map((client) => client.quit())]);
-    await this.#settled();
+    await this.#placement.settled();
   }
 
   /**
@@ -1075,26 +927,10 @@ export class HashClient implements Commands {
    */
   async close(): Promise<void> {
     // Every client is told in this tick: calls made after close() go out on new connections.
-    const stopping = this.#stopDiscovery();
-    const clients = [...this.#nodes.map((n) => n.client), ...this.#retired];
-    this.#retired.clear();
+    const stopping = this.#discovery?.stop();
+    const clients = this.#placement.clients(true);
     await Promise.all([stopping, ...clients.map((client) => client.close())]);
-    await this.#settled();
-  }
-
-  /** Stops auto discovery's reads: the next one is cancelled, one under way awaited. */
-  async #stopDiscovery(): Promise<void> {
-    const discovery = this.#discovery;
-    if (discovery === undefined) return;
-    discovery.stopped = true;
-    clearTimeout(discovery.timer);
-    discovery.timer = undefined;
-    await discovery.polling?.catch(() => {});
-    await discovery.endpoint.close();
-  }
-
-  async #settled(): Promise<void> {
-    while (this.#closing.size > 0) await Promise.all(this.#closing);
+    await this.#placement.settled();
   }
 
   /** Same as {@linkcode HashClient.close}, for `await using`. */

@@ -14,6 +14,8 @@ export interface ConfigEndpoint extends AsyncDisposable {
   readonly spec: string;
   /** Sets the version and node list (`"host:port"` each) served from now on. */
   set(version: number, servers: string[]): void;
+  /** Sets the version and the node entries as sent (`host|ip|port` each, unchecked) served from now on. */
+  setEntries(version: number, entries: string[]): void;
   /** How to answer from now on (default "config"). */
   mode: ConfigMode;
   /** `config get cluster` (or legacy get) requests seen. */
@@ -24,18 +26,26 @@ export interface ConfigEndpoint extends AsyncDisposable {
 
 /** AWS's reply for a version and node list (host|ip|port, the host given as 127.0.0.1 here). */
 export function clusterReply(version: number, servers: string[], header = "CONFIG cluster 0"): string {
-  const nodes = servers.map((s) => {
-    const at = s.lastIndexOf(":");
-    const host = s.slice(0, at);
-    return `${host}|${host}|${s.slice(at + 1)}`;
-  });
+  return entriesReply(version, servers.map(entryOf), header);
+}
+
+/** The `host|ip|port` entry of a `"host:port"` (the host given as both). */
+export function entryOf(server: string): string {
+  const at = server.lastIndexOf(":");
+  const host = server.slice(0, at);
+  return `${host}|${host}|${server.slice(at + 1)}`;
+}
+
+/** AWS's reply for a version and node entries as given. */
+export function entriesReply(version: number, entries: string[], header = "CONFIG cluster 0"): string {
+  const nodes = entries;
   const data = `${version}\n${nodes.join(" ")}\n`;
   return `${header} ${new TextEncoder().encode(data).length}\r\n${data}\r\nEND\r\n`;
 }
 
 /** Starts an endpoint serving `version` / `servers`. */
 export async function startConfigEndpoint(version: number, servers: string[]): Promise<ConfigEndpoint> {
-  let current = { version, servers: [...servers] };
+  let current = { version, entries: servers.map(entryOf) };
   let requests = 0;
   let accepted = 0;
   const sockets = new Set<net.Socket>();
@@ -48,10 +58,10 @@ export async function startConfigEndpoint(version: number, servers: string[]): P
     requests++;
     switch (endpoint.mode) {
       case "config":
-        return void socket.write(clusterReply(current.version, current.servers));
+        return void socket.write(entriesReply(current.version, current.entries));
       case "legacy":
         return void socket.write(
-          legacy ? clusterReply(current.version, current.servers, "VALUE AmazonElastiCache:cluster 0") : "ERROR\r\n",
+          legacy ? entriesReply(current.version, current.entries, "VALUE AmazonElastiCache:cluster 0") : "ERROR\r\n",
         );
       case "garbage":
         return void socket.write("CONFIG cluster 0 9\r\nnot a config\r\nEND\r\n");
@@ -86,7 +96,10 @@ export async function startConfigEndpoint(version: number, servers: string[]): P
   return Object.assign(endpoint, {
     spec: `127.0.0.1:${port}`,
     set(version: number, servers: string[]) {
-      current = { version, servers: [...servers] };
+      current = { version, entries: servers.map(entryOf) };
+    },
+    setEntries(version: number, entries: string[]) {
+      current = { version, entries: [...entries] };
     },
     requests: () => requests,
     connections: () => accepted,

@@ -15,11 +15,11 @@ import {
   MemcacheUnknownError,
   type Transport,
 } from "../mod.ts";
-import { parseClusterConfig } from "../src/_discovery.ts";
+import { MAX_CLUSTER_CONFIG_BYTES, MAX_CLUSTER_NODES, parseClusterConfig } from "../src/_discovery.ts";
 import { Failover } from "../src/_failover.ts";
 import { RendezvousHash } from "../src/_rendezvous.ts";
 import { NodeTransport } from "../transports/node.ts";
-import { startConfigEndpoint } from "./_config_endpoint.ts";
+import { entriesReply, entryOf, startConfigEndpoint } from "./_config_endpoint.ts";
 import { sleep, startMemcached } from "./_memcached.ts";
 
 /** Waits until `done()` holds, checking every 5 ms, at most `ms`; fails the test otherwise. */
@@ -66,6 +66,69 @@ describe("parseClusterConfig", () => {
       ["CONFIG cluster 0 5\r\n1\na|b|1\nextra\n\r\n", /got 3 lines/],
     ];
     for (const [reply, why] of bad) assert.throws(() => parseClusterConfig(reply), why, JSON.stringify(reply));
+  });
+
+  it("every node must be a host name or an IPv4/IPv6 address: one that is not refuses the whole reply", () => {
+    const refused = [
+      "a]b|10.0.0.1|11211",
+      "foo:bar|10.0.0.1|11211",
+      "a\x01b|10.0.0.1|11211",
+      "a\x7fb|10.0.0.1|11211",
+      "caf\u00e9.example|10.0.0.1|11211",
+      "-a.example|10.0.0.1|11211",
+      "a..example|10.0.0.1|11211",
+      `${"a".repeat(64)}.example|10.0.0.1|11211`,
+      `${"abcdefghi.".repeat(26)}com|10.0.0.1|11211`, // 263 chars
+      "999.1.1.1|10.0.0.1|11211",
+      "1.2.3|10.0.0.1|11211",
+      "|10.0.0.256|11211",
+      "|01.2.3.4|11211",
+      "a.example|a.example|11211", // the IP field holds an address or nothing
+      "|1::2::3|11211",
+      "|1:2:3:4:5:6:7:8:9|11211",
+      "|1:2:3:4:5:6:7|11211",
+      "|fe80::1%eth0|11211",
+      "|12345::1|11211",
+      "|[::1]|11211",
+      "a.example|10.0.0.1|+1",
+      "a.example|10.0.0.1|011211x",
+    ];
+    for (const entry of refused) {
+      const reply = entriesReply(5, ["good.example|10.0.0.1|11211", entry]).replace(/END\r\n$/, "");
+      assert.throws(() => parseClusterConfig(reply), /bad node/, JSON.stringify(entry));
+    }
+    const accepted: [string, string][] = [
+      ["my_cluster.0001.use1.cache.amazonaws.com|10.0.0.1|11211", "my_cluster.0001.use1.cache.amazonaws.com:11211"],
+      ["localhost.|127.0.0.1|1", "localhost.:1"],
+      ["|255.255.255.255|65535", "255.255.255.255:65535"],
+      ["|::|11211", "[::]:11211"],
+      ["|2001:DB8::8:800:200C:417A|11211", "[2001:DB8::8:800:200C:417A]:11211"],
+      ["|::ffff:10.0.0.1|11211", "[::ffff:10.0.0.1]:11211"],
+      ["|1:2:3:4:5:6:7:8|11211", "[1:2:3:4:5:6:7:8]:11211"],
+      ["2001:db8::1|2001:db8::1|11211", "[2001:db8::1]:11211"],
+    ];
+    for (const [entry, server] of accepted) {
+      const reply = entriesReply(5, [entry]).replace(/END\r\n$/, "");
+      assert.deepEqual(parseClusterConfig(reply).servers, [server], entry);
+    }
+  });
+
+  it(`more than ${MAX_CLUSTER_NODES} nodes (40,000 here) are refused at once; ${MAX_CLUSTER_NODES} are read`, () => {
+    // The old decoder deduplicated with Array.includes: 40,000 nodes took it ~10 s (quadratic).
+    const entries = (n: number) =>
+      Array.from({ length: n }, (_, i) => `|10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}|11211`);
+    const many = entriesReply(9, entries(40_000)).replace(/END\r\n$/, "");
+    assert.ok(many.length < MAX_CLUSTER_CONFIG_BYTES); // refused for its node count, not its size
+    assert.throws(() => parseClusterConfig(many), new RegExp(`more than ${MAX_CLUSTER_NODES} nodes`));
+    const most = parseClusterConfig(entriesReply(9, entries(MAX_CLUSTER_NODES)).replace(/END\r\n$/, ""));
+    assert.equal(most.servers.length, MAX_CLUSTER_NODES);
+    assert.equal(
+      most.servers[MAX_CLUSTER_NODES - 1],
+      `10.0.${(MAX_CLUSTER_NODES - 1) >> 8}.${(MAX_CLUSTER_NODES - 1) & 255}:11211`,
+    );
+    // A reply over the byte limit is refused before it is parsed.
+    const huge = `CONFIG cluster 0 1\r\n1\n${"a.example|10.0.0.1|11211 ".repeat(MAX_CLUSTER_CONFIG_BYTES / 16)}\n\r\n`;
+    assert.throws(() => parseClusterConfig(huge), /over the limit/);
   });
 });
 
@@ -184,6 +247,46 @@ for (const [label, transportOf] of transports) {
       endpoint.mode = "config";
       await until(() => cluster.servers.length === 2, "the new list");
       assert.equal(cluster.configVersion, 2);
+    });
+
+    it("a config with one impossible node, or too many nodes, is refused whole: the ring stays, gets keep working", async () => {
+      await using a = await startMemcached();
+      await using b = await startMemcached();
+      await using endpoint = await startConfigEndpoint(1, [a.spec]);
+      const errors: Error[] = [];
+      await using cluster = await HashClient.discover(
+        endpoint.spec,
+        withTransport({ discoveryInterval: 0, onDiscoveryError: (e: Error) => errors.push(e) }),
+      );
+      assert.equal(await cluster.set("kept", "v", { noreply: false }), true);
+      const bad = ["a]b|10.0.0.9|11211", "foo:bar|10.0.0.9|11211", "bad\x01host|10.0.0.9|11211", "|10.0.0.9|0"];
+      let version = 2;
+      for (const entry of bad) {
+        endpoint.setEntries(version++, [entryOf(b.spec), entry, entryOf(a.spec)]);
+        await assert.rejects(cluster.refreshServers(), (error: unknown) => {
+          assert.ok(error instanceof MemcacheUnknownError, String(error));
+          assert.match(error.message, /bad node/);
+          return true;
+        }, JSON.stringify(entry));
+        assert.deepEqual(cluster.servers, [a.spec], JSON.stringify(entry));
+        assert.equal(cluster.configVersion, 1);
+        assert.equal(await cluster.get("kept"), "v");
+      }
+      // 40,000 nodes: refused by the node limit, at once (the old decoder stalled the loop for seconds).
+      const many = Array.from(
+        { length: 40_000 },
+        (_, i) => `|10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}|11211`,
+      );
+      endpoint.setEntries(version++, many);
+      await assert.rejects(cluster.refreshServers(), new RegExp(`more than ${MAX_CLUSTER_NODES} nodes`));
+      assert.deepEqual(cluster.servers, [a.spec]);
+      assert.equal(await cluster.get("kept"), "v");
+      // A good list afterwards is applied.
+      endpoint.set(version, [a.spec, b.spec]);
+      assert.equal(await cluster.refreshServers(), true);
+      assert.deepEqual(cluster.servers, [a.spec, b.spec]);
+      assert.equal(cluster.configVersion, version);
+      assert.deepEqual(errors, []); // refreshServers rejects; only scheduled reads report
     });
 
     it("the same version is not applied again; engines before 1.4.14 are read with get AmazonElastiCache:cluster", async () => {

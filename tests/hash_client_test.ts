@@ -8,6 +8,7 @@ import { describe, it } from "./_harness.ts";
 import { Client, HashClient, MemcacheConnectionError, MemcacheError, MemcacheIllegalInputError } from "../mod.ts";
 import { RendezvousHash } from "../src/_rendezvous.ts";
 import { KetamaHash } from "../src/_ketama.ts";
+import { JumpHash, poolSeed } from "../src/_jump.ts";
 import { type MemcachedServer, startMemcached } from "./_memcached.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -56,6 +57,27 @@ describe("HashClient: placement", () => {
     const expected = servers.map((s) => keys.filter((k) => ring.getNode(k) === s.spec).sort());
     assert.deepEqual(await holdings(servers, keys), expected);
     assert.ok(expected.every((held) => held.length > 50), "every server holds a share");
+  });
+
+  it("jump: each key (prefix included) is stored on the server a proxy pool would pick; binary keys by their base64", async () => {
+    await using servers = await cluster(3);
+    const specs = servers.map((s) => s.spec);
+    await using client = new HashClient(specs, { hasher: "jump", seed: "s1", keyPrefix: "app:" });
+    await client.setMany(Object.fromEntries(keys.map((k) => [k, k])), { noreply: false });
+    const ring = new JumpHash(specs, poolSeed("s1"));
+    const expected = servers.map((s) => keys.filter((k) => ring.getNode(`app:${k}`) === s.spec).map((k) => `app:${k}`));
+    const held = await Promise.all(servers.map(async (server) => {
+      await using direct = new Client(server.spec);
+      return [...(await direct.getMany(keys.map((k) => `app:${k}`))).keys()];
+    }));
+    assert.deepEqual(held.map((h) => h.sort()), expected.map((e) => e.sort()));
+    assert.ok(expected.every((e) => e.length > 50), "every server holds a share");
+    // A binary meta key travels as the base64 of prefix + bytes, and is placed by that text.
+    const binary = new Uint8Array([0, 1, 2, 255, 10, 13]);
+    const wire = btoa(String.fromCharCode(...new TextEncoder().encode("app:"), ...binary));
+    assert.equal((await client.metaSet(binary, "bin")).stored, true);
+    await using owner = new Client(ring.getNode(wire)!);
+    assert.equal((await owner.metaGet(new Uint8Array([...new TextEncoder().encode("app:"), ...binary]))).value, "bin");
   });
 
   it("places by the key without the prefix; duplicates in the server list count once", async () => {
@@ -253,6 +275,25 @@ describe("HashClient: failover", () => {
     assert.equal(client.serverFor(k), victim.spec);
     assert.equal(await client.get(k), null);
     await client.set(k, "home", { noreply: false });
+    await using direct = new Client(victim.spec);
+    assert.equal(await direct.get(k), "home");
+  });
+
+  it("jump: a dead server leaves the pool's order (the others close up) and comes back in its place", async () => {
+    await using servers = await cluster(3);
+    const specs = servers.map((s) => s.spec);
+    await using client = new HashClient(specs, { hasher: "jump", retryAttempts: 0, retryTimeout, deadTimeout });
+    const before = keys.map((k) => client.serverFor(k));
+    const victim = servers[0];
+    const k = keyOn(client, victim);
+    await victim.stop();
+    await assert.rejects(client.get(k), MemcacheConnectionError); // dead at once (retryAttempts 0)
+    const without = new JumpHash([specs[1], specs[2]]);
+    assert.deepEqual(keys.map((key) => client.serverFor(key)), keys.map((key) => without.getNode(key)));
+    await victim.restart();
+    await sleep(deadTimeout + 50);
+    assert.deepEqual(keys.map((key) => client.serverFor(key)), before);
+    assert.equal(await client.set(k, "home", { noreply: false }), true);
     await using direct = new Client(victim.spec);
     assert.equal(await direct.get(k), "home");
   });
