@@ -24,7 +24,9 @@ import {
   QueueFullError,
 } from "./errors.ts";
 import { connectionLost } from "./_usable.ts";
-import { type Expectation, Outbox, ProtocolError, type Reply, ReplyParser, WITH_DATA } from "./_protocol.ts";
+import { Outbox } from "./_outbox.ts";
+import { type Expectation, type Reply, ReplyParser, WITH_DATA } from "./_protocol.ts";
+import { ProtocolError } from "./_wire.ts";
 import {
   CLOSE_GRACE_MS,
   type ServerAddress,

@@ -22,19 +22,20 @@ import {
   encodeTouch,
   encodeVerbosity,
   encodeVersion,
+} from "./_text_commands.ts";
+import {
   EXPECT_LINE,
   EXPECT_META,
   EXPECT_META_QUIET,
   EXPECT_RAW,
   EXPECT_STATS,
   EXPECT_VALUES,
-  type Item,
-  type Outbox,
-  ProtocolError,
   type Reply,
   type Status,
   WITH_DATA,
 } from "./_protocol.ts";
+import { type Item, ProtocolError } from "./_wire.ts";
+import type { Outbox } from "./_outbox.ts";
 import { entriesOf } from "./_mapping.ts";
 import { checkLimitMs } from "./_options.ts";
 import {
