@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Connection, type FirstRequest } from "./_connection.ts";
+import { Connection, type ConnectionObserver, type FirstRequest } from "./_connection.ts";
 import { defaultTransport } from "./_default_transport.ts";
 import { checkKey as checkWireKey, keyBytes } from "./_keys.ts";
 import {
@@ -36,7 +36,7 @@ import {
 } from "./_protocol.ts";
 import { type Item, ProtocolError } from "./_wire.ts";
 import type { Outbox } from "./_outbox.ts";
-import { entriesOf } from "./_mapping.ts";
+import { entriesOf, type Mapping } from "./_mapping.ts";
 import { checkLimitMs } from "./_options.ts";
 import {
   binaryWireKey,
@@ -71,7 +71,7 @@ import {
   type InvalidateOptions,
   type Loader,
 } from "./_stampede.ts";
-import { type ConnectionObserver, connectionObserver, observeCommands, type Observer } from "./_observe.ts";
+import { connectionObserver, observeCommands, type Observer } from "./_observe.ts";
 import { convertStats } from "./_stats.ts";
 import {
   checkCas,
@@ -101,6 +101,8 @@ import {
   type TlsOptions,
   type Transport,
 } from "./transport.ts";
+
+export type { Mapping };
 
 /** Options of {@linkcode Client}. Durations the client measures are in ms. */
 export interface ClientOptions {
@@ -301,9 +303,6 @@ interface PreparedStore {
 /** A memcached item's value, as the serde returns it. */
 // deno-lint-ignore no-explicit-any
 export type Value = any;
-
-/** Key/value pairs for {@linkcode Client.setMany}. */
-export type Mapping = Map<string, unknown> | Record<string, unknown> | Iterable<readonly [string, unknown]>;
 
 const encoder = new TextEncoder();
 
