@@ -285,9 +285,12 @@ function observedRoutes(): string {
   const names = (Object.keys(COMMANDS) as CommandName[]).filter((n) => !("alias" in COMMANDS[n]));
   return [
     "/** Every command but the aliases, with how its first argument names keys (see `Route`). */",
-    "const ROUTES: { readonly [K in CommandName]?: Route } = {",
+    "const ROUTES = {",
     ...names.map((n) => `  ${n}: ${JSON.stringify(rowOf(n).route)},`),
-    "};",
+    "} as const satisfies { readonly [name: string]: Route };",
+    "",
+    "/** A command the observer wraps. */",
+    "type ObservedName = keyof typeof ROUTES;",
     "",
   ].join("\n");
 }

@@ -24,7 +24,9 @@ import {
   QueueFullError,
 } from "./errors.ts";
 import { connectionLost } from "./_usable.ts";
-import { type Expectation, Outbox, ProtocolError, type Reply, ReplyParser, WITH_DATA } from "./_protocol.ts";
+import { Outbox } from "./_outbox.ts";
+import { type Expectation, type Reply, ReplyParser, WITH_DATA } from "./_protocol.ts";
+import { ProtocolError } from "./_wire.ts";
 import {
   CLOSE_GRACE_MS,
   type ServerAddress,
@@ -33,7 +35,20 @@ import {
   type TransportConnectOptions,
   type TransportSocket,
 } from "./transport.ts";
-import type { ConnectionObserver, Tally } from "./_observe.ts";
+
+/** Where the connection counts a request's bytes: the event of the call that issued it. */
+export interface Tally {
+  bytesWritten: number;
+  bytesRead: number;
+}
+
+/** What a Connection reports to (see `ConnectionOptions.observer`). */
+export interface ConnectionObserver {
+  /** The call issuing a request right now, if it is observed. */
+  tally(): Tally | undefined;
+  /** A connection to `server` opened, closed or failed. */
+  event(type: "open" | "close" | "error", server: string, error?: Error): void;
+}
 
 /** Settings of a connection. */
 export interface ConnectionOptions extends Omit<TransportConnectOptions, "signal"> {

@@ -7,7 +7,7 @@
  */
 
 import { MemcacheIllegalInputError } from "./errors.ts";
-import { utf8Length } from "./_protocol.ts";
+import { utf8Length } from "./_outbox.ts";
 
 /** memcached's longest key, in bytes, prefix included. */
 export const MAX_KEY_LENGTH = 250;

@@ -5,7 +5,8 @@
  * @module
  */
 
-import type { Mapping } from "./client.ts";
+/** Key/value pairs for {@linkcode Client.setMany}. */
+export type Mapping = Map<string, unknown> | Record<string, unknown> | Iterable<readonly [string, unknown]>;
 
 /** The key/value pairs of `values`: a `Map` or an iterable of pairs as it is, a plain object's own entries. */
 export function entriesOf(values: Mapping): Iterable<readonly [string, unknown]> {

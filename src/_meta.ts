@@ -25,7 +25,8 @@
 
 import { MemcacheIllegalInputError } from "./errors.ts";
 import { checkCas, checkFlags } from "./_validate.ts";
-import type { Item, Outbox } from "./_protocol.ts";
+import type { Outbox } from "./_outbox.ts";
+import type { Item } from "./_wire.ts";
 
 /** A key of a meta command: a string (checked as every key is) or any bytes, sent base64. */
 export type MetaKey = string | Uint8Array;

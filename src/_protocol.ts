@@ -1,7 +1,8 @@
 /**
- * The memcached text protocol as pure code: an {@linkcode Outbox} that
- * commands are encoded into, and a {@linkcode ReplyParser} fed arbitrary
- * byte chunks. No sockets, no timers, no runtime APIs.
+ * The reply side of the memcached protocols as pure code: a
+ * {@linkcode ReplyParser} fed arbitrary byte chunks, framing text and meta
+ * replies (meta lines are parsed by _meta.ts). No sockets, no timers, no
+ * runtime APIs. Commands are encoded by _text_commands.ts and _meta.ts.
  *
  * Values are framed by the byte count on their `VALUE` line, never by
  * searching for `\r\n`, so any bytes round-trip.
@@ -10,9 +11,9 @@
  */
 
 import { type MetaLine, parseMetaLine } from "./_meta.ts";
+import { decodeText, type Item, ProtocolError } from "./_wire.ts";
 
 const encoder = new TextEncoder();
-const utf8 = new TextDecoder();
 /** For keys: a key that is not valid UTF-8 was never asked for, and must not pass as one after lossy decoding. */
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 
@@ -47,15 +48,6 @@ export interface Expectation {
    * decoding; any other key is decoded from its bytes.
    */
   keys?: readonly string[];
-}
-
-/** One item of a retrieval reply. */
-export interface Item {
-  key: string;
-  flags: number;
-  value: Uint8Array;
-  /** The cas token as a decimal string, for gets/gats. */
-  cas?: string;
 }
 
 /** A parsed reply. Constant status replies are shared objects. */
@@ -107,14 +99,6 @@ const SP = 32;
 /** The longest line the parser buffers before calling the stream garbage. */
 export const MAX_LINE = 65536;
 
-/** The server sent bytes that do not fit the protocol; the stream is unusable. */
-export class ProtocolError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ProtocolError";
-  }
-}
-
 /** Whether `buf[start, end)` begins with `prefix`. */
 function startsWith(buf: Uint8Array, start: number, end: number, prefix: Uint8Array): boolean {
   if (end - start < prefix.length) return false;
@@ -135,18 +119,6 @@ function isAsciiKey(key: string, buf: Uint8Array, start: number, end: number): b
     if (c > 127 || c !== buf[start + i]) return false;
   }
   return true;
-}
-
-/** Decodes protocol text: ASCII by hand (short, hot), anything else as UTF-8. */
-export function decodeText(bytes: Uint8Array, start = 0, end = bytes.length): string {
-  if (end - start > 64) return utf8.decode(bytes.subarray(start, end));
-  let s = "";
-  for (let i = start; i < end; i++) {
-    const c = bytes[i];
-    if (c > 127) return utf8.decode(bytes.subarray(start, end));
-    s += String.fromCharCode(c);
-  }
-  return s;
 }
 
 /** Parses an unsigned decimal field; -1 if it is not one. */
@@ -630,8 +602,6 @@ const EMPTY = new Uint8Array(0);
 /** Slab size for small values, and the largest value carved from one. */
 const SLAB_SIZE = 8192;
 const SLAB_VALUE_MAX = 4096;
-/** Size of the outbox's buffer, which commands of many ticks share. */
-const OUTBOX_SLAB = 65536;
 /** Buffers from this size on come from `allocate` (uninitialized memory where the transport has it). */
 const UNSAFE_MIN = 65536;
 const zeroed = (size: number): Uint8Array => new Uint8Array(size);
@@ -655,254 +625,4 @@ function indexOfBytes(hay: Uint8Array, needle: Uint8Array, from: number): number
 
 function quote(line: Uint8Array): string {
   return JSON.stringify(decodeText(line.subarray(0, 80)));
-}
-
-/**
- * A growable write buffer that commands are encoded into; `take` hands the
- * bytes to a transport in one piece, so commands issued together go out in
- * one write.
- */
-export class Outbox {
-  /** Pending bytes are `#buf[#start, #len)`; what lies before was taken. */
-  #buf: Uint8Array;
-  #start = 0;
-  #len = 0;
-  /** Allocates buffers for large values; see `Transport.allocUnsafe`. */
-  allocate: (size: number) => Uint8Array = zeroed;
-
-  /** `initial`: bytes to start with; by default the first write allocates. */
-  constructor(initial = 0) {
-    this.#buf = new Uint8Array(initial);
-  }
-
-  /** Bytes waiting. */
-  get length(): number {
-    return this.#len - this.#start;
-  }
-
-  #ensure(extra: number): void {
-    if (this.#len + extra <= this.#buf.length) return;
-    // A new buffer: bytes already taken may still be in a transport's hands.
-    const pending = this.#len - this.#start;
-    const need = pending + extra;
-    // A slab, or for a large value a buffer sized to it (room for the
-    // commands after it; doubling if one tick brings several).
-    const fresh = need <= OUTBOX_SLAB
-      ? new Uint8Array(OUTBOX_SLAB)
-      : this.allocate(Math.max(need + OUTBOX_SLAB, 2 * this.#buf.length)); // only [#start, #len) is ever sent
-    fresh.set(this.#buf.subarray(this.#start, this.#len));
-    this.#buf = fresh;
-    this.#start = 0;
-    this.#len = pending;
-  }
-
-  /** Appends text as UTF-8. */
-  text(s: string): void {
-    const n = s.length;
-    this.#ensure(n * 3);
-    const buf = this.#buf;
-    let len = this.#len;
-    if (n <= 256) {
-      // Command lines are short ASCII: a loop beats a call into encodeInto.
-      for (let i = 0; i < n; i++) {
-        const c = s.charCodeAt(i);
-        if (c > 127) {
-          this.#len = len + encoder.encodeInto(s.slice(i), buf.subarray(len)).written;
-          return;
-        }
-        buf[len++] = c;
-      }
-      this.#len = len;
-      return;
-    }
-    this.#len = len + encoder.encodeInto(s, buf.subarray(len)).written;
-  }
-
-  /** Appends an integer in decimal, written digit by digit (no string). */
-  int(n: number): void {
-    this.#ensure(24);
-    const buf = this.#buf;
-    let len = this.#len;
-    if (n < 0) {
-      buf[len++] = 45; // "-"
-      n = -n;
-    }
-    let digits = 1;
-    for (let m = n; m >= 10; m = Math.floor(m / 10)) digits++;
-    for (let i = len + digits - 1; i >= len; i--) {
-      buf[i] = 48 + (n % 10);
-      n = Math.floor(n / 10);
-    }
-    this.#len = len + digits;
-  }
-
-  /** Appends one byte. */
-  byte(b: number): void {
-    this.#ensure(1);
-    this.#buf[this.#len++] = b;
-  }
-
-  /** Appends bytes (copied). */
-  bytes(b: Uint8Array): void {
-    this.#ensure(b.length);
-    this.#buf.set(b, this.#len);
-    this.#len += b.length;
-  }
-
-  /**
-   * Removes and returns everything written so far: a view that is never
-   * written to again (later commands go after it, or into a new buffer), so
-   * a transport may hold it until its write completes. A view instead of a
-   * copy, since a new ArrayBuffer per tick costs more than encoding a get.
-   */
-  take(): Uint8Array {
-    const out = this.#buf.subarray(this.#start, this.#len);
-    if (this.#buf.length > OUTBOX_SLAB) {
-      // Grown for a large value: do not keep it.
-      this.#buf = new Uint8Array(OUTBOX_SLAB);
-      this.#start = this.#len = 0;
-    } else {
-      this.#start = this.#len;
-    }
-    return out;
-  }
-}
-
-// ---- Encoders. Keys arrive validated (see _keys.ts); numbers validated by the caller.
-
-const NOREPLY = " noreply\r\n";
-const CRLF = "\r\n";
-
-/**
- * Bytes of `s` as UTF-8, as TextEncoder writes it: a surrogate pair is 4
- * bytes, a lone surrogate becomes U+FFFD (3 bytes).
- */
-export function utf8Length(s: string): number {
-  let n = s.length;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) continue;
-    if (c < 0x800) n += 1;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      n += 2; // two code units, four bytes
-      i++;
-    } else n += 2;
-  }
-  return n;
-}
-
-/** Strings up to this many code units are written straight into the outbox; longer ones encoded first. */
-const DIRECT_TEXT_MAX = 16384;
-
-/**
- * `set|add|replace|append|prepend|cas <key> <flags> <exptime> <bytes> [<cas>] [noreply]` + data.
- * A string value is sent UTF-8 encoded.
- */
-export function encodeStore(
-  out: Outbox,
-  command: string,
-  key: string,
-  flags: number,
-  exptime: number,
-  data: Uint8Array | string,
-  noreply: boolean,
-  cas?: string,
-): void {
-  // A short string goes into the outbox as it is: no buffer of its own.
-  const direct = typeof data === "string" && data.length <= DIRECT_TEXT_MAX;
-  const value = typeof data !== "string" ? data : direct ? EMPTY : encoder.encode(data);
-  // Piece by piece: no string is built per request.
-  out.text(command);
-  out.byte(SP);
-  out.text(key);
-  out.byte(SP);
-  out.int(flags);
-  out.byte(SP);
-  out.int(exptime);
-  out.byte(SP);
-  out.int(direct ? utf8Length(data as string) : value.length);
-  if (cas !== undefined) {
-    out.byte(SP);
-    out.text(cas);
-  }
-  out.text(noreply ? NOREPLY : CRLF);
-  if (direct) out.text(data as string);
-  else out.bytes(value);
-  out.text(CRLF);
-}
-
-/** `get|gets <key>*` and `gat|gats <exptime> <key>*` */
-export function encodeRetrieve(out: Outbox, command: string, keys: readonly string[], exptime?: number): void {
-  out.text(command);
-  if (exptime !== undefined) {
-    out.byte(SP);
-    out.int(exptime);
-  }
-  for (let i = 0; i < keys.length; i++) {
-    out.byte(SP);
-    out.text(keys[i]);
-  }
-  out.text(CRLF);
-}
-
-/** `delete <key> [noreply]` */
-export function encodeDelete(out: Outbox, key: string, noreply: boolean): void {
-  out.text(`delete ${key}${noreply ? NOREPLY : CRLF}`);
-}
-
-/** `incr|decr <key> <value> [noreply]` */
-export function encodeArithmetic(
-  out: Outbox,
-  command: "incr" | "decr",
-  key: string,
-  delta: string,
-  noreply: boolean,
-): void {
-  out.text(`${command} ${key} ${delta}${noreply ? NOREPLY : CRLF}`);
-}
-
-/** `touch <key> <exptime> [noreply]` */
-export function encodeTouch(out: Outbox, key: string, exptime: number, noreply: boolean): void {
-  out.text(`touch ${key} ${exptime}${noreply ? NOREPLY : CRLF}`);
-}
-
-/** `stats [<args>]` */
-export function encodeStats(out: Outbox, args: readonly string[]): void {
-  out.text(args.length ? `stats ${args.join(" ")}\r\n` : "stats\r\n");
-}
-
-/** `version` */
-export function encodeVersion(out: Outbox): void {
-  out.text("version\r\n");
-}
-
-/** `flush_all [<delay>] [noreply]` */
-export function encodeFlushAll(out: Outbox, delay: number, noreply: boolean): void {
-  out.text(`flush_all ${delay}${noreply ? NOREPLY : CRLF}`);
-}
-
-/** `cache_memlimit <megabytes> [noreply]` */
-export function encodeCacheMemlimit(out: Outbox, megabytes: number, noreply: boolean): void {
-  out.text(`cache_memlimit ${megabytes}${noreply ? NOREPLY : CRLF}`);
-}
-
-/** `verbosity <level> [noreply]` */
-export function encodeVerbosity(out: Outbox, level: number, noreply: boolean): void {
-  out.text(`verbosity ${level}${noreply ? NOREPLY : CRLF}`);
-}
-
-/** `shutdown [graceful]` */
-export function encodeShutdown(out: Outbox, graceful: boolean): void {
-  out.text(graceful ? "shutdown graceful\r\n" : "shutdown\r\n");
-}
-
-/** `quit` */
-export function encodeQuit(out: Outbox): void {
-  out.text("quit\r\n");
-}
-
-/** A caller-given command line, sent as is plus `\r\n`. */
-export function encodeRaw(out: Outbox, command: Uint8Array): void {
-  out.bytes(command);
-  out.text(CRLF);
 }

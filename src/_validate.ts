@@ -6,7 +6,7 @@
  */
 
 import { MemcacheIllegalInputError } from "./errors.ts";
-import { ProtocolError } from "./_protocol.ts";
+import { ProtocolError } from "./_wire.ts";
 
 /**
  * An input error thrown by a check, named with where it happened: the

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Connection, type FirstRequest } from "./_connection.ts";
+import { Connection, type ConnectionObserver, type FirstRequest } from "./_connection.ts";
 import { defaultTransport } from "./_default_transport.ts";
 import { checkKey as checkWireKey, keyBytes } from "./_keys.ts";
 import {
@@ -22,20 +22,21 @@ import {
   encodeTouch,
   encodeVerbosity,
   encodeVersion,
+} from "./_text_commands.ts";
+import {
   EXPECT_LINE,
   EXPECT_META,
   EXPECT_META_QUIET,
   EXPECT_RAW,
   EXPECT_STATS,
   EXPECT_VALUES,
-  type Item,
-  type Outbox,
-  ProtocolError,
   type Reply,
   type Status,
   WITH_DATA,
 } from "./_protocol.ts";
-import { entriesOf } from "./_mapping.ts";
+import { type Item, ProtocolError } from "./_wire.ts";
+import type { Outbox } from "./_outbox.ts";
+import { entriesOf, type Mapping } from "./_mapping.ts";
 import { checkLimitMs } from "./_options.ts";
 import {
   binaryWireKey,
@@ -70,7 +71,7 @@ import {
   type InvalidateOptions,
   type Loader,
 } from "./_stampede.ts";
-import { type ConnectionObserver, connectionObserver, observeCommands, type Observer } from "./_observe.ts";
+import { connectionObserver, observeCommands, type Observer } from "./_observe.ts";
 import { convertStats } from "./_stats.ts";
 import {
   checkCas,
@@ -100,6 +101,8 @@ import {
   type TlsOptions,
   type Transport,
 } from "./transport.ts";
+
+export type { Mapping };
 
 /** Options of {@linkcode Client}. Durations the client measures are in ms. */
 export interface ClientOptions {
@@ -300,9 +303,6 @@ interface PreparedStore {
 /** A memcached item's value, as the serde returns it. */
 // deno-lint-ignore no-explicit-any
 export type Value = any;
-
-/** Key/value pairs for {@linkcode Client.setMany}. */
-export type Mapping = Map<string, unknown> | Record<string, unknown> | Iterable<readonly [string, unknown]>;
 
 const encoder = new TextEncoder();
 

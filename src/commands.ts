@@ -33,21 +33,12 @@
  */
 
 import type { Client } from "./client.ts";
+import type { Route } from "./_route.ts";
 import { entriesOf } from "./_mapping.ts";
 import type { MetaResult, MetaStatus } from "./_meta.ts";
 import { getOrSet, type GetOrSetOptions, type Loader, type StampedeTarget } from "./_stampede.ts";
 
-/**
- * How a wrapper over several servers (HashClient) routes a command:
- * - `"key"`: the first argument is a key; the call runs on its server.
- * - `"keys"`: the first argument is an iterable of keys; the call is split
- *   per server, run in parallel, and the results merged (`Map`s keyed as
- *   passed, in the order passed; `true` when every part is `true`).
- * - `"pairs"`: the first argument is a `Mapping` of key/value pairs; split
- *   per server as `"keys"`, the results (lists of keys) concatenated.
- * - `"all"`: the call runs on every live server.
- */
-export type Route = "key" | "keys" | "pairs" | "all";
+export type { Route };
 
 /** One command: how the wrappers route, fail and retry it. */
 export interface CommandRow {

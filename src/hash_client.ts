@@ -7,7 +7,7 @@
 
 import { Client } from "./client.ts";
 import type { GetOrSetOptions, InvalidateOptions, Loader } from "./_stampede.ts"; // generated: the commands' types
-import type { Mapping, NoreplyOptions, StoreOptions, Value } from "./client.ts"; // generated: the commands' types
+import type { Mapping } from "./_mapping.ts"; // generated: the commands' types
 import type {
   MetaArithmeticOptions,
   MetaDeleteOptions,
@@ -17,6 +17,7 @@ import type {
   MetaResult,
   MetaSetOptions,
 } from "./_meta.ts"; // generated: the commands' types
+import type { NoreplyOptions, StoreOptions, Value } from "./client.ts"; // generated: the commands' types
 import { type CommandName, type CommandRow, type Commands, missOf, rowOf, runComposed } from "./commands.ts";
 import { AutoDiscovery } from "./_discovery.ts";
 import { MemcacheError, MemcacheIllegalInputError } from "./errors.ts";

@@ -7,7 +7,7 @@
 
 import type { Client } from "./client.ts";
 import type { GetOrSetOptions, InvalidateOptions, Loader } from "./_stampede.ts"; // generated: the commands' types
-import type { Mapping, NoreplyOptions, StoreOptions, Value } from "./client.ts"; // generated: the commands' types
+import type { Mapping } from "./_mapping.ts"; // generated: the commands' types
 import type {
   MetaArithmeticOptions,
   MetaDeleteOptions,
@@ -16,6 +16,7 @@ import type {
   MetaKey,
   MetaSetOptions,
 } from "./_meta.ts"; // generated: the commands' types
+import type { NoreplyOptions, StoreOptions, Value } from "./client.ts"; // generated: the commands' types
 import { type CommandName, type Commands, rowOf, runComposed } from "./commands.ts";
 import { MemcacheAuthError, MemcacheTimeoutError, MemcacheUnexpectedCloseError } from "./errors.ts";
 import { entriesOf } from "./_mapping.ts";

@@ -32,10 +32,10 @@ import {
   EXPECT_STATS,
   EXPECT_VALUES,
   type Expectation,
-  ProtocolError,
   type Reply,
   ReplyParser,
 } from "../src/_protocol.ts";
+import { ProtocolError } from "../src/_wire.ts";
 import {
   envInt,
   fromLatin1,

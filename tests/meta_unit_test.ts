@@ -25,11 +25,11 @@ import {
   EXPECT_META,
   EXPECT_META_QUIET,
   type Expectation,
-  Outbox,
-  ProtocolError,
   type Reply,
   ReplyParser,
 } from "../src/_protocol.ts";
+import { Outbox } from "../src/_outbox.ts";
+import { ProtocolError } from "../src/_wire.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

@@ -2,21 +2,18 @@
 // byte position (and in one chunk each), and must parse identically.
 import assert from "node:assert/strict";
 import { describe, it } from "./_harness.ts";
+import { encodeArithmetic, encodeRetrieve, encodeStore } from "../src/_text_commands.ts";
 import {
-  encodeArithmetic,
-  encodeRetrieve,
-  encodeStore,
   EXPECT_LINE,
   EXPECT_RAW,
   EXPECT_STATS,
   EXPECT_VALUES,
   type Expectation,
-  Outbox,
-  ProtocolError,
   type Reply,
   ReplyParser,
-  utf8Length,
 } from "../src/_protocol.ts";
+import { Outbox, utf8Length } from "../src/_outbox.ts";
+import { ProtocolError } from "../src/_wire.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

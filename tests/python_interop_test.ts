@@ -18,7 +18,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { inspect } from "node:util";
 import { describe, it } from "./_harness.ts";
-import { fromHex, untag } from "./_python_tags.ts";
+import { untag } from "./_python_tags.ts";
 import { readFileSync } from "node:fs";
 import {
   CompressedSerde,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stage: the behaviour suite and the unit tests on Node (NodeTransport), run on
 # the JavaScript tsc compiles them to (scripts/compile_tests.sh), not on the
-# TypeScript sources: every tests/*_test.ts but the Deno-only ones, the same
+# TypeScript sources: every *_test.ts under tests/ but the Deno-only ones, the same
 # test bodies Deno runs, under node:test. Last line: "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -12,7 +12,7 @@ if ! bash scripts/compile_tests.sh "$out"; then
   exit 1
 fi
 log=$(mktemp)
-(cd "$out" && timeout 900 node --test --test-reporter=tap tests/*_test.js) 2>&1 | tee "$log"
+(cd "$out" && timeout 900 node --test --test-reporter=tap $(cd "$out" && find tests -name '*_test.js' | sort)) 2>&1 | tee "$log"
 code=${PIPESTATUS[0]}
 p=$(grep -aE '^# pass [0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+')
 f=$(grep -aE '^# fail [0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+')
