@@ -22,7 +22,7 @@ const ROOT_PATH = decodeURIComponent(ROOT.pathname);
 export const ALLOWED: Record<string, readonly string[]> = {
   protocol: [],
   connection: ["protocol"],
-  placement: [],
+  placement: ["protocol", "connection"],
   values: ["protocol"],
   server: ["protocol"],
   clients: ["protocol", "connection", "placement", "values"],

@@ -13,7 +13,7 @@ import { JumpHash, poolSeed } from "./_jump.ts";
 import { KetamaHash, type KetamaServer } from "./_ketama.ts";
 import { checkKey as checkWireKey } from "./_keys.ts";
 import { binaryWireKey, encodeBase64 } from "./_meta.ts";
-import { pythonRing } from "./_python_compat.ts";
+import { pythonRing } from "./_python_hash.ts";
 import { type Hasher, RendezvousHash } from "./_rendezvous.ts";
 import { parseServerSpec, type ServerAddress, type ServerSpec } from "./transport.ts";
 import { inContext } from "./_validate.ts";

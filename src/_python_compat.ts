@@ -12,8 +12,6 @@
 import { MemcacheClientError, MemcacheIllegalInputError, MemcacheUnknownCommandError } from "./errors.ts";
 import { PickleSerde, type PythonClientName } from "./pickle_serde.ts";
 import type { Serde } from "./serde.ts";
-import { Crc32Hash, ModulaHash } from "./_python_hash.ts";
-import type { Hasher } from "./_rendezvous.ts";
 
 export type { PythonClientName };
 
@@ -38,13 +36,6 @@ export function pythonSerde(name: PythonClientName): Serde {
 /** The placement `compatibleWith` picks. */
 export function pythonHasher(name: PythonClientName): "modula" | "crc32" | "rendezvous" {
   return name === "pylibmc" ? "modula" : name === "python-memcached" ? "crc32" : "rendezvous";
-}
-
-/** The ring for a Python placement, or `null` for another hasher name. */
-export function pythonRing(hasher: string, nodes: string[]): Hasher | null {
-  if (hasher === "modula") return new ModulaHash(nodes);
-  if (hasher === "crc32") return new Crc32Hash(nodes);
-  return null;
 }
 
 const TWO_64 = 1n << 64n;

@@ -108,3 +108,10 @@ export class Crc32Hash extends ModuloHash {
     return null;
   }
 }
+
+/** The ring for a Python placement, or `null` for another hasher name. */
+export function pythonRing(hasher: string, nodes: string[]): Hasher | null {
+  if (hasher === "modula") return new ModulaHash(nodes);
+  if (hasher === "crc32") return new Crc32Hash(nodes);
+  return null;
+}
