@@ -798,8 +798,51 @@ class StarvationClock {
 /** One clock for every ledger: starvation is the process's, whichever ledger's call it hits. */
 const starvation = new StarvationClock();
 
+/**
+ * The starvation clock for a harness that times calls itself (see
+ * {@linkcode Invariants.call} for the rule): `now()` is the ms this process
+ * has been starved so far; `release()` stops the probe once its calls are
+ * done.
+ */
+export function watchStarvation(): { now(): number; release(): void } {
+  starvation.acquire();
+  let released = false;
+  return {
+    now: () => starvation.now(),
+    release: () => {
+      if (!released) starvation.release();
+      released = true;
+    },
+  };
+}
+
 /** How one call ended, for the ledger's counts. */
-export type Outcome = { ok: true; value: unknown; ms: number } | { ok: false; error: unknown; ms: number };
+export type Outcome =
+  & ({ ok: true; value: unknown } | { ok: false; error: unknown })
+  & {
+    /** How long the call took, ms. */
+    ms: number;
+    /** ms of it this process was starved (see StarvationClock): not the client's time. */
+    starved: number;
+  };
+
+/**
+ * Runs `attempt` until it succeeds, at most `tries` times; a failed try is
+ * retried only when it timed out while this process was starved for at
+ * least {@linkcode LATE_MS} (a loaded machine, not the client). Resolves
+ * with the last outcome. For checks that a client works again (recovery),
+ * which a bug (a dead connection reused) still fails on an idle machine.
+ */
+export async function unlessStarved(
+  attempt: () => Promise<Outcome>,
+  isTimeout: (error: unknown) => boolean,
+  tries = 5,
+): Promise<Outcome> {
+  for (let i = 1;; i++) {
+    const outcome = await attempt();
+    if (outcome.ok || i >= tries || !isTimeout(outcome.error) || outcome.starved < LATE_MS) return outcome;
+  }
+}
 
 /** Counts and violations of a harness run. */
 export interface Report {
@@ -902,11 +945,11 @@ export class Invariants {
     let outcome: Outcome;
     try {
       const value = await run();
-      outcome = { ok: true, value, ms: performance.now() - started };
+      outcome = { ok: true, value, ms: performance.now() - started, starved: 0 };
     } catch (error) {
-      outcome = { ok: false, error, ms: performance.now() - started };
+      outcome = { ok: false, error, ms: performance.now() - started, starved: 0 };
     }
-    const starved = starvation.now() - starvedBefore;
+    const starved = outcome.starved = starvation.now() - starvedBefore;
     starvation.release();
     this.#pending.delete(id);
     this.report.maxMs = Math.max(this.report.maxMs, outcome.ms);
