@@ -9,10 +9,9 @@ cd "$(dirname "$0")/.."
 if [ ! -x node_modules/deno/deno ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "==> npm ci (dev toolchain from package-lock.json: deno, bun, typescript, miniflare, ...)"
   npm ci --no-audit --no-fund --loglevel=error
-  # npm links node_modules/.bin/deno to the native binary, and `deno task`
-  # runs anything in node_modules/.bin as a JavaScript file; without the link
-  # it runs itself. Scripts call node_modules/deno/deno directly.
-  rm -f node_modules/.bin/deno
+  # deno's install script links node_modules/.bin/deno to the native binary,
+  # which `deno task` would run as a JavaScript file if a task named a bare
+  # `deno`: the tasks in deno.json and these scripts call node_modules/deno/deno.
 fi
 
 missing=()

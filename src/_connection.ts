@@ -177,6 +177,10 @@ export class Connection {
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   /** Context-bound transports: when a byte last arrived, or the connection last went busy. */
   #lastProgress = 0;
+  /** Whether the socket holds the process: not while nothing waits on it (see {@linkcode TransportSocket.unref}). */
+  #held = true;
+  /** The transport's {@linkcode Transport.unrefTimer}, once the transport is known. */
+  #unrefTimer: ((timer: ReturnType<typeof setTimeout>) => void) | undefined;
   /** Resolves once the connection is closed, whatever the reason. */
   readonly closed: Promise<void>;
   #markClosed!: () => void;
@@ -364,6 +368,7 @@ export class Connection {
     if (!this.usable) return this.closed;
     encode(this.#outbox);
     this.#quitting = true;
+    if (!this.#held) this.#hold(); // until the server has closed it
     this.#scheduled();
     return this.closed;
   }
@@ -451,6 +456,12 @@ export class Connection {
     const transport = this.#transport;
     const start = (t: Transport) => {
       this.#inContext = t.contextCheck?.(); // in the opening caller's context (a microtask of it)
+      if (t.unrefTimer) {
+        // The connect and a waiting request hold the process themselves: the timers need not.
+        const unrefTimer = this.#unrefTimer = (timer: ReturnType<typeof setTimeout>) => t.unrefTimer!(timer);
+        if (connectTimer !== undefined) unrefTimer(connectTimer);
+        if (this.#timer !== undefined) unrefTimer(this.#timer);
+      }
       this.#parser.slabs = !t.cheapBuffers;
       if (t.allocUnsafe) this.#parser.allocate = this.#outbox.allocate = (size) => t.allocUnsafe!(size);
       return t.connect(this.#address, connectOptions, handlers);
@@ -465,6 +476,7 @@ export class Connection {
         this.#wasOpen = true;
         this.#observer?.event("open", this.name);
         if (this.#outbox.length > 0) this.#flush();
+        if (this.pending === 0) this.#idle();
       },
       (error: unknown) => {
         clearTimeout(connectTimer);
@@ -489,6 +501,7 @@ export class Connection {
   #arm(at: number): void {
     this.#timerAt = at;
     this.#timer = setTimeout(() => this.#onTimer(), Math.max(0, at - Date.now()));
+    this.#unrefTimer?.(this.#timer);
   }
 
   /**
@@ -543,8 +556,28 @@ export class Connection {
     if (this.#quitting) this.#closeAfterQuit();
     if (this.#unflushed.size > 0 && !this.#firstPending) {
       for (const u of this.#unflushed.drain()) u.resolve();
-      if (this.#waiting.size === 0) this.#closeWhenIdle();
+      if (this.#waiting.size === 0) this.#idle();
     }
+  }
+
+  /**
+   * Nothing waits on the connection any more: its socket stops holding the
+   * process (a script that forgets close() still exits), and a context-bound
+   * one closes.
+   */
+  #idle(): void {
+    if (this.#state !== OPEN || this.#quitting || this.#closing !== null) return;
+    if (this.#held) {
+      this.#held = false;
+      this.#socket!.unref?.();
+    }
+    this.#closeWhenIdle();
+  }
+
+  /** The socket holds the process again: a request waits, or the connection closes. */
+  #hold(): void {
+    this.#held = true;
+    this.#socket?.ref?.();
   }
 
   /**
@@ -569,8 +602,9 @@ export class Connection {
     }
   }
 
-  /** A request is about to be queued: see {@linkcode Connection.stalledFor}. */
+  /** A request is about to be queued: it holds the process; see also {@linkcode Connection.stalledFor}. */
   #busy(): void {
+    if (!this.#held) this.#hold();
     if (this.#inContext !== undefined && this.pending === 0) this.#lastProgress = Date.now();
   }
 
@@ -665,7 +699,7 @@ export class Connection {
       }
     }
     if (this.#quitting && this.#waiting.size === 0) this.#closeAfterQuit();
-    else if (this.#waiting.size === 0 && this.#unflushed.size === 0) this.#closeWhenIdle();
+    else if (this.#waiting.size === 0 && this.#unflushed.size === 0) this.#idle();
   }
 
   #onTransportClose(error?: Error): void {
@@ -742,6 +776,8 @@ export class Connection {
   #rejecting: Promise<void> | undefined;
 
   #finish(graceful = true): void {
+    // Closing may wait for the peer (Node's end()): the process waits for it too.
+    if (!this.#held) this.#hold();
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;

@@ -98,6 +98,17 @@ export interface TransportSocket {
    * when it is closed. Optional: without it the core calls `close()`.
    */
   destroy?(): Promise<void>;
+  /**
+   * Lets the process exit while this socket is open (Node and Bun
+   * `socket.unref()`, Deno `conn.unref()`). The core calls it when no
+   * request waits on the connection, and {@linkcode TransportSocket.ref}
+   * when a request is queued on it again or it starts closing. Optional
+   * (with `ref`): without them an open socket holds the process until it
+   * is closed.
+   */
+  unref?(): void;
+  /** Undoes {@linkcode TransportSocket.unref}: the open socket holds the process again. */
+  ref?(): void;
 }
 
 /** Opens connections for the core; one implementation per runtime. */
@@ -145,6 +156,18 @@ export interface Transport {
    * zeroing fresh pages costs as much as the copy that then fills them.
    */
   allocUnsafe?(size: number): Uint8Array;
+  /**
+   * Makes one of the core's timers (a connection's request and connect
+   * timeouts) not hold the process by itself (Node and Bun
+   * `timer.unref()`, Deno `Deno.unrefTimer`). Those timers only matter
+   * while a connect is under way or a request waits; a transport that
+   * offers this must hold the process then itself: a pending connect does,
+   * and a socket does unless unref'd (the core refs it whenever a request
+   * waits). Optional: without it the timers hold the process until they
+   * fire (a connection's request timer stays armed up to `timeout` after
+   * its last request).
+   */
+  unrefTimer?(timer: ReturnType<typeof setTimeout>): void;
 }
 
 /**

@@ -22,6 +22,7 @@ import {
   Rng,
   startChaosProxy,
   taggedValue,
+  unlessStarved,
   withSeed,
 } from "./_hostile.ts";
 import { haveMemcached, type MemcachedServer, startMemcached } from "./_memcached.ts";
@@ -94,8 +95,14 @@ describe("chaos proxy: one fault at a time", () => {
       const inv = new Invariants(fault);
       const clients = clientsThrough(proxy, { timeout: 300, connectTimeout: 300 });
       try {
-        // Warm: every client has its connection.
-        for (const { client } of clients) await client.set("warm", "x", { noreply: false });
+        // Warm: every client has its connection (tried again if it timed out only because the process was starved).
+        for (const { name, client } of clients) {
+          const warm = await unlessStarved(
+            () => inv.call(`${name} warm`, 300, () => client.set("warm", "x", { noreply: false })),
+            (error) => error instanceof MemcacheTimeoutError,
+          );
+          assert.ok(warm.ok, `${name} could not warm up: ${(warm as { error?: unknown }).error}`);
+        }
         for (const link of proxy.links()) {
           if (fault === "stall") link.down.stall();
           else link.down.truncateAfter(20); // two and a half STORED lines, then nothing
@@ -113,12 +120,9 @@ describe("chaos proxy: one fault at a time", () => {
         for (const { name, client } of clients) {
           const key = `st:after:${name}`;
           const value = taggedValue(key, inv.serial(), 10);
-          const o = await inv.write(
-            `${name} set after`,
-            key,
-            value,
-            300,
-            () => client.set(key, value, { noreply: false }),
+          const o = await unlessStarved(
+            () => inv.write(`${name} set after`, key, value, 300, () => client.set(key, value, { noreply: false })),
+            (error) => error instanceof MemcacheTimeoutError,
           );
           assert.ok(o.ok, `${name} did not recover: ${(o as { error?: unknown }).error}`);
         }

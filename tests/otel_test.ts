@@ -57,6 +57,11 @@ function setup() {
     tracer: provider.getTracer("memkit-test"),
     async [Symbol.asyncDispose]() {
       context.disable();
+      // Each export finishes on a timer of the exporter's (InMemorySpanExporter
+      // answers in a setTimeout), and shutdown() does not wait for exports in
+      // flight: a span ended just before (or while the clients close) would
+      // leave that timer running past the test. forceFlush waits for them.
+      await provider.forceFlush();
       await provider.shutdown();
     },
   };

@@ -136,6 +136,11 @@ export class DenoTransport implements Transport {
     const conn = await raceAbort(open(address, options), options.signal, closeQuietly);
     return new DenoSocket(conn, handlers);
   }
+
+  /** `Deno.unrefTimer`; see {@linkcode Transport.unrefTimer}. */
+  unrefTimer(timer: ReturnType<typeof setTimeout>): void {
+    Deno.unrefTimer(timer);
+  }
 }
 
 class DenoSocket implements TransportSocket {
@@ -213,6 +218,14 @@ class DenoSocket implements TransportSocket {
       await this.#writing;
     }
     await this.#reading;
+  }
+
+  unref(): void {
+    if (!this.#closed) this.#conn.unref();
+  }
+
+  ref(): void {
+    if (!this.#closed) this.#conn.ref();
   }
 
   async destroy(): Promise<void> {

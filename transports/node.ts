@@ -58,6 +58,16 @@ export class NodeTransport implements Transport {
     return new Uint8Array(b.buffer, b.byteOffset, size);
   }
 
+  /**
+   * `timer.unref()` (Node, Bun); `Deno.unrefTimer` where timers are numbers
+   * (Deno's Node compatibility). See {@linkcode Transport.unrefTimer}.
+   */
+  unrefTimer(timer: ReturnType<typeof setTimeout>): void {
+    const t = timer as unknown as number | { unref?(): void };
+    if (typeof t === "object") t.unref?.();
+    else (globalThis as { Deno?: { unrefTimer(id: number): void } }).Deno?.unrefTimer(t);
+  }
+
   /** Opens a connection; see {@linkcode Transport.connect}. */
   connect(
     address: ServerAddress,
@@ -148,6 +158,12 @@ export class NodeTransport implements Transport {
           destroy() {
             socket.destroy();
             return done;
+          },
+          unref() {
+            if (!closed) socket.unref();
+          },
+          ref() {
+            if (!closed) socket.ref();
           },
         });
       });
