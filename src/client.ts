@@ -1248,9 +1248,18 @@ export class Client {
       const binary = typeof key !== "string";
       const wire = this.#metaKey(key);
       const plan = metaSetPlan(options, binary);
-      const serialized = this.serde.serialize(this.#serdeKey(key), value);
+      const serdeKey = this.#serdeKey(key);
+      let serialized: Serialized | Promise<Serialized>;
+      try {
+        serialized = this.serde.serialize(serdeKey, value);
+      } catch (error) {
+        throw unserializable(serdeKey, error); // as set's: bad input, nothing sent
+      }
       return isPromise<Serialized>(serialized)
-        ? serialized.then((pair) => this.#inputs("ms", () => this.#sendMetaSet(key, wire, plan, pair, options)))
+        ? serialized.then(
+          (pair) => this.#inputs("ms", () => this.#sendMetaSet(key, wire, plan, pair, options)),
+          (error) => Promise.reject(this.#context(unserializable(serdeKey, error), "ms")),
+        )
         : this.#sendMetaSet(key, wire, plan, serialized, options);
     } catch (error) {
       return Promise.reject(this.#context(error, "ms"));

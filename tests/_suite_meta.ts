@@ -541,6 +541,36 @@ export function metaSuite(target: SuiteTarget): void {
       assert.deepEqual(received, []);
     });
 
+    test("a value the serde cannot serialize is a MemcacheIllegalInputError, as set's; nothing is sent", async () => {
+      const received: string[] = [];
+      await using fake = await target.startFakeServer((_socket, text) => void received.push(text));
+      await using client = makeClient(fake.spec, { timeout: 5000 });
+      const circular: Record<string, unknown> = {};
+      circular.self = circular;
+      await rejectsWith(client.set("k", circular, { noreply: false }), MemcacheIllegalInputError, /serialize/);
+      await rejectsWith(client.metaSet("k", circular), MemcacheIllegalInputError, /serialize.*command ms/s);
+      await rejectsWith(client.metaSet(new Uint8Array([1, 2]), { big: 10n }), MemcacheIllegalInputError, /command ms/);
+      // A serde that throws, or rejects, something of its own.
+      const throwing = (thrown: unknown) => ({
+        serialize: (): [Uint8Array, number] => {
+          throw thrown;
+        },
+        deserialize: (_key: string, value: Uint8Array) => value,
+      });
+      await using sync = makeClient(fake.spec, { timeout: 5000, serde: throwing(new TypeError("not this one")) });
+      await rejectsWith(sync.metaSet("k", 1), MemcacheIllegalInputError, /not this one/);
+      await rejectsWith(sync.metaSet("k", 1, { noreply: true }), MemcacheIllegalInputError, /not this one/);
+      const rejecting = {
+        serialize: (): Promise<[Uint8Array, number]> => Promise.reject(new RangeError("later, not this one")),
+        deserialize: (_key: string, value: Uint8Array) => value,
+      };
+      await using async = makeClient(fake.spec, { timeout: 5000, serde: rejecting });
+      await rejectsWith(async.metaSet("k", 1), MemcacheIllegalInputError, /later, not this one.*command ms/s);
+      await rejectsWith(async.set("k", 1, { noreply: false }), MemcacheIllegalInputError, /later, not this one/);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.deepEqual(received, []);
+    });
+
     test("a server without meta: MemcacheUnknownCommandError naming the command; classic commands keep working", async () => {
       // memcached before 1.6 answers ERROR to every line it does not know, a data block's lines included.
       await using fake = await target.startFakeServer(
