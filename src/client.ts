@@ -167,8 +167,13 @@ export interface ClientOptions {
    * PooledClient and HashClient pass it to the client of each connection
    * and server: a HashClient call split over servers is one event per
    * server; HashClient also reports servers leaving and rejoining the ring
-   * (`onServer`). A throwing observer never breaks a call (its first error
-   * is logged with `console.error`). Without one, commands run with no
+   * (`onServer`). A throwing observer (or a getter of a callback that
+   * throws) never breaks a call (its first error is logged with
+   * `console.error`). Calls a callback makes before it returns (an
+   * `onCommandStart` reading the cache) are not reported to that observer,
+   * so a callback never starts itself again; calls a command makes inside
+   * itself (`getOrSet`'s `mg`/`ms`, `deleteMany`'s deletes) are not
+   * reported beside it. Without one, commands run with no
    * observation cost (on runtimes with `diagnostics_channel` the same
    * events are published there while someone subscribes).
    */
