@@ -24,7 +24,15 @@ import {
   QueueFullError,
 } from "./errors.ts";
 import { connectionLost } from "./_usable.ts";
-import { type Expectation, Outbox, ProtocolError, type Reply, ReplyParser, WITH_DATA } from "./_protocol.ts";
+import {
+  type Expectation,
+  INVALID_FLAG_SWALLOWS_DATA,
+  Outbox,
+  ProtocolError,
+  type Reply,
+  ReplyParser,
+  WITH_DATA,
+} from "./_protocol.ts";
 import {
   CLOSE_GRACE_MS,
   type ServerAddress,
@@ -78,6 +86,8 @@ interface Waiting extends Expectation {
   keys?: readonly string[];
   /** The command line was followed by a data block (or its framing is the caller's: raw). */
   block: boolean;
+  /** `CLIENT_ERROR invalid flag` comes after the server read the block (see INVALID_FLAG_SWALLOWS_DATA). */
+  swallows?: boolean;
   /** The observed call that issued it: its reply's bytes count there. */
   tally?: Tally;
 }
@@ -275,8 +285,9 @@ export class Connection {
       this.#waiting.push({
         tally,
         command,
-        expect: expect & ~WITH_DATA,
+        expect: expect & ~(WITH_DATA | INVALID_FLAG_SWALLOWS_DATA),
         block: (expect & WITH_DATA) !== 0,
+        swallows: (expect & INVALID_FLAG_SWALLOWS_DATA) !== 0,
         endTokens,
         keys,
         deadline: this.#deadline(),
@@ -617,8 +628,10 @@ export class Connection {
       }
     } else {
       const options = { server: this.name, command: w.command };
-      // See below: after a data block, only SERVER_ERROR keeps the connection.
-      const closing = w.block && reply.kind !== "SERVER_ERROR";
+      // See below: after a data block, only SERVER_ERROR keeps the connection
+      // (and an invalid flag where the server is known to have read the block).
+      const closing = w.block && reply.kind !== "SERVER_ERROR" &&
+        !(w.swallows === true && reply.message === "CLIENT_ERROR invalid flag");
       const reject = (error: Error) => w.reject(closing ? connectionLost(error) : error);
       if (reply.kind === "SERVER_ERROR") {
         reject(new MemcacheServerError(reply.message, options));

@@ -28,6 +28,7 @@ import {
   EXPECT_RAW,
   EXPECT_STATS,
   EXPECT_VALUES,
+  INVALID_FLAG_SWALLOWS_DATA,
   type Item,
   type Outbox,
   ProtocolError,
@@ -60,6 +61,7 @@ import {
   type MetaSetPlan,
   metaSetPlan,
   type MetaStatus,
+  newerOptions,
   parseCounterValue,
   QUIET_SUCCESS,
 } from "./_meta.ts";
@@ -90,6 +92,7 @@ import {
   MemcacheIllegalInputError,
   MemcacheSerdeError,
   MemcacheUnexpectedCloseError,
+  MemcacheUnknownCommandError,
 } from "./errors.ts";
 import { defaultSerde, type Serde } from "./serde.ts";
 import {
@@ -1165,15 +1168,18 @@ export class Client {
       return Promise.reject(this.#context(error, "mg"));
     }
     try {
-      return this.#connection().request(
-        "mg",
-        EXPECT_META,
-        (out) => encodeMeta(out, "mg", wire, binary, flags, false),
-        undefined,
-        undefined,
-        (reply) =>
-          this.#metaRead(this.#metaCheck(this.#metaLine(reply, GET_STATUSES, "mg"), wire, options), key, options),
-      ) as Promise<MetaResult>;
+      return newer(
+        this.#connection().request(
+          "mg",
+          EXPECT_META,
+          (out) => encodeMeta(out, "mg", wire, binary, flags, false),
+          undefined,
+          undefined,
+          (reply) =>
+            this.#metaRead(this.#metaCheck(this.#metaLine(reply, GET_STATUSES, "mg"), wire, options), key, options),
+        ) as Promise<MetaResult>,
+        options,
+      );
     } catch (error) {
       return Promise.reject(error);
     }
@@ -1201,14 +1207,17 @@ export class Client {
     }
     if (list.length === 0) return Promise.resolve(new Map());
     try {
-      return this.#connection().request(
-        "mg",
-        EXPECT_META_QUIET,
-        (out) => encodeMetaGetBatch(out, wire, binary, flags, binaryFlags),
-        wire,
-        undefined,
-        (reply) => this.#metaReadMany(reply, list, wire, options),
-      ) as Promise<Map<MetaKey, MetaResult>>;
+      return newer(
+        this.#connection().request(
+          "mg",
+          EXPECT_META_QUIET,
+          (out) => encodeMetaGetBatch(out, wire, binary, flags, binaryFlags),
+          wire,
+          undefined,
+          (reply) => this.#metaReadMany(reply, list, wire, options),
+        ) as Promise<Map<MetaKey, MetaResult>>,
+        options,
+      );
     } catch (error) {
       return Promise.reject(error);
     }
@@ -1284,18 +1293,23 @@ export class Client {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
     const flags = plan.flags ?? checkFlags(serdeFlags);
     const binary = typeof key !== "string";
-    return this.#connection().request(
-      "ms",
-      (plan.quiet ? EXPECT_META_QUIET : EXPECT_META) | WITH_DATA,
-      (out) => encodeMetaSet(out, wire, binary, bytes, flags, plan.tail, plan.quiet),
-      plan.quiet ? [wire] : undefined,
-      undefined,
-      (reply) => {
-        const line = this.#metaCheck(this.#metaLine(reply, SET_STATUSES, "ms"), wire, options);
-        const result = metaResult(line, options?.returnKey ? key : undefined);
-        result.stored = result.status === "HD";
-        return result;
-      },
+    // With E: a server that does not know it answers after reading the data block (see _protocol.ts).
+    const swallows = options?.newCas !== undefined ? INVALID_FLAG_SWALLOWS_DATA : 0;
+    return newer(
+      this.#connection().request(
+        "ms",
+        (plan.quiet ? EXPECT_META_QUIET : EXPECT_META) | WITH_DATA | swallows,
+        (out) => encodeMetaSet(out, wire, binary, bytes, flags, plan.tail, plan.quiet),
+        plan.quiet ? [wire] : undefined,
+        undefined,
+        (reply) => {
+          const line = this.#metaCheck(this.#metaLine(reply, SET_STATUSES, "ms"), wire, options);
+          const result = metaResult(line, options?.returnKey ? key : undefined);
+          result.stored = result.status === "HD";
+          return result;
+        },
+      ),
+      options,
     );
   }
 
@@ -1352,18 +1366,21 @@ export class Client {
       return Promise.reject(this.#context(error, command));
     }
     try {
-      return this.#connection().request(
-        command,
-        quiet ? EXPECT_META_QUIET : EXPECT_META,
-        (out) => encodeMeta(out, command, wire, binary, flags, quiet),
-        quiet ? [wire] : undefined,
-        undefined,
-        (reply) => {
-          const line = this.#metaCheck(this.#metaLine(reply, statuses, command), wire, options as MetaCommonOptions);
-          const result = metaResult(line, (options as MetaCommonOptions | undefined)?.returnKey ? key : undefined);
-          finish(result, line);
-          return result;
-        },
+      return newer(
+        this.#connection().request(
+          command,
+          quiet ? EXPECT_META_QUIET : EXPECT_META,
+          (out) => encodeMeta(out, command, wire, binary, flags, quiet),
+          quiet ? [wire] : undefined,
+          undefined,
+          (reply) => {
+            const line = this.#metaCheck(this.#metaLine(reply, statuses, command), wire, options as MetaCommonOptions);
+            const result = metaResult(line, (options as MetaCommonOptions | undefined)?.returnKey ? key : undefined);
+            finish(result, line);
+            return result;
+          },
+        ),
+        options,
       );
     } catch (error) {
       return Promise.reject(error);
@@ -1498,6 +1515,29 @@ export class Client {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** memcached's answers to a meta flag it does not know (mg, ms; md, ma). */
+const INVALID_FLAG = /^CLIENT_ERROR invalid (?:or duplicate )?flag\b/;
+
+/**
+ * `request`, unless `options` hold a meta option older memcached refuses
+ * (`newerOptions`): then its refusal rejects as a `MemcacheClientError`
+ * naming the option (the connection stays: see INVALID_FLAG_SWALLOWS_DATA).
+ */
+function newer<T>(request: Promise<T>, options: object | undefined): Promise<T> {
+  const names = newerOptions(options);
+  if (names === "") return request;
+  return request.catch((error) => {
+    if (
+      !(error instanceof MemcacheClientError) || error instanceof MemcacheUnknownCommandError ||
+      !INVALID_FLAG.test(error.message)
+    ) throw error;
+    throw new MemcacheClientError(
+      `The server does not take ${names} (memcached 1.6.38 does): ${error.message.replace(/ \(server .*$/, "")}`,
+      { server: error.server, command: error.command, cause: error },
+    );
+  });
 }
 
 /** A value the serde could not serialize: bad input, refused before anything is sent. */
