@@ -232,9 +232,9 @@ function callbackOf<K extends CallbackName>(observer: Observer, name: K): NonNul
 }
 
 /**
- * Observers running a command callback now. A call made while its
- * observer is in one (an `onCommandStart` that reads the cache) is not
- * reported to it: otherwise such a callback would start itself again,
+ * Observers running one of their callbacks now. A call made meanwhile (an
+ * `onCommandStart` that reads the cache) is not reported to that observer
+ * (nor published): otherwise such a callback would start itself again,
  * without end.
  */
 const inCallback = new Set<object>();
