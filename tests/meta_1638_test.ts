@@ -95,6 +95,13 @@ for (const [name, makeClient] of classes) {
       const won = await client.metaGet("lease", { vivify: 30, newCas: 44, returnCas: true });
       assert.deepEqual(pick(won, { win: true, cas: "44" }), { win: true, cas: "44" });
       assert.equal((await client.metaGet("lease", { vivify: 30, newCas: 45, returnCas: true })).cas, "44");
+      // In a batch, every item it creates.
+      const batch = await client.metaGetMany(["m1", "lease", "m2"], { vivify: 30, newCas: 50, returnCas: true });
+      assert.deepEqual([...batch].map(([k, r]) => [k, r.win, r.cas]), [
+        ["m1", true, "50"],
+        ["lease", false, "44"],
+        ["m2", true, "50"],
+      ]);
       // ma: vivified and changed counters alike.
       assert.deepEqual(
         pick(await client.metaArithmetic("n", { vivify: 0, initial: 5, newCas: 46, returnCas: true }), {
