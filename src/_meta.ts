@@ -38,7 +38,7 @@
  * @module
  */
 
-import { MemcacheIllegalInputError } from "./errors.ts";
+import { MemcacheClientError, MemcacheIllegalInputError, MemcacheUnknownCommandError } from "./errors.ts";
 import { checkCas, checkFlags } from "./_validate.ts";
 import type { Item, Outbox } from "./_protocol.ts";
 
@@ -396,6 +396,29 @@ export function newerOptions(options: object | undefined): string {
   if (o.newCas !== undefined) names.push("newCas (E)");
   if (o.removeValue === true) names.push("removeValue (md x)");
   return names.join(" and ");
+}
+
+/** memcached's answers to a meta flag it does not know (mg, ms; md, ma). */
+const INVALID_FLAG = /^CLIENT_ERROR invalid (?:or duplicate )?flag\b/;
+
+/**
+ * `request`, unless `options` hold a meta option older memcached refuses
+ * (`newerOptions`): then its refusal rejects as a `MemcacheClientError`
+ * naming the option (the connection stays: see INVALID_FLAG_SWALLOWS_DATA).
+ */
+export function newer<T>(request: Promise<T>, options: object | undefined): Promise<T> {
+  const names = newerOptions(options);
+  if (names === "") return request;
+  return request.catch((error) => {
+    if (
+      !(error instanceof MemcacheClientError) || error instanceof MemcacheUnknownCommandError ||
+      !INVALID_FLAG.test(error.message)
+    ) throw error;
+    throw new MemcacheClientError(
+      `The server does not take ${names} (memcached 1.6.38 does): ${error.message.replace(/ \(server .*$/, "")}`,
+      { server: error.server, command: error.command, cause: error },
+    );
+  });
 }
 
 /** Checks an opaque token: 1-31 printable ASCII characters. */

@@ -61,7 +61,7 @@ import {
   type MetaSetPlan,
   metaSetPlan,
   type MetaStatus,
-  newerOptions,
+  newer,
   parseCounterValue,
   QUIET_SUCCESS,
 } from "./_meta.ts";
@@ -92,7 +92,6 @@ import {
   MemcacheIllegalInputError,
   MemcacheSerdeError,
   MemcacheUnexpectedCloseError,
-  MemcacheUnknownCommandError,
 } from "./errors.ts";
 import { defaultSerde, type Serde } from "./serde.ts";
 import {
@@ -1515,29 +1514,6 @@ export class Client {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-}
-
-/** memcached's answers to a meta flag it does not know (mg, ms; md, ma). */
-const INVALID_FLAG = /^CLIENT_ERROR invalid (?:or duplicate )?flag\b/;
-
-/**
- * `request`, unless `options` hold a meta option older memcached refuses
- * (`newerOptions`): then its refusal rejects as a `MemcacheClientError`
- * naming the option (the connection stays: see INVALID_FLAG_SWALLOWS_DATA).
- */
-function newer<T>(request: Promise<T>, options: object | undefined): Promise<T> {
-  const names = newerOptions(options);
-  if (names === "") return request;
-  return request.catch((error) => {
-    if (
-      !(error instanceof MemcacheClientError) || error instanceof MemcacheUnknownCommandError ||
-      !INVALID_FLAG.test(error.message)
-    ) throw error;
-    throw new MemcacheClientError(
-      `The server does not take ${names} (memcached 1.6.38 does): ${error.message.replace(/ \(server .*$/, "")}`,
-      { server: error.server, command: error.command, cause: error },
-    );
-  });
 }
 
 /** A value the serde could not serialize: bad input, refused before anything is sent. */
