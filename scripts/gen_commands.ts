@@ -278,7 +278,8 @@ function commandTypes(): string {
 
 /**
  * The generated part of src/_observe.ts: the commands an observer sees (not
- * aliases: they call theirs) and how each names its keys, so the observer
+ * aliases: they call theirs), how each names its keys and which are
+ * composed (they run over the unobserved commands), so the observer
  * needs nothing of the table at run time (it stays out of small bundles).
  */
 function observedRoutes(): string {
@@ -291,6 +292,11 @@ function observedRoutes(): string {
     "",
     "/** A command the observer wraps. */",
     "type ObservedName = keyof typeof ROUTES;",
+    "",
+    "/** The commands built from others (`composed`): they run over the target's unobserved commands. */",
+    `const COMPOSED: ReadonlySet<string> = new Set(${
+      JSON.stringify(names.filter((n) => rowOf(n).composed !== undefined))
+    });`,
     "",
   ].join("\n");
 }

@@ -25,7 +25,7 @@ import {
 } from "./errors.ts";
 import { connectionLost } from "./_usable.ts";
 import { Outbox } from "./_outbox.ts";
-import { type Expectation, type Reply, ReplyParser, WITH_DATA } from "./_protocol.ts";
+import { type Expectation, INVALID_FLAG_SWALLOWS_DATA, type Reply, ReplyParser, WITH_DATA } from "./_protocol.ts";
 import { ProtocolError } from "./_wire.ts";
 import {
   CLOSE_GRACE_MS,
@@ -93,6 +93,8 @@ interface Waiting extends Expectation {
   keys?: readonly string[];
   /** The command line was followed by a data block (or its framing is the caller's: raw). */
   block: boolean;
+  /** `CLIENT_ERROR invalid flag` comes after the server read the block (see INVALID_FLAG_SWALLOWS_DATA). */
+  swallows?: boolean;
   /** The observed call that issued it: its reply's bytes count there. */
   tally?: Tally;
 }
@@ -294,8 +296,9 @@ export class Connection {
       this.#waiting.push({
         tally,
         command,
-        expect: expect & ~WITH_DATA,
+        expect: expect & ~(WITH_DATA | INVALID_FLAG_SWALLOWS_DATA),
         block: (expect & WITH_DATA) !== 0,
+        swallows: (expect & INVALID_FLAG_SWALLOWS_DATA) !== 0,
         endTokens,
         keys,
         deadline: this.#deadline(),
@@ -666,8 +669,10 @@ export class Connection {
       }
     } else {
       const options = { server: this.name, command: w.command };
-      // See below: after a data block, only SERVER_ERROR keeps the connection.
-      const closing = w.block && reply.kind !== "SERVER_ERROR";
+      // See below: after a data block, only SERVER_ERROR keeps the connection
+      // (and an invalid flag where the server is known to have read the block).
+      const closing = w.block && reply.kind !== "SERVER_ERROR" &&
+        !(w.swallows === true && reply.message === "CLIENT_ERROR invalid flag");
       const reject = (error: Error) => w.reject(closing ? connectionLost(error) : error);
       if (reply.kind === "SERVER_ERROR") {
         reject(new MemcacheServerError(reply.message, options));

@@ -10,8 +10,23 @@
  *   in the same call must not hide a recache win), return flags before
  *   `T` (they describe the item as found) but after `N` (a vivified item's
  *   TTL is its own, not -1);
- * - `ms` in append mode ignores `N` (no autovivify) and `mg` ignores `C`,
- *   and `E`, `md x`, `ms s` are refused: none is offered;
+ * - `ms` in append mode ignores `N` (no autovivify) and `mg` ignores `C`:
+ *   neither is offered; `E` (`newCas`) and `md x` (`removeValue`) are
+ *   refused with `CLIENT_ERROR invalid flag` (`ms`, `mg`; `ms` after reading
+ *   its data block) or `CLIENT_ERROR invalid or duplicate flag` (`md`,
+ *   `ma`), and `ms s` (`returnSize`) is ignored: no size comes back;
+ *
+ * What memcached 1.6.38 does with those, measured:
+ * - `E<cas>` gives the item that cas instead of the next one: on `ms`
+ *   (stored, also quiet), `ma` (applied or vivified), `md I` and `md x`;
+ *   on `mg` only to an item `N` vivifies (a hit keeps its cas); on a plain
+ *   `md` nothing is left to have it; `E0` is ignored (the next cas is
+ *   given), and above 2^64-1 is `CLIENT_ERROR bad token`;
+ * - `md x` keeps the item with an empty value, resets its client flags to
+ *   0 and its TTL to never expiring unless `T` is given; its cas stays
+ *   (with `I`, bumped as `I` does; with `E`, that one);
+ * - `ms s` returns `s<size>`: the value's size after the store (append and
+ *   prepend: the whole value), and with `NS` the size of the data sent;
  * - a command line may hold at most 19 tokens ("options flags are too long");
  * - an opaque token may be at most 31 bytes;
  * - the 250-byte key limit applies to a binary key's base64 form;
@@ -23,7 +38,7 @@
  * @module
  */
 
-import { MemcacheIllegalInputError } from "./errors.ts";
+import { MemcacheClientError, MemcacheIllegalInputError, MemcacheUnknownCommandError } from "./errors.ts";
 import { checkCas, checkFlags } from "./_validate.ts";
 import type { Outbox } from "./_outbox.ts";
 import type { Item } from "./_wire.ts";
@@ -78,6 +93,14 @@ export interface MetaGetOptions extends MetaCommonOptions {
    * `winnerExists`. Checked before `touch` in the same call.
    */
   recacheWithin?: number;
+  /**
+   * With `vivify`: the cas the item it creates gets (`E`, 1 to 2^64-1),
+   * instead of the server's next one, so that every client of a fleet can
+   * tell a lease of this version; a hit keeps its cas. memcached ≥ 1.6.38
+   * (measured there); an older one refuses it with
+   * {@linkcode MemcacheClientError} naming the option.
+   */
+  newCas?: string | number | bigint;
 }
 
 /** Options of `metaGetMany`: those of `metaGet` but `opaque`, which the batch uses itself. */
@@ -104,6 +127,21 @@ export interface MetaSetOptions extends MetaCommonOptions {
   /** Return the new cas token (`c`). */
   returnCas?: boolean;
   /**
+   * The cas the stored item gets (`E`, 1 to 2^64-1) instead of the
+   * server's next one: a version of your own, as a database row's, that
+   * every client can compare. memcached ≥ 1.6.38 (measured there); an
+   * older one refuses it with {@linkcode MemcacheClientError} naming the
+   * option, and the connection stays.
+   */
+  newCas?: string | number | bigint;
+  /**
+   * Return the item's size in bytes (`s`) in `size`: the value's after the
+   * store (append, prepend: the whole value); when not stored (`NS`), the
+   * size of the value sent. memcached ≥ 1.6.38; an older one ignores the
+   * flag and `size` is absent.
+   */
+  returnSize?: boolean;
+  /**
    * Quiet (`q`): the server answers only a failure. The call still settles
    * when the server has processed it (a trailing `mn`), so errors reach
    * the caller; no `return…` or `opaque` with it.
@@ -120,8 +158,24 @@ export interface MetaDeleteOptions extends MetaCommonOptions {
    * next reader gets the old value with `stale` and `win`.
    */
   invalidate?: boolean;
-  /** With `invalidate`: the stale item's new TTL in seconds (`T`). */
+  /** With `invalidate` or `removeValue`: the item's new TTL in seconds (`T`). */
   expire?: number;
+  /**
+   * Instead of deleting, keep the item with an empty value (`x`). What
+   * memcached 1.6.38 does, measured: its client flags become 0 and, unless
+   * `expire` is given, it never expires; its cas stays (with `invalidate`
+   * bumped, with `newCas` that one). A reader then gets an empty value
+   * with flags 0 (through the serde: empty bytes). memcached ≥ 1.6.38; an
+   * older one refuses it with {@linkcode MemcacheClientError} naming the
+   * option.
+   */
+  removeValue?: boolean;
+  /**
+   * With `invalidate` or `removeValue`: the cas the item gets (`E`, 1 to
+   * 2^64-1). memcached ≥ 1.6.38; an older one refuses it with
+   * {@linkcode MemcacheClientError} naming the option.
+   */
+  newCas?: string | number | bigint;
   /** Quiet (`q`), as {@linkcode MetaSetOptions.noreply}. */
   noreply?: boolean;
 }
@@ -149,6 +203,12 @@ export interface MetaArithmeticOptions extends MetaCommonOptions {
   returnCas?: boolean;
   /** Return the seconds of TTL left (`t`; -1: never expires). */
   returnTtl?: boolean;
+  /**
+   * The cas the counter gets (`E`, 1 to 2^64-1), changed or vivified.
+   * memcached ≥ 1.6.38; an older one refuses it with
+   * {@linkcode MemcacheClientError} naming the option.
+   */
+  newCas?: string | number | bigint;
   /** Quiet (`q`), as {@linkcode MetaSetOptions.noreply}: no value comes back. */
   noreply?: boolean;
 }
@@ -171,7 +231,7 @@ export interface MetaResult<V = unknown> {
   cas?: string;
   /** Seconds of TTL left; -1: never expires. */
   ttl?: number;
-  /** The value's size in bytes. */
+  /** The value's size in bytes (metaGet `returnSize`; metaSet `returnSize`, memcached ≥ 1.6.38). */
   size?: number;
   /** Seconds since the item was last accessed. */
   lastAccess?: number;
@@ -242,6 +302,7 @@ const GET_OPTIONS = new Set([
   "touch",
   "vivify",
   "recacheWithin",
+  "newCas",
 ]);
 const SET_OPTIONS = new Set([
   "opaque",
@@ -252,9 +313,20 @@ const SET_OPTIONS = new Set([
   "cas",
   "invalidate",
   "returnCas",
+  "newCas",
+  "returnSize",
   "noreply",
 ]);
-const DELETE_OPTIONS = new Set(["opaque", "returnKey", "cas", "invalidate", "expire", "noreply"]);
+const DELETE_OPTIONS = new Set([
+  "opaque",
+  "returnKey",
+  "cas",
+  "invalidate",
+  "expire",
+  "removeValue",
+  "newCas",
+  "noreply",
+]);
 const ARITHMETIC_OPTIONS = new Set([
   "opaque",
   "returnKey",
@@ -267,6 +339,7 @@ const ARITHMETIC_OPTIONS = new Set([
   "value",
   "returnCas",
   "returnTtl",
+  "newCas",
   "noreply",
 ]);
 
@@ -300,6 +373,53 @@ function u64(name: string, value: unknown): string {
   if (typeof value === "bigint" && value >= 0n && value <= 0xffffffffffffffffn) return value.toString();
   if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return value.toString();
   throw illegal(`${name} must be a non-negative integer below 2^64, got ${String(value)}`);
+}
+
+/** `E<cas>`: 1 to 2^64-1 (memcached ignores `E0`: the item would get the next cas all the same). */
+function newCas(value: unknown): string {
+  const text = typeof value === "string" || typeof value === "number" || typeof value === "bigint" ? String(value) : "";
+  if (!/^\d{1,20}$/.test(text) || BigInt(text) === 0n || BigInt(text) > 0xffffffffffffffffn) {
+    throw illegal(
+      `newCas must be an integer from 1 to 2^64-1 (a decimal string, number or bigint), got ${String(value)}`,
+    );
+  }
+  return " E" + text;
+}
+
+/**
+ * The options of `options` that memcached before 1.6.38 refuses (`E`, `md
+ * x`), for the error of a server that does: empty when there are none.
+ */
+export function newerOptions(options: object | undefined): string {
+  if (options === undefined || options === null) return "";
+  const o = options as Options;
+  const names: string[] = [];
+  if (o.newCas !== undefined) names.push("newCas (E)");
+  if (o.removeValue === true) names.push("removeValue (md x)");
+  return names.join(" and ");
+}
+
+/** memcached's answers to a meta flag it does not know (mg, ms; md, ma). */
+const INVALID_FLAG = /^CLIENT_ERROR invalid (?:or duplicate )?flag\b/;
+
+/**
+ * `request`, unless `options` hold a meta option older memcached refuses
+ * (`newerOptions`): then its refusal rejects as a `MemcacheClientError`
+ * naming the option (the connection stays: see INVALID_FLAG_SWALLOWS_DATA).
+ */
+export function newer<T>(request: Promise<T>, options: object | undefined): Promise<T> {
+  const names = newerOptions(options);
+  if (names === "") return request;
+  return request.catch((error) => {
+    if (
+      !(error instanceof MemcacheClientError) || error instanceof MemcacheUnknownCommandError ||
+      !INVALID_FLAG.test(error.message)
+    ) throw error;
+    throw new MemcacheClientError(
+      `The server does not take ${names} (memcached 1.6.38 does): ${error.message.replace(/ \(server .*$/, "")}`,
+      { server: error.server, command: error.command, cause: error },
+    );
+  });
 }
 
 /** Checks an opaque token: 1-31 printable ASCII characters. */
@@ -338,6 +458,11 @@ export function metaGetFlags(options: MetaGetOptions | undefined, binaryKey: boo
   const value = o.value === undefined ? true : flag("value", o.value);
   // N first: a vivified item's TTL is then the one returned.
   let s = o.vivify === undefined ? "" : " N" + seconds("vivify", o.vivify);
+  if (o.newCas !== undefined) {
+    // Measured on 1.6.38: mg applies E only to the item N creates; without N it does nothing.
+    if (o.vivify === undefined) throw illegal("metaGet newCas needs vivify: it is the cas of the item a miss creates");
+    s += newCas(o.newCas);
+  }
   s += value ? " v f" : flag("returnFlags", o.returnFlags) ? " f" : "";
   if (flag("returnCas", o.returnCas)) s += " c";
   if (flag("returnTtl", o.returnTtl)) s += " t";
@@ -379,8 +504,9 @@ export function metaSetPlan(options: MetaSetOptions | undefined, binaryKey: bool
     if (o.cas === undefined) throw illegal("metaSet invalidate needs cas: it marks stale what an older cas stores");
     s += " I";
   }
+  if (o.newCas !== undefined) s += newCas(o.newCas);
   s += SET_MODES[mode];
-  s += returns(o, quiet, binaryKey, "metaSet");
+  s += returns(o, quiet, binaryKey, "metaSet", flag("returnSize", o.returnSize) ? " s" : "");
   const flags = o.flags === undefined ? undefined : checkFlags(o.flags);
   // ms, key, datalen, F, b, q
   return { tail: finish(s, 4 + (binaryKey ? 1 : 0) + (quiet ? 1 : 0)), flags, quiet };
@@ -393,7 +519,9 @@ function returns(o: Options, quiet: boolean, binaryKey: boolean, method: string,
   if (flag("returnKey", o.returnKey) && !binaryKey) s += " k";
   if (o.opaque !== undefined) s += " O" + checkOpaque(o.opaque);
   if (quiet && (s !== "" || o.returnKey === true)) {
-    throw illegal(`${method} with noreply returns nothing: drop value, returnCas, returnTtl, returnKey and opaque`);
+    throw illegal(
+      `${method} with noreply returns nothing: drop value, returnCas, returnTtl, returnSize, returnKey and opaque`,
+    );
   }
   return s;
 }
@@ -408,9 +536,19 @@ export function metaDeleteFlags(options: MetaDeleteOptions | undefined, binaryKe
   if (o.cas !== undefined) s += " C" + checkCas(o.cas);
   const invalidate = flag("invalidate", o.invalidate);
   if (invalidate) s += " I";
+  const keep = flag("removeValue", o.removeValue);
+  if (keep) s += " x";
   if (o.expire !== undefined) {
-    if (!invalidate) throw illegal("metaDelete expire is only for invalidate: a deleted item has no TTL");
+    if (!invalidate && !keep) {
+      throw illegal("metaDelete expire is only for invalidate or removeValue: a deleted item has no TTL");
+    }
     s += " T" + seconds("expire", o.expire);
+  }
+  if (o.newCas !== undefined) {
+    if (!invalidate && !keep) {
+      throw illegal("metaDelete newCas is only for invalidate or removeValue: a deleted item has no cas");
+    }
+    s += newCas(o.newCas);
   }
   s += returns(o, quiet, binaryKey, "metaDelete");
   return finish(s, 2 + (binaryKey ? 1 : 0) + (quiet ? 1 : 0));
@@ -444,6 +582,7 @@ export function metaArithmeticFlags(options: MetaArithmeticOptions | undefined, 
   if (mode === "decr") s += " MD";
   if (o.cas !== undefined) s += " C" + checkCas(o.cas);
   if (o.expire !== undefined) s += " T" + seconds("expire", o.expire);
+  if (o.newCas !== undefined) s += newCas(o.newCas);
   const value = o.value === undefined ? !quiet : flag("value", o.value);
   let wanted = value ? " v" : "";
   if (flag("returnTtl", o.returnTtl)) wanted += " t";
@@ -562,194 +701,6 @@ export function encodeMetaGetBatch(
   out.text(text + "mn\r\n");
 }
 
-// ---- parsing
+// ---- replies (src/_meta_reply.ts)
 
-const SP = 32;
-const MINUS = 45;
-const code = (s: string) => (s.charCodeAt(0) << 8) | s.charCodeAt(1);
-const HD = code("HD");
-const VA = code("VA");
-const EN = code("EN");
-const NF = code("NF");
-const NS = code("NS");
-const EX = code("EX");
-const MN = code("MN");
-
-/** An unsigned decimal in `buf[start, end)`; -1 if it is not one (or over 15 digits). */
-function uint(buf: Uint8Array, start: number, end: number): number {
-  if (start >= end || end - start > 15) return -1;
-  let n = 0;
-  for (let i = start; i < end; i++) {
-    const d = buf[i] - 48;
-    if (d < 0 || d > 9) return -1;
-    n = n * 10 + d;
-  }
-  return n;
-}
-
-const utf8 = new TextDecoder();
-
-/** Token text: ASCII by hand, anything else (a UTF-8 key) decoded. */
-function ascii(buf: Uint8Array, start: number, end: number): string {
-  let s = "";
-  for (let i = start; i < end; i++) {
-    if (buf[i] > 127) return utf8.decode(buf.subarray(start, end));
-    s += String.fromCharCode(buf[i]);
-  }
-  return s;
-}
-
-/**
- * Parses a meta reply line, `buf[start, end)` without its CRLF:
- * `<status>[ <datalen>]( <flag>)*`. Returns null for a line that is not a
- * well-formed meta reply (error lines included: the caller classifies those
- * first). Return flags are read by their letter; unknown letters are skipped.
- */
-export function parseMetaLine(buf: Uint8Array, start: number, end: number): MetaLine | null {
-  if (end - start < 2 || (end - start > 2 && buf[start + 2] !== SP)) return null;
-  let status: MetaStatus;
-  switch ((buf[start] << 8) | buf[start + 1]) {
-    case VA:
-      status = "VA";
-      break;
-    case HD:
-      status = "HD";
-      break;
-    case EN:
-      status = "EN";
-      break;
-    case NF:
-      status = "NF";
-      break;
-    case NS:
-      status = "NS";
-      break;
-    case EX:
-      status = "EX";
-      break;
-    case MN:
-      status = "MN";
-      break;
-    default:
-      return null;
-  }
-  const line: MetaLine = { type: "meta", status, dataLength: -1, win: false, stale: false, winnerExists: false };
-  let i = start + 2;
-  let needLength = status === "VA";
-  while (i < end) {
-    if (buf[i] === SP) {
-      i++;
-      continue;
-    }
-    let j = i + 1;
-    while (j < end && buf[j] !== SP) j++;
-    if (needLength) {
-      const n = uint(buf, i, j);
-      if (n < 0) return null;
-      line.dataLength = n;
-      needLength = false;
-      i = j;
-      continue;
-    }
-    const t = i + 1; // the token after the letter
-    switch (buf[i]) {
-      case 99: { // c
-        if (j - t < 1 || j - t > 20) return null;
-        for (let p = t; p < j; p++) if (buf[p] < 48 || buf[p] > 57) return null;
-        line.cas = ascii(buf, t, j);
-        break;
-      }
-      case 102: { // f
-        const n = uint(buf, t, j);
-        if (n < 0 || n > 0xffffffff) return null;
-        line.flags = n;
-        break;
-      }
-      case 116: { // t
-        const never = j - t === 2 && buf[t] === MINUS && buf[t + 1] === 49; // "-1": no expiry
-        const n = never ? -1 : uint(buf, t, j);
-        if (n < 0 && !never) return null;
-        line.ttl = n;
-        break;
-      }
-      case 115: { // s
-        const n = uint(buf, t, j);
-        if (n < 0) return null;
-        line.size = n;
-        break;
-      }
-      case 108: { // l
-        const n = uint(buf, t, j);
-        if (n < 0) return null;
-        line.lastAccess = n;
-        break;
-      }
-      case 104: { // h
-        if (j - t !== 1 || (buf[t] !== 48 && buf[t] !== 49)) return null;
-        line.hitBefore = buf[t] === 49;
-        break;
-      }
-      case 79: // O
-        line.opaque = ascii(buf, t, j);
-        break;
-      case 107: // k
-        line.key = ascii(buf, t, j);
-        break;
-      case 87: // W
-        line.win = true;
-        break;
-      case 88: // X
-        line.stale = true;
-        break;
-      case 90: // Z
-        line.winnerExists = true;
-        break;
-        // b (the returned key is base64) and letters of later versions: nothing to read.
-    }
-    i = j;
-  }
-  if (needLength) return null;
-  return line;
-}
-
-// ---- results
-
-/** A result with what `line` carries but the value (and `key` when the caller asked for it). */
-export function metaResult(line: MetaLine, key: MetaKey | undefined): MetaResult {
-  const status = line.status;
-  const result: MetaResult = {
-    status,
-    hit: status === "HD" || status === "VA",
-    win: line.win,
-    stale: line.stale,
-    winnerExists: line.winnerExists,
-  };
-  if (line.cas !== undefined) result.cas = line.cas;
-  if (line.ttl !== undefined) result.ttl = line.ttl;
-  if (line.size !== undefined) result.size = line.size;
-  if (line.lastAccess !== undefined) result.lastAccess = line.lastAccess;
-  if (line.hitBefore !== undefined) result.hitBefore = line.hitBefore;
-  if (line.flags !== undefined) result.flags = line.flags;
-  if (line.opaque !== undefined) result.opaque = line.opaque;
-  if (key !== undefined) result.key = key;
-  return result;
-}
-
-/** The line a quiet command's MN stands for when nothing else came: success. */
-export const QUIET_SUCCESS: MetaLine = {
-  type: "meta",
-  status: "HD",
-  dataLength: -1,
-  win: false,
-  stale: false,
-  winnerExists: false,
-};
-
-/** An `ma` value: decimal digits, as `number` or, above 2^53-1, `bigint`; undefined if not digits. */
-export function parseCounterValue(bytes: Uint8Array): number | bigint | undefined {
-  if (bytes.length === 0 || bytes.length > 20) return undefined;
-  for (let i = 0; i < bytes.length; i++) if (bytes[i] < 48 || bytes[i] > 57) return undefined;
-  const text = ascii(bytes, 0, bytes.length);
-  const n = Number(text);
-  return Number.isSafeInteger(n) ? n : BigInt(text);
-}
+export { metaResult, parseCounterValue, parseMetaLine, QUIET_SUCCESS } from "./_meta_reply.ts";

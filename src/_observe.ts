@@ -74,8 +74,15 @@ export interface ServerEvent {
 /**
  * Callbacks for what a client does; every one is optional. They run
  * synchronously in the client's code: keep them cheap. An observer that
- * throws never breaks a call: its first error is reported with
- * `console.error`, later ones are ignored.
+ * throws (or whose callback getter throws) never breaks a call: its first
+ * error is reported with `console.error`, later ones are ignored.
+ *
+ * Calls a callback makes before it returns (an `onCommandStart` that reads
+ * a flag from the cache) are not reported to its observer: neither
+ * `onCommandStart` nor `onCommand` runs for them, so a callback never
+ * starts itself again. A call it starts later (after an `await`) is an
+ * ordinary call. Calls a command makes inside itself (`getOrSet`'s `mg`
+ * and `ms`, `deleteMany`'s deletes) are not reported beside it.
  *
  * `T` is what `onCommandStart` returns (a span, a start time...): it is
  * handed back to `onCommand` for the same call. `onCommandStart` runs in
@@ -185,16 +192,51 @@ function checkObserver(observer: unknown): void {
 
 const complained = new WeakSet<object>();
 
+/** An observer's failure: reported once per observer, never passed on. */
+function complain(observer: object, error: unknown): void {
+  if (!complained.has(observer)) {
+    complained.add(observer);
+    console.error("@memkit/memcache: an observer threw (reported once; the call went on):", error);
+  }
+}
+
+type CallbackName = keyof Observer;
+
+/**
+ * An observer's callback, read now (it may be a getter): what reading it
+ * throws is reported as a throwing callback is, and it counts as absent.
+ */
+function callbackOf<K extends CallbackName>(observer: Observer, name: K): NonNullable<Observer[K]> | undefined {
+  try {
+    const callback = observer[name];
+    if (callback === undefined || callback === null) return undefined;
+    if (typeof callback !== "function") throw new TypeError(`observer.${name} is not a function`);
+    return callback as NonNullable<Observer[K]>;
+  } catch (error) {
+    complain(observer, error);
+    return undefined;
+  }
+}
+
+/**
+ * Observers running one of their callbacks now. A call made meanwhile (an
+ * `onCommandStart` that reads the cache) is not reported to that observer
+ * (nor published): otherwise such a callback would start itself again,
+ * without end.
+ */
+const inCallback = new Set<object>();
+
 /** Runs an observer's callback; what it throws is reported once per observer, never passed on. */
 function safely<A, B, R>(observer: Observer, callback: (a: A, b: B) => R, a: A, b: B): R | undefined {
+  const outer = inCallback.has(observer);
+  if (!outer) inCallback.add(observer);
   try {
     return callback.call(observer, a, b);
   } catch (error) {
-    if (!complained.has(observer)) {
-      complained.add(observer);
-      console.error("@memkit/memcache: an observer threw (reported once; the call went on):", error);
-    }
+    complain(observer, error);
     return undefined;
+  } finally {
+    if (!outer) inCallback.delete(observer);
   }
 }
 
@@ -266,8 +308,9 @@ function invoke(
 /** A call settled: its duration, and the observer told. */
 function settle(observer: Observer | undefined, event: Event, started: unknown, t0: number): void {
   event.durationMs = performance.now() - t0;
-  const done = observer?.onCommand;
-  if (done !== undefined) safely(observer!, done, event, started);
+  if (observer === undefined) return;
+  const done = callbackOf(observer, "onCommand");
+  if (done !== undefined) safely(observer, done, event, started);
 }
 
 /** Names whose result says hits and misses. */
@@ -297,17 +340,27 @@ export function observeCommands(
   const tc = dc?.command;
   const state = { depth: 0 };
   const methods = target as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const originals = new Map<string, (...args: unknown[]) => Promise<unknown>>();
+  for (const name of Object.keys(ROUTES)) originals.set(name, methods[name]);
+  let view: object | undefined;
   for (const name of Object.keys(ROUTES) as ObservedName[]) {
     const route = ROUTES[name]!;
     const method = methods[name];
     const missAt = MISS_AT[name];
     const read = READS.has(name);
+    const composed = COMPOSED.has(name);
     Object.defineProperty(target, name, {
       configurable: true,
       writable: true,
       value: function observed(this: object): Promise<unknown> {
+        // A composed command runs over the target's unobserved commands, even after it awaited.
+        const self = composed ? (view ??= unobserved(target, originals)) : this;
         const traced = tc !== undefined && tracing(tc);
-        if (state.depth > 0 || (observer === undefined && !traced)) return method.apply(this, arguments as never);
+        if (
+          state.depth > 0 || (observer === undefined && !traced) || (observer !== undefined && inCallback.has(observer))
+        ) {
+          return method.apply(self, arguments as never);
+        }
         // The arguments are copied only when a key count or a default must be read from them or swapped.
         const args: unknown[] = missAt !== undefined || route === "keys" || route === "pairs"
           ? Array.prototype.slice.call(arguments)
@@ -329,7 +382,7 @@ export function observeCommands(
           while (args.length < missAt) args.push(undefined);
           args[missAt] = MISS;
         }
-        const start = observer?.onCommandStart;
+        const start = observer === undefined ? undefined : callbackOf(observer, "onCommandStart");
         const started = start === undefined ? undefined : safely(observer!, start, event, undefined);
         const t0 = performance.now();
         const settled = (result: unknown) => {
@@ -353,15 +406,38 @@ export function observeCommands(
           settle(observer, event, started, t0);
           throw error;
         };
-        if (!traced) return invoke(state, this, method, args, measure ? event : undefined).then(settled, failed);
+        if (!traced) return invoke(state, self, method, args, measure ? event : undefined).then(settled, failed);
         return tc!.tracePromise(
-          () => invoke(state, this, method, args, measure ? event : undefined).then(settled, failed),
+          () => invoke(state, self, method, args, measure ? event : undefined).then(settled, failed),
           event,
         );
       },
     });
   }
   return true;
+}
+
+/**
+ * `target` as a composed command (getOrSet) sees it: its commands are the
+ * unobserved ones, so the `mg` and `ms` it sends, also after awaiting the
+ * loader or in a background refresh, are not reported beside it. One per
+ * target (the stampede's in-process flights are per target object); every
+ * other property is the target's own, methods bound to it.
+ */
+function unobserved(target: object, originals: Map<string, (...args: unknown[]) => Promise<unknown>>): object {
+  const bound = new Map<PropertyKey, unknown>();
+  return new Proxy(target, {
+    get(t, name) {
+      let value = bound.get(name);
+      if (value !== undefined) return value;
+      const own = typeof name === "string" ? originals.get(name) : undefined;
+      value = own ?? Reflect.get(t, name, t);
+      if (typeof value !== "function") return value;
+      value = (value as (...args: unknown[]) => unknown).bind(t);
+      bound.set(name, value);
+      return value;
+    },
+  });
 }
 
 /**
@@ -374,7 +450,7 @@ export function connectionObserver(observer: Observer | undefined): ConnectionOb
   const dc = getChannels();
   if (observer === undefined && dc === null) return undefined;
   const channel = dc?.connection;
-  const on = observer?.onConnection;
+  const on = observer === undefined ? undefined : callbackOf(observer, "onConnection");
   return {
     tally: () => active,
     event(type, server, error) {
@@ -394,7 +470,7 @@ export function serverEvents(
   const dc = getChannels();
   if (observer === undefined && dc === null) return undefined;
   const channel = dc?.server;
-  const on = observer?.onServer;
+  const on = observer === undefined ? undefined : callbackOf(observer, "onServer");
   return (type, server, error) => {
     const event: ServerEvent = error === undefined ? { type, server } : { type, server, error };
     if (on !== undefined) safely(observer!, on, event, undefined);
@@ -442,4 +518,7 @@ const ROUTES = {
 
 /** A command the observer wraps. */
 type ObservedName = keyof typeof ROUTES;
+
+/** The commands built from others (`composed`): they run over the target's unobserved commands. */
+const COMPOSED: ReadonlySet<string> = new Set(["getOrSet"]);
 // ---- end of generated code

@@ -36,6 +36,13 @@ export const EXPECT_META_QUIET = 5;
  * stream in doubt: the server may have read the block as commands.
  */
 export const WITH_DATA = 8;
+/**
+ * Added with `WITH_DATA` to a meta set carrying a flag an older memcached
+ * may not know (`E`): memcached reads the whole data block before it
+ * checks the flags, so `CLIENT_ERROR invalid flag` to it is well framed
+ * and the connection stays in step (measured on 1.6.18).
+ */
+export const INVALID_FLAG_SWALLOWS_DATA = 16;
 
 /** What the parser needs to know about the request at the head of the queue. */
 export interface Expectation {

@@ -30,6 +30,7 @@ import {
   EXPECT_RAW,
   EXPECT_STATS,
   EXPECT_VALUES,
+  INVALID_FLAG_SWALLOWS_DATA,
   type Reply,
   type Status,
   WITH_DATA,
@@ -61,6 +62,7 @@ import {
   type MetaSetPlan,
   metaSetPlan,
   type MetaStatus,
+  newer,
   parseCounterValue,
   QUIET_SUCCESS,
 } from "./_meta.ts";
@@ -170,8 +172,13 @@ export interface ClientOptions {
    * PooledClient and HashClient pass it to the client of each connection
    * and server: a HashClient call split over servers is one event per
    * server; HashClient also reports servers leaving and rejoining the ring
-   * (`onServer`). A throwing observer never breaks a call (its first error
-   * is logged with `console.error`). Without one, commands run with no
+   * (`onServer`). A throwing observer (or a getter of a callback that
+   * throws) never breaks a call (its first error is logged with
+   * `console.error`). Calls a callback makes before it returns (an
+   * `onCommandStart` reading the cache) are not reported to that observer,
+   * so a callback never starts itself again; calls a command makes inside
+   * itself (`getOrSet`'s `mg`/`ms`, `deleteMany`'s deletes) are not
+   * reported beside it. Without one, commands run with no
    * observation cost (on runtimes with `diagnostics_channel` the same
    * events are published there while someone subscribes).
    */
@@ -1160,15 +1167,18 @@ export class Client {
       return Promise.reject(this.#context(error, "mg"));
     }
     try {
-      return this.#connection().request(
-        "mg",
-        EXPECT_META,
-        (out) => encodeMeta(out, "mg", wire, binary, flags, false),
-        undefined,
-        undefined,
-        (reply) =>
-          this.#metaRead(this.#metaCheck(this.#metaLine(reply, GET_STATUSES, "mg"), wire, options), key, options),
-      ) as Promise<MetaResult>;
+      return newer(
+        this.#connection().request(
+          "mg",
+          EXPECT_META,
+          (out) => encodeMeta(out, "mg", wire, binary, flags, false),
+          undefined,
+          undefined,
+          (reply) =>
+            this.#metaRead(this.#metaCheck(this.#metaLine(reply, GET_STATUSES, "mg"), wire, options), key, options),
+        ) as Promise<MetaResult>,
+        options,
+      );
     } catch (error) {
       return Promise.reject(error);
     }
@@ -1196,14 +1206,17 @@ export class Client {
     }
     if (list.length === 0) return Promise.resolve(new Map());
     try {
-      return this.#connection().request(
-        "mg",
-        EXPECT_META_QUIET,
-        (out) => encodeMetaGetBatch(out, wire, binary, flags, binaryFlags),
-        wire,
-        undefined,
-        (reply) => this.#metaReadMany(reply, list, wire, options),
-      ) as Promise<Map<MetaKey, MetaResult>>;
+      return newer(
+        this.#connection().request(
+          "mg",
+          EXPECT_META_QUIET,
+          (out) => encodeMetaGetBatch(out, wire, binary, flags, binaryFlags),
+          wire,
+          undefined,
+          (reply) => this.#metaReadMany(reply, list, wire, options),
+        ) as Promise<Map<MetaKey, MetaResult>>,
+        options,
+      );
     } catch (error) {
       return Promise.reject(error);
     }
@@ -1248,9 +1261,18 @@ export class Client {
       const binary = typeof key !== "string";
       const wire = this.#metaKey(key);
       const plan = metaSetPlan(options, binary);
-      const serialized = this.serde.serialize(this.#serdeKey(key), value);
+      const serdeKey = this.#serdeKey(key);
+      let serialized: Serialized | Promise<Serialized>;
+      try {
+        serialized = this.serde.serialize(serdeKey, value);
+      } catch (error) {
+        throw unserializable(serdeKey, error); // as set's: bad input, nothing sent
+      }
       return isPromise<Serialized>(serialized)
-        ? serialized.then((pair) => this.#inputs("ms", () => this.#sendMetaSet(key, wire, plan, pair, options)))
+        ? serialized.then(
+          (pair) => this.#inputs("ms", () => this.#sendMetaSet(key, wire, plan, pair, options)),
+          (error) => Promise.reject(this.#context(unserializable(serdeKey, error), "ms")),
+        )
         : this.#sendMetaSet(key, wire, plan, serialized, options);
     } catch (error) {
       return Promise.reject(this.#context(error, "ms"));
@@ -1270,18 +1292,23 @@ export class Client {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
     const flags = plan.flags ?? checkFlags(serdeFlags);
     const binary = typeof key !== "string";
-    return this.#connection().request(
-      "ms",
-      (plan.quiet ? EXPECT_META_QUIET : EXPECT_META) | WITH_DATA,
-      (out) => encodeMetaSet(out, wire, binary, bytes, flags, plan.tail, plan.quiet),
-      plan.quiet ? [wire] : undefined,
-      undefined,
-      (reply) => {
-        const line = this.#metaCheck(this.#metaLine(reply, SET_STATUSES, "ms"), wire, options);
-        const result = metaResult(line, options?.returnKey ? key : undefined);
-        result.stored = result.status === "HD";
-        return result;
-      },
+    // With E: a server that does not know it answers after reading the data block (see _protocol.ts).
+    const swallows = options?.newCas !== undefined ? INVALID_FLAG_SWALLOWS_DATA : 0;
+    return newer(
+      this.#connection().request(
+        "ms",
+        (plan.quiet ? EXPECT_META_QUIET : EXPECT_META) | WITH_DATA | swallows,
+        (out) => encodeMetaSet(out, wire, binary, bytes, flags, plan.tail, plan.quiet),
+        plan.quiet ? [wire] : undefined,
+        undefined,
+        (reply) => {
+          const line = this.#metaCheck(this.#metaLine(reply, SET_STATUSES, "ms"), wire, options);
+          const result = metaResult(line, options?.returnKey ? key : undefined);
+          result.stored = result.status === "HD";
+          return result;
+        },
+      ),
+      options,
     );
   }
 
@@ -1338,18 +1365,21 @@ export class Client {
       return Promise.reject(this.#context(error, command));
     }
     try {
-      return this.#connection().request(
-        command,
-        quiet ? EXPECT_META_QUIET : EXPECT_META,
-        (out) => encodeMeta(out, command, wire, binary, flags, quiet),
-        quiet ? [wire] : undefined,
-        undefined,
-        (reply) => {
-          const line = this.#metaCheck(this.#metaLine(reply, statuses, command), wire, options as MetaCommonOptions);
-          const result = metaResult(line, (options as MetaCommonOptions | undefined)?.returnKey ? key : undefined);
-          finish(result, line);
-          return result;
-        },
+      return newer(
+        this.#connection().request(
+          command,
+          quiet ? EXPECT_META_QUIET : EXPECT_META,
+          (out) => encodeMeta(out, command, wire, binary, flags, quiet),
+          quiet ? [wire] : undefined,
+          undefined,
+          (reply) => {
+            const line = this.#metaCheck(this.#metaLine(reply, statuses, command), wire, options as MetaCommonOptions);
+            const result = metaResult(line, (options as MetaCommonOptions | undefined)?.returnKey ? key : undefined);
+            finish(result, line);
+            return result;
+          },
+        ),
+        options,
       );
     } catch (error) {
       return Promise.reject(error);

@@ -39,6 +39,8 @@ export interface MemcachedOptions {
   unix?: boolean;
   /** Enable TLS with a self-signed certificate for 127.0.0.1 / localhost. */
   tls?: boolean;
+  /** The memcached binary to run. @default $MEMCACHED_BIN, else `memcached` on the PATH */
+  bin?: string;
 }
 
 /** A free loopback TCP port (the OS picks, we release it). */
@@ -156,11 +158,12 @@ export async function startMemcached(options: MemcachedOptions = {}): Promise<Me
   if (cert) base.push("-Z", "-o", `ssl_chain_cert=${cert.certPath},ssl_key=${cert.keyPath}`);
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
+  const bin = options.bin ?? BIN;
 
   async function launch(): Promise<void> {
     for (let attempt = 0;; attempt++) {
       const args = path ? [...base, "-s", path, "-a", "0700"] : [...base, "-l", host, "-p", String(port)];
-      const proc = spawn(BIN, args, { stdio: ["ignore", "ignore", "pipe"] });
+      const proc = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
       let stderr = "";
       proc.stderr!.on("data", (d) => (stderr += d));
       let gone = false;
@@ -177,7 +180,7 @@ export async function startMemcached(options: MemcachedOptions = {}): Promise<Me
       if (!gone) proc.kill("SIGKILL");
       await exited;
       if (stderr.includes("ENOENT") || (proc as { spawnfile?: string }).spawnfile === undefined) {
-        throw new Error(`could not start ${BIN}: is memcached installed? ${stderr}`);
+        throw new Error(`could not start ${bin}: is memcached installed? ${stderr}`);
       }
       if (attempt >= 3) throw new Error(`memcached did not start: ${stderr.trim() || "no output"}`);
       if (!path) port = await freePort(); // lost a race for the port: pick another

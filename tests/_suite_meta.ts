@@ -541,6 +541,102 @@ export function metaSuite(target: SuiteTarget): void {
       assert.deepEqual(received, []);
     });
 
+    test("a value the serde cannot serialize is a MemcacheIllegalInputError, as set's; nothing is sent", async () => {
+      const received: string[] = [];
+      await using fake = await target.startFakeServer((_socket, text) => void received.push(text));
+      await using client = makeClient(fake.spec, { timeout: 5000 });
+      const circular: Record<string, unknown> = {};
+      circular.self = circular;
+      await rejectsWith(client.set("k", circular, { noreply: false }), MemcacheIllegalInputError, /serialize/);
+      await rejectsWith(client.metaSet("k", circular), MemcacheIllegalInputError, /serialize.*command ms/s);
+      await rejectsWith(client.metaSet(new Uint8Array([1, 2]), { big: 10n }), MemcacheIllegalInputError, /command ms/);
+      // A serde that throws, or rejects, something of its own.
+      const throwing = (thrown: unknown) => ({
+        serialize: (): [Uint8Array, number] => {
+          throw thrown;
+        },
+        deserialize: (_key: string, value: Uint8Array) => value,
+      });
+      await using sync = makeClient(fake.spec, { timeout: 5000, serde: throwing(new TypeError("not this one")) });
+      await rejectsWith(sync.metaSet("k", 1), MemcacheIllegalInputError, /not this one/);
+      await rejectsWith(sync.metaSet("k", 1, { noreply: true }), MemcacheIllegalInputError, /not this one/);
+      const rejecting = {
+        serialize: (): Promise<[Uint8Array, number]> => Promise.reject(new RangeError("later, not this one")),
+        deserialize: (_key: string, value: Uint8Array) => value,
+      };
+      await using async = makeClient(fake.spec, { timeout: 5000, serde: rejecting });
+      await rejectsWith(async.metaSet("k", 1), MemcacheIllegalInputError, /later, not this one.*command ms/s);
+      await rejectsWith(async.set("k", 1, { noreply: false }), MemcacheIllegalInputError, /later, not this one/);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.deepEqual(received, []);
+    });
+
+    test("memcached 1.6.38's options on 1.6.18: newCas and removeValue fail naming the option, the connection stays; returnSize has no size", async () => {
+      // Measured on 1.6.18: E and md x are refused (CLIENT_ERROR invalid flag; ms first reads its data block), s ignored.
+      await using server = await target.startMemcached();
+      const events: string[] = [];
+      const observer = { onConnection: (event: { type: string }) => void events.push(event.type) };
+      // One connection, so that "it stays" is one "open" event and no other.
+      await using client = makeClient(server.spec, { observer, timeout: 5000, maxPoolSize: 1 } as ClientOptions);
+      // A server that returns a size takes them all (memcached 1.6.38 and later: tests/meta_1638_test.ts).
+      if ((await client.metaSet("k", "v", { expire: 100, returnSize: true })).size !== undefined) {
+        assert.equal((await client.metaSet("k", "v", { newCas: 5, returnCas: true })).cas, "5");
+        return;
+      }
+      await client.metaArithmetic("n", { vivify: 0, initial: 1 });
+      const refused: [string, () => Promise<unknown>, RegExp][] = [
+        ["metaSet newCas", () => client.metaSet("k", "new", { newCas: 5 }), /newCas \(E\).*command ms/],
+        ["quiet metaSet newCas", () => client.metaSet("k", "new", { newCas: 5, noreply: true }), /newCas \(E\)/],
+        // A block larger than a socket read: memcached still reads it all before it answers.
+        ["metaSet newCas, 300 kB", () => client.metaSet("k", new Uint8Array(300_000).fill(10), { newCas: 5 }), /E/],
+        ["metaGet newCas", () => client.metaGet("absent", { vivify: 30, newCas: 5 }), /newCas \(E\).*command mg/],
+        ["metaGetMany newCas", () => client.metaGetMany(["a", "b"], { vivify: 30, newCas: 5 }), /newCas/],
+        ["metaDelete removeValue", () => client.metaDelete("k", { removeValue: true }), /removeValue \(md x\)/],
+        ["quiet metaDelete removeValue", () => client.metaDelete("k", { removeValue: true, noreply: true }), /x/],
+        [
+          "metaDelete invalidate newCas",
+          () => client.metaDelete("k", { invalidate: true, newCas: 5 }),
+          /newCas \(E\).*command md/,
+        ],
+        [
+          "metaDelete both",
+          () => client.metaDelete("k", { removeValue: true, newCas: 5 }),
+          /newCas \(E\) and removeValue \(md x\)/,
+        ],
+        ["metaArithmetic newCas", () => client.metaArithmetic("n", { newCas: 5 }), /newCas \(E\).*command ma/],
+      ];
+      for (const [what, call, match] of refused) {
+        await assert.rejects(call(), (error: unknown) => {
+          assert.ok(
+            error instanceof MemcacheClientError && !(error instanceof MemcacheIllegalInputError),
+            `${what}: got ${(error as Error)?.name}: ${(error as Error)?.message}`,
+          );
+          assert.match((error as Error).message, /The server does not take/, what);
+          assert.match((error as Error).message, match, what);
+          return true;
+        });
+        // Nothing changed, and the same connection answers the next call in step.
+        const now = await client.metaGet("k", { returnTtl: true });
+        assert.deepEqual(pick(now, { value: "v", stale: false }), { value: "v", stale: false }, what);
+        assert.equal((await client.metaArithmetic("n", { delta: 0 })).value, 1, what);
+      }
+      // Pipelined between other calls: each gets its own answer.
+      const [before, bad, after] = await Promise.allSettled([
+        client.metaSet("k2", "x"),
+        client.metaSet("k", "y", { newCas: 9 }),
+        client.metaGet("k2"),
+      ]);
+      assert.equal(before.status === "fulfilled" && before.value.stored, true);
+      assert.ok(bad.status === "rejected" && bad.reason instanceof MemcacheClientError);
+      assert.equal(after.status === "fulfilled" && after.value.value, "x");
+      // returnSize: 1.6.18 ignores s, so the result has no size.
+      const sized = await client.metaSet("s", "abc", { returnSize: true, returnCas: true });
+      assert.equal(sized.stored, true);
+      assert.equal("size" in sized, false);
+      assert.match(sized.cas ?? "", /^\d+$/);
+      assert.deepEqual(events, ["open"]);
+    });
+
     test("a server without meta: MemcacheUnknownCommandError naming the command; classic commands keep working", async () => {
       // memcached before 1.6 answers ERROR to every line it does not know, a data block's lines included.
       await using fake = await target.startFakeServer(

@@ -188,6 +188,34 @@ describe("meta protocol on one connection", () => {
     assert.equal(fake.connections(), connections + 1);
   });
 
+  it("CLIENT_ERROR invalid flag keeps the connection only for an ms carrying E; any other error after a data block closes it", async () => {
+    // A scripted server: `ms` lines answered by what they carry; the data block is never echoed back.
+    await using fake = await startFakeServer((socket, text) => {
+      for (const line of text.split("\r\n")) {
+        if (line.startsWith("ms e ")) socket.write("CLIENT_ERROR invalid flag\r\n"); // what 1.6.18 answers to E
+        else if (line.startsWith("ms plain ")) socket.write("CLIENT_ERROR invalid flag\r\n");
+        else if (line.startsWith("ms chunk ")) socket.write("CLIENT_ERROR bad data chunk\r\n");
+        else if (line === "version") socket.write("VERSION 1.6.18\r\n");
+      }
+    });
+    await using client = new Client(fake.spec, { timeout: 5000 });
+    assert.equal(await client.version(), "1.6.18");
+    const refused = await outcome(client.metaSet("e", "v", { newCas: 5 }));
+    assert.deepEqual(refused, { error: "MemcacheClientError" });
+    assert.equal(await client.version(), "1.6.18");
+    assert.equal(fake.connections(), 1); // kept
+    // The same reply to an ms without E: where the server stopped reading is unknown.
+    await assert.rejects(client.metaSet("plain", "v"), /invalid flag/);
+    assert.equal(await client.version(), "1.6.18");
+    assert.equal(fake.connections(), 2);
+    // Another CLIENT_ERROR to an ms with E: closed too.
+    await assert.rejects(client.metaSet("chunk", "v", { newCas: 5 }), /bad data chunk/);
+    assert.equal(await client.version(), "1.6.18");
+    assert.equal(fake.connections(), 3);
+    // What an ms with E sends.
+    assert.match(fake.received(), /ms e 1( F\d+)? E5\r\n/);
+  });
+
   it("errors to quiet and loud ms (too large) and ma (not a number) keep the stream in step", async () => {
     await using server = await startMemcached({ args: ["-I", "1m"] });
     await using client = new Client(server.spec);

@@ -17,6 +17,7 @@ import {
   metaGetFlags,
   type MetaLine,
   metaSetPlan,
+  newerOptions,
   parseCounterValue,
   parseMetaLine,
 } from "../src/_meta.ts";
@@ -143,6 +144,26 @@ describe("meta codec: options to flags", () => {
     );
   });
 
+  it("memcached 1.6.38's options: newCas (E), removeValue (md x), returnSize (ms s)", () => {
+    assert.equal(metaGetFlags({ vivify: 30, newCas: 44, value: false }, false), " N30 E44");
+    assert.equal(metaGetFlags({ vivify: 30, newCas: "44" }, false, true), " N30 E44 v f");
+    assert.equal(
+      metaSetPlan({ newCas: 18446744073709551615n, returnSize: true, returnCas: true }, false).tail,
+      " E18446744073709551615 s c",
+    );
+    assert.equal(metaSetPlan({ mode: "append", cas: 3, newCas: "9", returnSize: true }, false).tail, " C3 E9 MA s");
+    assert.equal(metaSetPlan({ newCas: 7, noreply: true }, false).tail, " E7");
+    assert.equal(metaDeleteFlags({ removeValue: true }, false), " x");
+    assert.equal(metaDeleteFlags({ removeValue: true, expire: 50, newCas: 1, returnKey: true }, false), " x T50 E1 k");
+    assert.equal(metaDeleteFlags({ invalidate: true, newCas: 555, noreply: true }, false), " I E555");
+    assert.equal(metaArithmeticFlags({ vivify: 0, initial: 5, newCas: 46 }, false), " N0 J5 E46 v");
+    // What a server before 1.6.38 refuses, named for its error.
+    assert.equal(newerOptions(undefined), "");
+    assert.equal(newerOptions({ returnSize: true, removeValue: false }), "");
+    assert.equal(newerOptions({ newCas: 1 }), "newCas (E)");
+    assert.equal(newerOptions({ newCas: 1, removeValue: true }), "newCas (E) and removeValue (md x)");
+  });
+
   it(`no command built from options exceeds the server's ${META_MAX_TOKENS} tokens`, () => {
     const most = {
       touch: 1,
@@ -156,6 +177,7 @@ describe("meta codec: options to flags", () => {
       returnKey: true,
       returnFlags: true,
       noLruBump: true,
+      newCas: 2n ** 64n - 1n,
     };
     // mg <key> [b] … plus a batch's O<i> q
     assert.ok(tokens(metaGetFlags({ ...most, opaque: "o" }, true), 3) <= META_MAX_TOKENS);
@@ -167,9 +189,13 @@ describe("meta codec: options to flags", () => {
       invalidate: true,
       returnCas: true,
       returnKey: true,
+      returnSize: true,
+      newCas: 1,
       opaque: "o",
     }, false);
     assert.ok(tokens(set.tail, 5) <= META_MAX_TOKENS); // ms key datalen b F …
+    const md = { cas: 1, invalidate: true, removeValue: true, expire: 1, newCas: 1, returnKey: true, opaque: "o" };
+    assert.ok(tokens(metaDeleteFlags(md, true), 3) <= META_MAX_TOKENS);
     const ma = {
       vivify: 1,
       initial: 1,
@@ -179,6 +205,7 @@ describe("meta codec: options to flags", () => {
       expire: 1,
       returnTtl: true,
       returnCas: true,
+      newCas: 1,
     } as const;
     assert.ok(tokens(metaArithmeticFlags({ ...ma, returnKey: true, opaque: "o" }, false), 3) <= META_MAX_TOKENS);
   });
@@ -207,6 +234,18 @@ describe("meta codec: options to flags", () => {
       ["noreply and returnTtl", () => metaArithmeticFlags({ noreply: true, returnTtl: true }, false)],
       ["cas with a space", () => metaDeleteFlags({ cas: "1 2" }, false)],
       ["flags above 2^32-1", () => metaSetPlan({ flags: 2 ** 32 }, false)],
+      ["newCas 0 (memcached ignores it)", () => metaSetPlan({ newCas: 0 }, false)],
+      ["newCas 2^64", () => metaArithmeticFlags({ newCas: 2n ** 64n }, false)],
+      ["newCas negative", () => metaSetPlan({ newCas: -1 }, false)],
+      ["newCas fractional", () => metaSetPlan({ newCas: 1.5 }, false)],
+      ["newCas with a space", () => metaSetPlan({ newCas: "1 q" }, false)],
+      ["newCas on mg without vivify (applies to a vivified item only)", () => metaGetFlags({ newCas: 5 }, false)],
+      ["newCas on a plain md", () => metaDeleteFlags({ newCas: 5 }, false)],
+      ["removeValue not a boolean", () => metaDeleteFlags({ removeValue: 1 as unknown as boolean }, false)],
+      ["returnSize with noreply", () => metaSetPlan({ returnSize: true, noreply: true }, false)],
+      ["removeValue on ms", () => metaSetPlan({ removeValue: true } as never, false)],
+      ["returnSize on md", () => metaDeleteFlags({ returnSize: true } as never, false)],
+      ["newCas in ms with a bad type", () => metaSetPlan({ newCas: true as unknown as number }, false)],
     ];
     for (const [what, call] of bad) assert.throws(call, MemcacheIllegalInputError, what);
   });

@@ -117,6 +117,43 @@ describe("observer: commands", () => {
     assert.deepEqual(commands.map((e) => [e.command, e.keys]), [["setMany", 2], ["deleteMany", 3], ["getMany", 1]]);
   });
 
+  it("getOrSet is one event: the mg and ms it sends, after the loader and in a background refresh too, are not", async () => {
+    await using server = await startMemcached();
+    await using plain = new Client(server.spec);
+    let loads = 0;
+    const loader = async () => {
+      await sleep(5);
+      return `v${++loads}`;
+    };
+    /** Waits for the background refresh to store `value`. */
+    const stored = async (key: string, value: string) => {
+      for (let i = 0; i < 200 && (await plain.get(key)) !== value; i++) await sleep(10);
+      assert.equal(await plain.get(key), value);
+    };
+    const { observer, commands } = recorder();
+    await using client = new Client(server.spec, { observer });
+    const retried = recorder();
+    await using inner = new Client(server.spec);
+    const retrying = new RetryingClient(inner, { observer: retried.observer });
+    for (const [c, r, key] of [[client, commands, "g"], [retrying, retried.commands, "r"]] as const) {
+      assert.equal(await c.getOrSet(key, loader, { ttl: 100 }), `v${loads}`); // a miss: mg, the loader, ms
+      assert.equal(await c.getOrSet(key, loader, { ttl: 100 }), `v${loads}`); // a hit
+      assert.equal(await c.invalidate(key), true);
+      const stale = `v${loads}`;
+      assert.equal(await c.getOrSet(key, loader, { ttl: 100 }), stale); // stale: refreshed in the background
+      await stored(key, `v${loads + 1}`);
+      assert.deepEqual(r.map((e) => [e.command, e.keys, e.error]), [
+        ["getOrSet", 1, undefined],
+        ["getOrSet", 1, undefined],
+        ["invalidate", 1, undefined],
+        ["getOrSet", 1, undefined],
+      ]);
+    }
+    assert.equal(loads, 4);
+    // The first mg is written inside the call: its bytes count to it.
+    assert.ok(commands[0].bytesWritten >= "mg g".length, `bytesWritten ${commands[0].bytesWritten}`);
+  });
+
   it("a timeout is reported with its error, and the connection's failure", async () => {
     await using fake = await startFakeServer(); // accepts, never answers
     const { observer, commands, connections } = recorder();
@@ -282,6 +319,83 @@ describe("observer: safety", () => {
     }
     assert.equal(logged.length, 1);
     assert.match(String(logged[0][1]), /start broke/);
+  });
+
+  it("a callback getter that throws is a throwing callback: the call goes on, the error is reported once", async () => {
+    await using server = await startMemcached();
+    const logged: unknown[][] = [];
+    const original = console.error;
+    console.error = (...args: unknown[]) => void logged.push(args);
+    const seen: string[] = [];
+    try {
+      const starting = {
+        get onCommandStart(): never {
+          throw new Error("start getter broke");
+        },
+        onCommand: (event: CommandEvent) => void seen.push(event.command),
+      };
+      await using a = new Client(server.spec, { observer: starting });
+      assert.equal(await a.set("k", "v", { noreply: false }), true);
+      assert.equal(await a.get("k"), "v");
+      const ending = {
+        get onCommand(): never {
+          throw new Error("end getter broke");
+        },
+      };
+      await using b = new Client(server.spec, { observer: ending });
+      assert.equal(await b.get("k"), "v");
+      assert.deepEqual([...(await b.getMany(["k"]))], [["k", "v"]]);
+      const connecting = {
+        get onConnection(): never {
+          throw new Error("connection getter broke");
+        },
+      };
+      await using c = new Client(server.spec, { observer: connecting });
+      assert.equal(await c.get("k"), "v");
+    } finally {
+      console.error = original;
+    }
+    assert.deepEqual(seen, ["set", "get"]);
+    assert.deepEqual(logged.map((args) => String(args[1])), [
+      "Error: start getter broke",
+      "Error: end getter broke",
+      "Error: connection getter broke",
+    ]);
+  });
+
+  it("calls made inside a callback are not reported to it: an onCommandStart that reads the cache does not recurse", async () => {
+    await using server = await startMemcached();
+    const { observer, commands } = recorder();
+    const inner: Promise<unknown>[] = [];
+    let starts = 0;
+    const reading: Observer<number> = {
+      onCommandStart(event) {
+        starts++;
+        // A cache read from inside the callback: not observed, so it cannot start itself again.
+        inner.push(client.get("config"));
+        return observer.onCommandStart!(event);
+      },
+      onCommand(event, started) {
+        inner.push(client.set("last", event.command, { noreply: false }));
+        observer.onCommand!(event, started);
+      },
+      onConnection: observer.onConnection,
+    };
+    const client = new Client(server.spec, { observer: reading });
+    try {
+      await client.set("config", "c", { noreply: false });
+      assert.equal(await client.get("k", "none"), "none");
+      assert.equal(await client.metaGet("config").then((r) => r.value), "c");
+      // The first read went out before the set that started it.
+      assert.deepEqual(await Promise.all(inner), [null, true, "c", true, "c", true]);
+      assert.equal(await client.get("last"), "metaGet");
+      assert.equal(inner.length, 8);
+      await Promise.all(inner);
+    } finally {
+      await client.close();
+    }
+    assert.equal(starts, 4);
+    assert.deepEqual(commands.map((e) => e.command), ["set", "get", "metaGet", "get"]);
   });
 
   it("with no observer and no diagnostics_channel nothing is installed: commands run as written", () => {
