@@ -180,13 +180,13 @@ export class KeyvMemcache {
   // ---- Keyv's storage adapter contract
 
   /** The value of `key`, or `undefined` when it is absent (or cleared). */
-  async get(key: string): Promise<unknown> {
+  async get<Value = unknown>(key: string): Promise<Value | undefined> {
     const wire = await this.#wireKeys([key]);
     return await this.#run((gen) => this.client.get(wire(gen)[0], undefined).then((v) => v ?? undefined));
   }
 
   /** The values of `keys`, in order, `undefined` where absent. */
-  async getMany(keys: string[]): Promise<unknown[]> {
+  async getMany<Value = unknown>(keys: string[]): Promise<Array<Value | undefined>> {
     const wire = await this.#wireKeys(keys);
     return await this.#run(async (gen) => {
       const names = wire(gen);
