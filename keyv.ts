@@ -221,33 +221,39 @@ export class KeyvMemcache {
     return await this.#run((gen) => this.client.set(wire(gen)[0], value, { expire, noreply: false }));
   }
 
-  /** Stores many entries (each with its own `ttl`, ms); one `true` or `false` per entry, in order. */
-  async setMany(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<boolean[]> {
+  /**
+   * Stores many entries, each with its own `ttl` (ms), pipelined. Resolves
+   * nothing, as Keyv 5's adapter type says; an entry memcached did not store
+   * rejects the call (Keyv then reports `false` for every entry).
+   *
+   * @throws {Error} naming the keys memcached did not store.
+   */
+  async setMany(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<void> {
     const expires = entries.map((entry) => expireOf(entry.ttl));
     const wire = await this.#wireKeys(entries.map((entry) => entry.key));
-    return await this.#run(async (gen) => {
+    // One setMany per expiry (usually one), all sent at once; expired entries are deleted.
+    const groups = new Map<number | null, number[]>();
+    expires.forEach((expire, i) => {
+      const group = groups.get(expire);
+      if (group === undefined) groups.set(expire, [i]);
+      else group.push(i);
+    });
+    const failed = await this.#run(async (gen) => {
       const names = wire(gen);
-      // One setMany per expiry (usually one), all sent at once; expired entries are deleted.
-      const groups = new Map<number | null, number[]>();
-      expires.forEach((expire, i) => {
-        const group = groups.get(expire);
-        if (group === undefined) groups.set(expire, [i]);
-        else group.push(i);
-      });
-      const results = new Array<boolean>(entries.length).fill(true);
-      await Promise.all([...groups].map(async ([expire, indexes]) => {
+      const lists = await Promise.all([...groups].map(async ([expire, indexes]) => {
         if (expire === null) {
           await Promise.all(indexes.map((i) => this.client.delete(names[i], { noreply: false })));
-          return;
+          return [];
         }
-        const failed = await this.client.setMany(
+        const notStored = await this.client.setMany(
           indexes.map((i) => [names[i], entries[i].value] as const),
           { expire, noreply: false },
         );
-        for (const name of failed) results[names.indexOf(name)] = false;
+        return notStored.map((name) => entries[names.indexOf(name)].key);
       }));
-      return results;
+      return lists.flat();
     });
+    if (failed.length > 0) throw new Error(`KeyvMemcache: memcached did not store ${JSON.stringify(failed)}`);
   }
 
   /** Deletes `key`: `true` if it was present, `false` if not. */
