@@ -74,7 +74,7 @@ describe("KeyvMemcache as cacheable's secondary store", () => {
     assert.ok(ttl !== null && ttl >= 299 && ttl <= 300, `5m in memcached: ${ttl}`);
     await cache.delete("session");
     assert.equal(await new Cacheable({ secondary: new KeyvMemcache(client) }).get("session"), undefined);
-    const wrapped = cache.wrap(async (n: number) => ({ n, at: Math.random() }), { ttl: "1m" });
+    const wrapped = cache.wrap((n: number) => Promise.resolve({ n, at: Math.random() }), { ttl: "1m" });
     const first = await wrapped(1);
     assert.deepEqual(await wrapped(1), first);
   });
@@ -94,7 +94,7 @@ describe("KeyvMemcache under cache-manager 7", () => {
     await cache.mset<unknown>([{ key: "a", value: 1 }, { key: "b", value: { two: 2 } }]);
     assert.deepEqual(await cache.mget(["a", "b", "c"]), [1, { two: 2 }, undefined]);
     let calls = 0;
-    const load = async () => ({ loaded: ++calls });
+    const load = () => Promise.resolve({ loaded: ++calls });
     assert.deepEqual(await cache.wrap("w", load, 60_000), { loaded: 1 });
     assert.deepEqual(await cache.wrap("w", load, 60_000), { loaded: 1 });
     assert.equal(await cache.del("a"), true);
