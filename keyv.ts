@@ -20,6 +20,8 @@
 
 import { type Commands, HashClient, type HashClientOptions, type ServerSpec } from "./mod.ts";
 
+export type { Commands, HashClientOptions, ServerSpec } from "./mod.ts";
+
 /** Options of {@linkcode KeyvMemcache}: the namespace, and those of the `HashClient` it builds for server specs. */
 export interface KeyvMemcacheOptions extends HashClientOptions {
   /**
@@ -124,6 +126,9 @@ export class KeyvMemcache {
   #prefixBytes = -1;
 
   /**
+   * Creates the adapter on a client of this package, or on a `HashClient` of
+   * its own for server specs. Nothing connects until the first call.
+   *
    * @param clientOrServers a client of this package, or the server specs of
    *   the `HashClient` to build (one spec or a list). @default {"127.0.0.1:11211"}
    * @throws {TypeError} for an invalid server spec or option.
