@@ -20,8 +20,6 @@
 
 import { type Commands, HashClient, type HashClientOptions, type ServerSpec } from "./mod.ts";
 
-export type { Commands, HashClientOptions, ServerSpec } from "./mod.ts";
-
 /** Options of {@linkcode KeyvMemcache}: the namespace, and those of the `HashClient` it builds for server specs. */
 export interface KeyvMemcacheOptions extends HashClientOptions {
   /**
