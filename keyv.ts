@@ -184,18 +184,12 @@ export class KeyvMemcache {
 
   /** The value of `key`, or `undefined` when it is absent (or cleared). */
   async get<Value = unknown>(key: string): Promise<Value | undefined> {
-    const wire = await this.#wireKeys([key]);
-    return await this.#run((gen) => this.client.get(wire(gen)[0], undefined).then((v) => v ?? undefined));
+    return (await this.#fetch<Value>([key]))[0];
   }
 
   /** The values of `keys`, in order, `undefined` where absent. */
-  async getMany<Value = unknown>(keys: string[]): Promise<Array<Value | undefined>> {
-    const wire = await this.#wireKeys(keys);
-    return await this.#run(async (gen) => {
-      const names = wire(gen);
-      const found = await this.client.getMany(new Set(names));
-      return names.map((name) => found.get(name) ?? undefined);
-    });
+  getMany<Value = unknown>(keys: string[]): Promise<Array<Value | undefined>> {
+    return this.#fetch<Value>(keys);
   }
 
   /** Whether `key` is present. */
@@ -317,6 +311,31 @@ export class KeyvMemcache {
     return gen === known ? result : await call(gen);
   }
 
+  /**
+   * The values of `keys`: one multi-key `get` of the counter and the keys in
+   * the generation last seen; when the counter moved (or is missing), the
+   * keys again in its current generation (as `#run` does).
+   */
+  async #fetch<Value>(keys: readonly string[]): Promise<Array<Value | undefined>> {
+    const wire = await this.#wireKeys(keys);
+    const tag = await this.#namespaceTag();
+    const counter = `${tag}:g`;
+    const known = this.#generations.get(tag);
+    let gen: string;
+    if (known === undefined) gen = await this.#readGeneration(tag);
+    else {
+      const names = wire(known);
+      const found = await this.client.getMany(new Set([counter, ...names]));
+      const current = counterValue(found.get(counter));
+      if (current === known) return names.map((name) => found.get(name) ?? undefined);
+      if (current === undefined) gen = await this.#readGeneration(tag);
+      else this.#generations.set(tag, gen = current);
+    }
+    const names = wire(gen);
+    const found = await this.client.getMany(new Set(names));
+    return names.map((name) => found.get(name) ?? undefined);
+  }
+
   /** The namespace's generation, creating the counter when it is missing. */
   async #readGeneration(tag: string): Promise<string> {
     const result = await this.client.metaArithmetic(`${tag}:g`, {
@@ -394,6 +413,16 @@ function generationOf(result: { hit: boolean; value?: unknown }, tag: string): s
     throw new Error(`KeyvMemcache: could not read the generation counter of namespace tag "${tag}"`);
   }
   return value.toString(36);
+}
+
+/** A counter read with `get` (flags 0: bytes with the default serde), in base 36; `undefined` if absent or not one. */
+function counterValue(value: unknown): string | undefined {
+  const text = value instanceof Uint8Array
+    ? new TextDecoder().decode(value)
+    : typeof value === "string" || typeof value === "number" || typeof value === "bigint"
+    ? String(value)
+    : undefined;
+  return text !== undefined && /^\d{1,20}$/.test(text) ? BigInt(text).toString(36) : undefined;
 }
 
 async function sha256(text: string): Promise<string> {
