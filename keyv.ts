@@ -76,8 +76,9 @@ const encoder = new TextEncoder();
  *   evict them. A missing counter is created (vivified) at the current time
  *   in µs, above any generation it held before it was evicted, so evicted
  *   counters never bring cleared entries back.
- * - **Consistency.** Each call reads the counter with its own command, sent
- *   together with it (one round trip): a call that ran on a generation
+ * - **Consistency.** Each call reads the counter in the same round trip as
+ *   its command (reads in the same multi-key `get`; writes with an `ma`
+ *   sent beside theirs): a call that ran on a generation
  *   cached from an earlier call, which the counter shows was cleared since
  *   (by any process), runs again on the current one. So no call sees an
  *   entry that a `clear()` finished before the call began has removed, and
