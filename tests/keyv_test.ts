@@ -7,7 +7,16 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "./_harness.ts";
-import { Client, type Commands, HashClient, type Observer, PooledClient, RetryingClient } from "../mod.ts";
+import {
+  Client,
+  type Commands,
+  CompressedSerde,
+  FLAG_COMPRESSED,
+  HashClient,
+  type Observer,
+  PooledClient,
+  RetryingClient,
+} from "../mod.ts";
 import { KeyvMemcache } from "../keyv.ts";
 import { startMemcached } from "./_memcached.ts";
 
@@ -277,6 +286,27 @@ describe("KeyvMemcache keys", () => {
     await store.clear();
     store.namespace = "one";
     assert.equal(await store.get("k"), "1");
+  });
+});
+
+describe("KeyvMemcache values", () => {
+  it("go through the client's serde: a CompressedSerde client stores them compressed", async () => {
+    await using server = await startMemcached();
+    await using client = new Client(server.spec, { serde: new CompressedSerde({ minCompressLen: 100 }) });
+    const store = new KeyvMemcache(client, { namespace: "v" });
+    const big = JSON.stringify({ value: "abc".repeat(10_000), expires: null }); // as Keyv hands it
+    await store.set("big", big);
+    assert.equal(await store.get("big"), big);
+    const held = await client.metaGet(`v:${await generation(client, "v")}:big`, {
+      value: false,
+      returnFlags: true,
+      returnSize: true,
+    });
+    assert.ok(held.hit && held.size! < big.length / 10, `stored ${held.size} bytes of ${big.length}`);
+    assert.equal(held.flags! & FLAG_COMPRESSED, FLAG_COMPRESSED);
+    // And a plain client on the same server reads the counter and the entry's bytes.
+    await using plain = new Client(server.spec);
+    assert.equal(await new KeyvMemcache(plain, { namespace: "v" }).has("big"), true);
   });
 });
 
