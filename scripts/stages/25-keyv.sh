@@ -9,7 +9,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=.tmp/keyv
 mkdir -p "$out"
-echo "# node $(node --version), vitest $(node -p 'require("vitest/package.json").version'), keyv $(node -p 'require("keyv/package.json").version'), @keyv/test-suite $(node -p 'require("@keyv/test-suite/package.json").version')"
+version() { node -p "JSON.parse(require('fs').readFileSync('node_modules/$1/package.json', 'utf8')).version"; }
+echo "# node $(node --version), vitest $(version vitest), keyv $(version keyv), @keyv/test-suite $(version @keyv/test-suite)"
 rm -f "$out/report.json"
 timeout 600 node_modules/.bin/vitest run --config tests/keyv/vitest.config.ts \
   --reporter=default --reporter=json --outputFile.json="$out/report.json"
