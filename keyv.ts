@@ -189,8 +189,8 @@ export class KeyvMemcache {
   }
 
   /** The values of `keys`, in order, `undefined` where absent. */
-  getMany<Value = unknown>(keys: string[]): Promise<Array<Value | undefined>> {
-    return this.#fetch<Value>(keys);
+  async getMany<Value = unknown>(keys: string[]): Promise<Array<Value | undefined>> {
+    return await this.#fetch<Value>(keys);
   }
 
   /** Whether `key` is present. */
