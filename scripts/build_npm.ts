@@ -39,7 +39,13 @@ const OUT = `${ROOT}/npm`;
 const WORKER_EXAMPLE = `${ROOT}/tests/npm/worker/src/index.js`;
 const WORKER_LIMIT = 68_000;
 const REPOSITORY = "https://github.com/memkit/memcache";
-const REQUIRED_ENTRIES = [".", "./deno", "./node", "./cloudflare", "./testing"];
+const REQUIRED_ENTRIES = [".", "./deno", "./node", "./cloudflare", "./testing", "./keyv"];
+/**
+ * Entries built on the public API (`./mod.ts`), whose `.js` imports the package
+ * by its own name instead, so the runtime's `.` entry is the one loaded: in a
+ * Worker the workerd build, never `mod.js` with every runtime's transport.
+ */
+const ON_PUBLIC_API = ["keyv.js"];
 /** The runtime entries of `.`: export condition → the one transport `mod.<transport>.js` may load. */
 const RUNTIME_ENTRIES: Record<string, string> = { workerd: "cloudflare", deno: "deno", bun: "node", node: "node" };
 
@@ -129,6 +135,15 @@ for (const [condition, keep] of Object.entries(RUNTIME_ENTRIES)) {
     { before: [onlyTransport(keep, kept)] },
   );
   if (!kept.includes(keep)) fail(`mod.ts never imports ./transports/${keep}.ts, needed for the "${condition}" entry`);
+}
+
+for (const file of ON_PUBLIC_API) {
+  const path = `${OUT}/${file}`;
+  const text = written.get(path);
+  if (text === undefined || !/from "\.\/mod\.js";/.test(text)) fail(`${file} does not import ./mod.js`);
+  const rewritten = text.replaceAll('from "./mod.js";', `from "${denoJson.name}";`);
+  if (/from "\.\//.test(rewritten)) fail(`${file} imports more than the public API (./mod.ts)`);
+  written.set(path, rewritten);
 }
 
 for (const [path, text] of written) {

@@ -29,6 +29,7 @@ import {
 import { CloudflareTransport } from "@memkit/memcache/cloudflare";
 import { DenoTransport } from "@memkit/memcache/deno";
 import { NodeTransport } from "@memkit/memcache/node";
+import { KeyvMemcache, type KeyvMemcacheOptions } from "@memkit/memcache/keyv";
 
 const transports: Transport[] = [new NodeTransport(), new DenoTransport(), new CloudflareTransport()];
 const serde: Serde = new CompressedSerde({ minCompressLen: 100 });
@@ -201,4 +202,23 @@ export async function use(): Promise<string> {
     wrapped,
     ringVersion,
   ]);
+}
+
+// The Keyv store: any client or server specs; values typed by the caller, undefined on a miss.
+const keyvOptions: KeyvMemcacheOptions = { namespace: "users", usePooling: true, timeout: 500 };
+const keyvStores = [
+  new KeyvMemcache("127.0.0.1:11211", keyvOptions),
+  new KeyvMemcache([{ host: "10.0.0.1", port: 11211 }]),
+  new KeyvMemcache(new PooledClient("127.0.0.1:11211")),
+  new KeyvMemcache(new RetryingClient(new Client("127.0.0.1:11211"))),
+];
+export async function keyvUse(): Promise<string | undefined> {
+  const store = keyvStores[0];
+  store.on("error", (error: unknown) => console.error(error));
+  const [first] = await store.getMany<string>(["a"]);
+  // @ts-expect-error: a TTL is a number of ms
+  await store.set("a", "1", "1h");
+  await store.clear();
+  await store.disconnect();
+  return first ?? await store.get<string>("a");
 }

@@ -291,6 +291,28 @@ test("@memkit/memcache/deno and /node can be imported in any of Node, Bun and De
   assert.equal(new NodeTransport().name, "node");
 });
 
+test("@memkit/memcache/keyv: KeyvMemcache on the runtime's entry, clear() of one namespace", async () => {
+  const { KeyvMemcache } = await import("@memkit/memcache/keyv");
+  const client = new Client(SPEC);
+  try {
+    const a = new KeyvMemcache(client, { namespace: key("keyv-a") });
+    const b = new KeyvMemcache(client, { namespace: key("keyv-b") });
+    assert.equal(await a.set("k", "A", 60_000), true);
+    assert.equal(await b.set("k", "B"), true);
+    assert.equal(await a.get("key 2"), undefined);
+    await a.clear();
+    assert.deepEqual(await Promise.all([a.get("k"), b.get("k")]), [undefined, "B"]);
+    // Its own client comes from the same module graph as the user's import.
+    const own = new KeyvMemcache(SPEC, { namespace: key("keyv-own") });
+    assert.ok(own.client instanceof HashClient);
+    await own.set("ключ", "v");
+    assert.equal(await own.get("ключ"), "v");
+    await own.disconnect();
+  } finally {
+    await client.close();
+  }
+});
+
 test("require() gives the same classes as import (ESM only, no dual package)", () => {
   const require = createRequire(import.meta.url);
   const cjs = require("@memkit/memcache");

@@ -50,9 +50,12 @@ test(`the minified get/set bundle is under ${LIMIT} bytes; no bundle loads a nod
     assert.match(text, /["']cloudflare:sockets["']/);
   }
   if (getSetBundle) {
-    // The budgeted bundle is the get/set Worker: its /cache route (and so MemcachedCache) dropped.
+    // The budgeted bundle is the get/set Worker: its /cache and /keyv routes (and so MemcachedCache,
+    // KeyvMemcache) dropped.
     assert.doesNotMatch(getSetCode, /"\/cache"/);
+    assert.doesNotMatch(getSetCode, /"\/keyv"/);
     assert.match(code, /"\/cache"/);
+    assert.match(code, /"\/keyv"/);
   }
 });
 
@@ -109,6 +112,20 @@ test("a MemcachedCache builds its own client on the Cloudflare transport: set/ge
   // On the server: the prefixed key, the counter as int64's two's complement with flags 2, as cachelib reads it.
   assert.equal(await rawGet(`${prefix}hits`), `VALUE ${prefix}hits 2 20\r\n18446744073709551614\r\nEND\r\n`);
   assert.equal(await rawGet(`${prefix}greeting`), "END\r\n");
+});
+
+test("a KeyvMemcache builds its own client on the Cloudflare transport: any key, setMany, clear()", async () => {
+  const res = await fetch("/keyv");
+  const body = await res.text();
+  assert.equal(res.status, 200, body);
+  const result = JSON.parse(body);
+  assert.match(result.namespace, /^wk\d+$/);
+  delete result.namespace;
+  assert.deepEqual(result, {
+    stored: true,
+    before: ['{"value":"héllo"}', "1", null],
+    after: [null, null],
+  });
 });
 
 test("a value PUT in one request is read in the next, and by other clients with pymemcache's flags", async () => {

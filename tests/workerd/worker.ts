@@ -31,6 +31,7 @@ import { clientSuite, type FakeSocket, type SuiteFake, type SuiteServer, type Su
 import { metaSuite } from "../_suite_meta.ts";
 import { memoryTarget } from "../_memory_target.ts";
 import { cases, describe, it } from "./_harness.ts";
+import { keyvCases } from "./_keyv_cases.ts";
 
 interface Fetcher {
   fetch(input: string, init?: RequestInit): Promise<Response>;
@@ -147,6 +148,8 @@ const memory = memoryTarget("Client/memory", {
 });
 clientSuite(memory);
 metaSuite(memory);
+
+keyvCases(() => env.MEMCACHED);
 
 // ---- Workers-only cases
 

@@ -3,15 +3,17 @@
 //   /kv/<key>      one client per request, closed after the response (ctx.waitUntil)
 //   /shared/<key>  one client at module scope, shared by every request
 //   /cache         a MemcachedCache (cachelib's API) per request, on its own client
+//   /keyv          a KeyvMemcache (@memkit/memcache/keyv) per request, on its own client
 // GET → the value or 404; PUT → stores the body. GET /selftest and GET /cache
 // run a few commands and return their results as JSON.
 //
 // The get/set Worker whose size is budgeted (40 KB minified; README: "about
 // 30 KB") is this file bundled with `--define globalThis.MEMKIT_CACHE_ROUTE=false`
-// (scripts/build_npm.ts, scripts/stages/40-npm.sh): the /cache route is then
-// dead code and MemcachedCache, with the HashClient it builds on, is tree-shaken
-// out. Bundled as is (as wrangler.toml does), the route is in.
+// (scripts/build_npm.ts, scripts/stages/40-npm.sh): the /cache and /keyv routes
+// are then dead code and MemcachedCache and KeyvMemcache, with the HashClient they
+// build on, are tree-shaken out. Bundled as is (as wrangler.toml does), they are in.
 import { Client, MemcachedCache } from "@memkit/memcache";
+import { KeyvMemcache } from "@memkit/memcache/keyv";
 
 const OPTIONS = { connectTimeout: 2000, timeout: 2000 };
 let shared;
@@ -29,6 +31,14 @@ export default {
         return Response.json(await cacheSelftest(cache));
       } finally {
         ctx.waitUntil(cache.close());
+      }
+    }
+    if (globalThis.MEMKIT_CACHE_ROUTE !== false && pathname === "/keyv") {
+      const store = new KeyvMemcache(env.MEMCACHED, { namespace: `wk${Date.now()}`, ...OPTIONS });
+      try {
+        return Response.json(await keyvSelftest(store));
+      } finally {
+        ctx.waitUntil(store.disconnect());
       }
     }
     const client = new Client(env.MEMCACHED, OPTIONS);
@@ -93,5 +103,19 @@ async function cacheSelftest(cache) {
     added: await cache.add("greeting", "x"),
     deleted: await cache.deleteMany("greeting", "missing"),
     after: await cache.get("greeting"),
+  };
+}
+
+async function keyvSelftest(store) {
+  // What Keyv hands a store: keys with its namespace, values it serialized, TTLs in ms.
+  const stored = await store.set("keyv:ключ 2", '{"value":"héllo"}', 60_000);
+  await store.setMany([{ key: "keyv:a", value: "1" }, { key: "keyv:b", value: "2", ttl: 1000 }]);
+  const before = await store.getMany(["keyv:ключ 2", "keyv:a", "keyv:missing"]);
+  await store.clear();
+  return {
+    namespace: store.namespace,
+    stored,
+    before,
+    after: await store.getMany(["keyv:ключ 2", "keyv:a"]),
   };
 }
