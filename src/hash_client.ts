@@ -26,6 +26,7 @@ import { checkKey as checkWireKey, keyBytes } from "./_keys.ts";
 import { binaryWireKey, encodeBase64 } from "./_meta.ts";
 import { entriesOf } from "./_mapping.ts";
 import { checkMs } from "./_options.ts";
+import { endBackground, requestTimeout, timeoutOf } from "./_background.ts";
 import { serverEvents } from "./_observe.ts";
 import { RendezvousHash } from "./_rendezvous.ts";
 import { checkCompatibleWith, type PythonClientName, pythonHasher, pythonRing, pythonSerde } from "./_python_compat.ts";
@@ -1061,6 +1062,8 @@ export class HashClient implements Commands {
    * The client stays usable; auto discovery stops (see {@linkcode HashClient.close}).
    */
   async quit(): Promise<void> {
+    const ending = endBackground(this, this[requestTimeout]); // getOrSet's refreshes (src/_background.ts)
+    if (ending !== undefined) await ending;
     // Every client is told in this tick: calls made after quit() go out on new connections.
     const stopping = this.#stopDiscovery();
     const clients = [...this.#nodes.map((n) => n.client), ...this.#retired];
@@ -1074,6 +1077,8 @@ export class HashClient implements Commands {
    * longer read (the servers stay as last read).
    */
   async close(): Promise<void> {
+    const ending = endBackground(this, this[requestTimeout]); // getOrSet's refreshes (src/_background.ts)
+    if (ending !== undefined) await ending;
     // Every client is told in this tick: calls made after close() go out on new connections.
     const stopping = this.#stopDiscovery();
     const clients = [...this.#nodes.map((n) => n.client), ...this.#retired];
@@ -1100,5 +1105,10 @@ export class HashClient implements Commands {
   /** Same as {@linkcode HashClient.close}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /** @internal The request limit (ms; `undefined`: none) close() bounds background work with. */
+  get [requestTimeout](): number | undefined {
+    return timeoutOf(this.#nodes.map((node) => node.client));
   }
 }
