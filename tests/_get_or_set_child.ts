@@ -58,6 +58,7 @@ if (process.argv[2] === "close") {
     if (Number(loadMs) > 0) await sleep(Number(loadMs));
     return "refreshed";
   };
+  await client.get("warm-up"); // connected: the call below is not the one that connects
   // The parent stored the key with less TTL left than recacheWithin: this call wins the refresh.
   // No onError: anything reported would go to console.warn, that is stderr.
   const value = await client.getOrSet(key, loader, { ttl: 60, recacheWithin: 30 });
