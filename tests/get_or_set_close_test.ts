@@ -14,7 +14,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { describe, it } from "./_harness.ts";
-import { Client, type Commands, MemcachedCache, RetryingClient } from "../mod.ts";
+import { Client, MemcachedCache, RetryingClient } from "../mod.ts";
 import { MemoryServer } from "../testing.ts";
 import { sleep, startMemcached } from "./_memcached.ts";
 import type { StampedeErrorEvent } from "../src/_stampede.ts";
@@ -329,7 +329,7 @@ test("getOrSet refreshes a value that is about to expire, once", async () => {
   await using server = new MemoryServer();
   await using client = new Client("memory", { transport: server.transport() });
   let loads = 0;
-  const load = async () => `v${++loads}`;
+  const load = () => `v${++loads}`;
   const refreshes: Promise<unknown>[] = [];
   const options = { ttl: 100, recacheWithin: 30, waitUntil: (p: Promise<unknown>) => refreshes.push(p) };
   assert.equal(await client.getOrSet("page", load, options), "v1");
