@@ -115,8 +115,8 @@ describe("getOrSet and close()", () => {
     for (const name of CLASSES) assert.equal(left.get(name), "refreshed", `${name}: the refresh was stored`);
   });
 
-  it("a refresh slower than timeout (500 ms; loader 1.5 s) is dropped: nothing sent or printed when its loader settles", async () => {
-    const left = await closeWithRefresh(1500, "500");
+  it("a refresh slower than timeout (800 ms; loader 1.5 s) is dropped: nothing sent or printed when its loader settles", async () => {
+    const left = await closeWithRefresh(1500, "800");
     for (const name of CLASSES) assert.equal(left.get(name), "v1", `${name}: the dropped refresh stored nothing`);
   });
 
