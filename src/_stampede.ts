@@ -195,6 +195,8 @@ const DEFAULT_LEASE_TTL = 10;
 const FIRST_POLL_MS = 5;
 const MAX_POLL_MS = 100;
 const MAX_SECONDS = 2147483647;
+/** The longest delay setTimeout takes. */
+const MAX_TIMER_MS = 2147483647;
 /** memcached reads a TTL above this many seconds (30 days) as a unix time. */
 const MAX_RELATIVE_SECONDS = 60 * 60 * 24 * 30;
 const OPTIONS = new Set(["ttl", "recacheWithin", "lease", "onError", "waitUntil"]);
@@ -343,7 +345,8 @@ export function getOrSet(
  */
 function join(flight: Flight, target: StampedeTarget, key: string, loader: Loader, p: Plan): Promise<unknown> {
   flight.expired ??= new Promise<void>((resolve) => {
-    flight.timer = setTimeout(resolve, Math.max(0, flight.deadline - Date.now()));
+    // Timers take at most 2^31-1 ms (longer ones fire at once): a later deadline waits that long.
+    flight.timer = setTimeout(resolve, Math.min(Math.max(0, flight.deadline - Date.now()), MAX_TIMER_MS));
   });
   const alone = flight.expired.then(() => readOrLoad(target, key, loader, { ...p, wait: 0 }));
   return Promise.race([flight.promise, alone]);
