@@ -1428,11 +1428,8 @@ export class Client {
    * that error and hands the lease back at once. A loader result of
    * `undefined` is returned and not stored. When memcached fails, the
    * loader's value is returned all the same and the error goes to
-   * `options.onError`. No connection is held while the loader runs. A
-   * call joins another's flight for at most `lease.wait` ms, then goes on
-   * by itself, so a loader that never settles holds up its own caller
-   * only; {@linkcode Client.close} ends the background refreshes. Seconds
-   * above 30 days are sent as unix times. See {@linkcode GetOrSetOptions}.
+   * `options.onError`. No connection is held while the loader runs. See
+   * {@linkcode GetOrSetOptions}.
    *
    * @throws {MemcacheIllegalInputError} for a bad key, a loader that is not a function or bad options (nothing is sent).
    */
