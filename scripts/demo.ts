@@ -120,7 +120,11 @@ const loader = async (key: string) => {
 const herd = await Promise.all(Array.from({ length: 500 }, () => client.getOrSet("report", loader, { ttl: 60 })));
 show("500 concurrent getOrSet on a cold key", `${new Set(herd).size} value, loader ran ${loads} time(s)`);
 await client.invalidate("report", { staleFor: 30 });
-show("after invalidate: stale, one refreshes", await client.getOrSet("report", loader, { ttl: 60 }));
+const refreshes: Promise<unknown>[] = [];
+const waitUntil = (refresh: Promise<unknown>) => void refreshes.push(refresh);
+show("after invalidate: stale, one refreshes", await client.getOrSet("report", loader, { ttl: 60, waitUntil }));
+await Promise.all(refreshes); // (close() would also let it finish, up to the client's timeout)
+show("the refresh, awaited through waitUntil", `stored; loader ran ${loads} time(s) in all`);
 await client.deleteMany(["page:1", "report"]);
 
 console.log(`\nHashClient: keys spread over ${servers.length} server(s), placed as pymemcache's HashClient would:`);

@@ -24,8 +24,23 @@
  * sent `W`, so marking an item stale again hands the win to the next
  * reader. `ms C<cas> I` with an older cas stores the value but stale.
  *
+ * Background refreshes (a won hit in the recache window, or stale) are
+ * the target's background work (src/_background.ts): its `close()` and
+ * `quit()` let them finish, bounded by `timeout`, or drop them, before
+ * closing a connection; none starts once `close()` was called.
+ *
+ * Seconds (`ttl`, `lease.ttl`, `recacheWithin`, `staleFor`) are relative;
+ * above 30 days they are sent as the unix time they end at (memcached reads
+ * a larger number as one: as relative seconds, a date in 1970).
+ *
  * In-process coalescing: concurrent calls for one key on one client object
- * share one flight (one `mg`, one loader run, one `ms`). On Cloudflare
+ * share one flight (one `mg`, one loader run, one `ms`). A flight is
+ * bounded as a lease winner in another process is: a caller joins it, and
+ * waits for it, at most its starter's `lease.wait` ms from its start (with
+ * `lease: false`, the default 11 s); a joiner still waiting then goes on
+ * by itself (one more `mg`: a value found is returned, else its own loader
+ * runs), and later calls start a flight of their own. So a loader that
+ * never settles holds up its own caller only. On Cloudflare
  * Workers flights are shared only within one request: a flight runs on the
  * sockets of the request that started it, which Workers ties to that
  * request (no other may use them; they end with it). Sharing one across
@@ -36,6 +51,7 @@
  * @module
  */
 
+import { type Background, backgroundEpoch, startBackground } from "./_background.ts";
 import { MemcacheError, MemcacheIllegalInputError, MemcacheSerdeError } from "./errors.ts";
 import type { MetaDeleteOptions, MetaGetOptions, MetaKey, MetaResult, MetaSetOptions } from "./_meta.ts";
 import { requestMarker } from "./transport.ts";
@@ -70,7 +86,11 @@ export interface LeaseOptions {
    * ms a caller that lost the lease waits for the winner's value (polling
    * with `mg`, from 5 ms up to 100 ms apart); after that it runs the loader
    * itself and returns its value without storing it. The default outlives
-   * the lease, so a dead winner is replaced before anyone gives up.
+   * the lease, so a dead winner is replaced before anyone gives up. It
+   * bounds in-process coalescing alike: concurrent calls on one client join
+   * one flight for up to this many ms from its start, then go on by
+   * themselves (a loader that never settles blocks no later call). `0`:
+   * never wait for another caller's load, in-process either.
    * @default {lease.ttl * 1000 + 1000}
    */
   wait?: number;
@@ -87,12 +107,18 @@ export interface StampedeErrorEvent {
    * handing a won lease back failed (it expires with `lease.ttl`);
    * `"refresh"`: a background refresh's loader threw (the callers already
    * had the current value; the item is marked stale so the next caller
-   * tries again).
+   * tries again), or `waitUntil` threw when given the refresh (which runs
+   * all the same; the call's value is unchanged).
    */
   stage: "get" | "set" | "release" | "refresh";
 }
 
-/** Options of `getOrSet`. Durations the server applies in seconds, those the client waits in ms. */
+/**
+ * Options of `getOrSet`. Durations the server applies in seconds, those the
+ * client waits in ms. Seconds are relative, whatever their size: above 30
+ * days (where memcached reads a number as a unix time) they are sent as the
+ * unix time they end at, as `MemcachedCache` does.
+ */
 export interface GetOrSetOptions {
   /** Seconds a loaded value lives (0: never expires). Required. */
   ttl: number;
@@ -117,8 +143,11 @@ export interface GetOrSetOptions {
   onError?: (error: unknown, event: StampedeErrorEvent) => void;
   /**
    * Given the promise of each background refresh (`recacheWithin`, stale
-   * items), which the call does not wait for. On Cloudflare Workers pass
-   * `ctx.waitUntil.bind(ctx)` so the refresh may finish after the response.
+   * items), which the call does not wait for; it resolves once the refresh
+   * stored its value, failed, or was dropped by `close()`. On Cloudflare
+   * Workers pass `ctx.waitUntil.bind(ctx)` so the refresh may finish after
+   * the response. If it throws, that goes to `onError` (stage
+   * `"refresh"`) and the call's value is unchanged.
    */
   waitUntil?: (promise: Promise<unknown>) => void;
 }
@@ -133,25 +162,43 @@ export interface InvalidateOptions {
   staleFor?: number;
 }
 
-/** A getOrSet's options, checked. */
+/** A getOrSet's options, checked. Seconds are relative here; {@linkcode wire} converts them when sent. */
 interface Plan {
   ttl: number;
+  /** ms a caller waits for another's load: a lease winner's, or an in-process flight's. */
   wait: number;
-  mg: MetaGetOptions;
+  /** The lease's seconds (meta `N`), if any. */
+  vivify: number | undefined;
+  recacheWithin: number | undefined;
   onError: GetOrSetOptions["onError"];
   waitUntil: GetOrSetOptions["waitUntil"];
+  /** The target's close() count when the call started (see _background.ts): a refresh of an older call is not run. */
+  epoch: number;
 }
 
-/** One load in flight for a key of a client; `same` (Workers) tells whether the caller is in its request. */
+/**
+ * One load in flight for a key of a client; `same` (Workers) tells whether
+ * the caller is in its request. Callers join it until `deadline` (its
+ * starter's `wait` from its start); joiners still waiting then go on by
+ * themselves (see {@linkcode join}).
+ */
 interface Flight {
   promise: Promise<unknown>;
   same: (() => boolean) | undefined;
+  deadline: number;
+  /** Resolves at `deadline`; made when the first caller joins, its timer cleared when the flight settles. */
+  expired: Promise<void> | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 const DEFAULT_LEASE_TTL = 10;
 const FIRST_POLL_MS = 5;
 const MAX_POLL_MS = 100;
 const MAX_SECONDS = 2147483647;
+/** The longest delay setTimeout takes. */
+const MAX_TIMER_MS = 2147483647;
+/** memcached reads a TTL above this many seconds (30 days) as a unix time. */
+const MAX_RELATIVE_SECONDS = 60 * 60 * 24 * 30;
 const OPTIONS = new Set(["ttl", "recacheWithin", "lease", "onError", "waitUntil"]);
 const LEASE_OPTIONS = new Set(["ttl", "wait"]);
 
@@ -172,6 +219,23 @@ function seconds(name: string, value: unknown, min: number): number {
   return value;
 }
 
+/**
+ * Relative seconds as memcached takes them: up to 30 days as they are,
+ * beyond that as the unix time they end at (memcached would read a larger
+ * relative number as a date in 1970 and expire the item at once).
+ */
+function wire(seconds: number): number {
+  return seconds > MAX_RELATIVE_SECONDS ? Math.min(Math.floor(Date.now() / 1000) + seconds, MAX_SECONDS) : seconds;
+}
+
+/** The `mg` of a getOrSet, its TTLs converted now. */
+function readOptions(p: Plan): MetaGetOptions {
+  const mg: MetaGetOptions = { returnCas: true, returnTtl: true, returnSize: true };
+  if (p.vivify !== undefined) mg.vivify = wire(p.vivify);
+  if (p.recacheWithin !== undefined) mg.recacheWithin = wire(p.recacheWithin);
+  return mg;
+}
+
 function names(what: string, options: object, allowed: Set<string>): void {
   for (const name of Object.keys(options)) {
     if (!allowed.has(name)) throw illegal("getOrSet", `${what} takes no option ${name}`);
@@ -189,17 +253,18 @@ function plan(target: StampedeTarget, key: unknown, loader: unknown, options: un
   const o = options as GetOrSetOptions;
   names("getOrSet", o, OPTIONS);
   const ttl = seconds("ttl", o.ttl, 0);
-  const mg: MetaGetOptions = { returnCas: true, returnTtl: true, returnSize: true };
-  if (o.recacheWithin !== undefined) mg.recacheWithin = seconds("recacheWithin", o.recacheWithin, 1);
-  let wait = 0;
+  const recacheWithin = o.recacheWithin === undefined ? undefined : seconds("recacheWithin", o.recacheWithin, 1);
+  // Without a lease, an in-process flight is still joined for the default lease's wait.
+  let wait = DEFAULT_LEASE_TTL * 1000 + 1000;
+  let vivify: number | undefined;
   if (o.lease !== false) {
     const lease = o.lease ?? {};
     if (typeof lease !== "object" || lease === null) {
       throw illegal("getOrSet", "lease must be { ttl?, wait? } or false");
     }
     names("lease", lease, LEASE_OPTIONS);
-    mg.vivify = lease.ttl === undefined ? DEFAULT_LEASE_TTL : seconds("lease.ttl", lease.ttl, 1);
-    wait = lease.wait === undefined ? mg.vivify * 1000 + 1000 : lease.wait;
+    vivify = lease.ttl === undefined ? DEFAULT_LEASE_TTL : seconds("lease.ttl", lease.ttl, 1);
+    wait = lease.wait === undefined ? vivify * 1000 + 1000 : lease.wait;
     if (typeof wait !== "number" || !(wait >= 0) || !Number.isFinite(wait)) {
       throw illegal("getOrSet", `lease.wait must be a finite number of ms, 0 or more, got ${String(lease.wait)}`);
     }
@@ -209,7 +274,8 @@ function plan(target: StampedeTarget, key: unknown, loader: unknown, options: un
       throw illegal("getOrSet", `${name} must be a function`);
     }
   }
-  return { ttl, wait, mg, onError: o.onError, waitUntil: o.waitUntil };
+  const epoch = backgroundEpoch(target);
+  return { ttl, wait, vivify, recacheWithin, onError: o.onError, waitUntil: o.waitUntil, epoch };
 }
 
 /**
@@ -242,11 +308,23 @@ export function getOrSet(
   let byKey = flights.get(target);
   if (byKey === undefined) flights.set(target, byKey = new Map());
   let list = byKey.get(key);
+  const now = Date.now();
   if (list !== undefined) {
-    for (const flight of list) if (flight.same === undefined || flight.same()) return flight.promise;
+    for (const flight of list) {
+      if (now < flight.deadline && (flight.same === undefined || flight.same())) {
+        return join(flight, target, key, loader, p);
+      }
+    }
   } else byKey.set(key, list = []);
-  const flight: Flight = { promise: undefined as unknown as Promise<unknown>, same: requestScope() };
+  const flight: Flight = {
+    promise: undefined as unknown as Promise<unknown>,
+    same: requestScope(),
+    deadline: now + p.wait,
+    expired: undefined,
+    timer: undefined,
+  };
   const done = () => {
+    clearTimeout(flight.timer);
     const now = byKey.get(key);
     if (now === undefined) return;
     const at = now.indexOf(flight);
@@ -258,6 +336,22 @@ export function getOrSet(
   return flight.promise;
 }
 
+/**
+ * A caller joining `flight`: its value, or, if the flight has not settled
+ * by its deadline (its loader is slow, or never settles), what the caller
+ * gets going on by itself as a lease loser whose wait is over: one more
+ * read, a value found (another client may have stored it) returned, else
+ * its own loader's (stored if it wins the lease).
+ */
+function join(flight: Flight, target: StampedeTarget, key: string, loader: Loader, p: Plan): Promise<unknown> {
+  flight.expired ??= new Promise<void>((resolve) => {
+    // Timers take at most 2^31-1 ms (longer ones fire at once): a later deadline waits that long.
+    flight.timer = setTimeout(resolve, Math.min(Math.max(0, flight.deadline - Date.now()), MAX_TIMER_MS));
+  });
+  const alone = flight.expired.then(() => readOrLoad(target, key, loader, { ...p, wait: 0 }));
+  return Promise.race([flight.promise, alone]);
+}
+
 /** One flight: read with the lease flags; win → load and store; lose → poll; hit → value (maybe refresh). */
 async function readOrLoad(target: StampedeTarget, key: string, loader: Loader, p: Plan): Promise<unknown> {
   const deadline = Date.now() + p.wait;
@@ -265,7 +359,7 @@ async function readOrLoad(target: StampedeTarget, key: string, loader: Loader, p
   for (;;) {
     let r: MetaResult;
     try {
-      r = await target.metaGet(key, p.mg);
+      r = await target.metaGet(key, readOptions(p));
     } catch (error) {
       if (error instanceof MemcacheIllegalInputError) throw error;
       report(p, error, key, "get");
@@ -313,7 +407,8 @@ async function loadAndStore(
     // bumped the cas) the value is stored stale, so the next reader
     // recomputes it; if it was deleted, or the lease expired and is gone,
     // it is not stored (`NF`).
-    const options: MetaSetOptions = cas === undefined ? { expire: p.ttl } : { expire: p.ttl, cas, invalidate: true };
+    const expire = wire(p.ttl);
+    const options: MetaSetOptions = cas === undefined ? { expire } : { expire, cas, invalidate: true };
     await target.metaSet(key, value, options);
   } catch (error) {
     report(p, error, key, "set");
@@ -322,38 +417,57 @@ async function loadAndStore(
   return value;
 }
 
-/** A won hit (recache window or stale): the loader runs in the background, its value stored against the cas. */
+/**
+ * A won hit (recache window or stale): the loader runs in the background,
+ * its value stored against the cas. It is the target's background work
+ * (see _background.ts): not started once the target's close() was called,
+ * and silent once close() dropped it. A `waitUntil` that throws is
+ * reported and changes nothing else: the caller still gets its value.
+ */
 function refresh(target: StampedeTarget, key: string, loader: Loader, p: Plan, r: MetaResult): void {
   const cas = r.cas;
-  const work = (async () => {
+  const work = startBackground(target, p.epoch, async (bg) => {
     let value: unknown;
     try {
       value = await loader(key);
     } catch (error) {
+      if (!bg.live()) return;
       report(p, error, key, "refresh");
       // Marking it stale hands the win to the next reader; others keep the value.
-      if (cas !== undefined) await release(target, key, p, { cas, invalidate: true });
+      if (cas !== undefined) await release(target, key, p, { cas, invalidate: true }, bg);
       return;
     }
     try {
       if (value === undefined) {
-        if (cas !== undefined) await target.metaDelete(key, { cas });
+        if (cas !== undefined) await bg.send(() => target.metaDelete(key, { cas }));
       } else {
-        await target.metaSet(key, value, cas === undefined ? { expire: p.ttl } : { expire: p.ttl, cas });
+        const expire = wire(p.ttl);
+        await bg.send(() => target.metaSet(key, value, cas === undefined ? { expire } : { expire, cas }));
       }
     } catch (error) {
-      report(p, error, key, "set");
+      if (bg.live()) report(p, error, key, "set");
     }
-  })();
-  p.waitUntil?.(work);
+  });
+  if (work === undefined || p.waitUntil === undefined) return;
+  try {
+    p.waitUntil(work);
+  } catch (error) {
+    report(p, error, key, "refresh");
+  }
 }
 
 /** Hands a won lease back (md at its cas), so the next caller wins at once; failures are reported. */
-async function release(target: StampedeTarget, key: string, p: Plan, options: MetaDeleteOptions): Promise<void> {
+async function release(
+  target: StampedeTarget,
+  key: string,
+  p: Plan,
+  options: MetaDeleteOptions,
+  bg?: Background,
+): Promise<void> {
   try {
-    await target.metaDelete(key, options);
+    await (bg === undefined ? target.metaDelete(key, options) : bg.send(() => target.metaDelete(key, options)));
   } catch (error) {
-    report(p, error, key, "release");
+    if (bg === undefined || bg.live()) report(p, error, key, "release");
   }
 }
 
@@ -383,7 +497,7 @@ export function invalidate(target: StampedeTarget, key: string, options?: Invali
       if (name !== "staleFor") throw illegal("invalidate", `invalidate takes no option ${name}`);
     }
     md = { invalidate: true };
-    if (options?.staleFor !== undefined) md.expire = seconds("staleFor", options.staleFor, 1);
+    if (options?.staleFor !== undefined) md.expire = wire(seconds("staleFor", options.staleFor, 1));
   } catch (error) {
     return Promise.reject(error);
   }

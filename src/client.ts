@@ -39,6 +39,7 @@ import { type Item, ProtocolError } from "./_wire.ts";
 import type { Outbox } from "./_outbox.ts";
 import { entriesOf, type Mapping } from "./_mapping.ts";
 import { checkLimitMs } from "./_options.ts";
+import { endBackground, requestTimeout } from "./_background.ts";
 import {
   binaryWireKey,
   encodeBase64,
@@ -1482,9 +1483,12 @@ export class Client {
 
   /**
    * Sends `quit` and waits for the server to close the connection. The
-   * client stays usable: the next call reconnects.
+   * client stays usable: the next call reconnects. Background refreshes
+   * end first, as in {@linkcode Client.close}.
    */
   async quit(): Promise<void> {
+    const ending = endBackground(this, this.#timeout);
+    if (ending !== undefined) await ending;
     const own = this.#own();
     this.#conn = null;
     // rawCommand's connections close by themselves after their reply.
@@ -1494,8 +1498,18 @@ export class Client {
   /**
    * Closes the connection: queued noreply requests are written first;
    * requests still waiting for replies reject. The client stays usable.
+   *
+   * First it ends the client's background work, the refreshes
+   * {@linkcode Client.getOrSet} started (`recacheWithin`, stale items):
+   * none starts once close() was called; those under way get up to
+   * `timeout` ms to finish (5 s with no limit set), then are dropped (a
+   * dropped refresh stores nothing and reports nothing; one whose request
+   * is in flight gets up to `timeout` more for its reply). So when close()
+   * resolves, no refresh reopens a connection or prints anything.
    */
   async close(): Promise<void> {
+    const ending = endBackground(this, this.#timeout);
+    if (ending !== undefined) await ending;
     const own = this.#own();
     this.#conn = null;
     await Promise.all(own.map((conn) => conn.close()));
@@ -1513,6 +1527,11 @@ export class Client {
   /** Same as {@linkcode Client.close}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /** @internal The request limit (ms; `undefined`: none) close() bounds background work with. */
+  get [requestTimeout](): number | undefined {
+    return this.#timeout;
   }
 }
 

@@ -25,6 +25,7 @@ import type { Node } from "./_failover.ts";
 import { checkKey as checkWireKey, keyBytes } from "./_keys.ts";
 import { entriesOf } from "./_mapping.ts";
 import { checkMs } from "./_options.ts";
+import { endBackground, requestTimeout, timeoutOf } from "./_background.ts";
 import { serverEvents } from "./_observe.ts";
 import { HASHERS, Placement } from "./_placement.ts";
 import { checkCompatibleWith, type PythonClientName, pythonHasher, pythonSerde } from "./_python_compat.ts";
@@ -914,6 +915,8 @@ export class HashClient implements Commands {
    * The client stays usable; auto discovery stops (see {@linkcode HashClient.close}).
    */
   async quit(): Promise<void> {
+    const ending = endBackground(this, this[requestTimeout]); // getOrSet's refreshes (src/_background.ts)
+    if (ending !== undefined) await ending;
     // Every client is told in this tick: calls made after quit() go out on new connections.
     const stopping = this.#discovery?.stop();
     const clients = this.#placement.clients();
@@ -927,6 +930,8 @@ export class HashClient implements Commands {
    * longer read (the servers stay as last read).
    */
   async close(): Promise<void> {
+    const ending = endBackground(this, this[requestTimeout]); // getOrSet's refreshes (src/_background.ts)
+    if (ending !== undefined) await ending;
     // Every client is told in this tick: calls made after close() go out on new connections.
     const stopping = this.#discovery?.stop();
     const clients = this.#placement.clients(true);
@@ -937,5 +942,10 @@ export class HashClient implements Commands {
   /** Same as {@linkcode HashClient.close}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /** @internal The request limit (ms; `undefined`: none) close() bounds background work with. */
+  get [requestTimeout](): number | undefined {
+    return timeoutOf(this.#nodes.map((node) => node.client));
   }
 }

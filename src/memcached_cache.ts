@@ -331,7 +331,8 @@ export class MemcachedCache {
    */
   async getOrSet(key: string, loader: (key: string) => unknown, timeout?: number | null): Promise<Value> {
     const wire = this.#storeKey(key);
-    const ttl = this.#expire(timeout);
+    this.#expire(timeout); // checked as set checks it; getOrSet takes it relative and converts it itself
+    const ttl = timeout ?? this.defaultTimeout;
     if (typeof loader !== "function") {
       throw new MemcacheIllegalInputError(`loader must be a function, got ${typeof loader}`);
     }

@@ -24,6 +24,7 @@ import type { Serde } from "./serde.ts";
 import type { ServerAddress, ServerSpec } from "./transport.ts";
 import { defaultPoolLimit } from "./_default_transport.ts";
 import { checkMs } from "./_options.ts";
+import { endBackground, requestTimeout } from "./_background.ts";
 import { leavesConnectionUsable } from "./_usable.ts";
 
 /** Options of {@linkcode PooledClient}: those of {@linkcode ClientOptions} plus the pool's. */
@@ -585,7 +586,7 @@ export class PooledClient implements Commands {
    * and waits for them to close. The client stays usable.
    */
   quit(): Promise<void> {
-    return this.#clear((client) => client.quit());
+    return this.#end((client) => client.quit());
   }
 
   /**
@@ -594,7 +595,13 @@ export class PooledClient implements Commands {
    * a new connection.
    */
   close(): Promise<void> {
-    return this.#clear((client) => client.close());
+    return this.#end((client) => client.close());
+  }
+
+  /** Ends the background refreshes of getOrSet (see src/_background.ts), then the connections. */
+  #end(end: (client: Client) => Promise<void>): Promise<void> {
+    const ending = endBackground(this, this[requestTimeout]);
+    return ending === undefined ? this.#clear(end) : ending.then(() => this.#clear(end));
   }
 
   async #clear(end: (client: Client) => Promise<void>): Promise<void> {
@@ -611,5 +618,10 @@ export class PooledClient implements Commands {
   /** Same as {@linkcode PooledClient.close}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /** @internal The request limit (ms; `undefined`: none) close() bounds background work with. */
+  get [requestTimeout](): number | undefined {
+    return this.#template[requestTimeout];
   }
 }

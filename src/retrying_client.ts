@@ -21,6 +21,7 @@ import { type CommandName, type Commands, rowOf, runComposed } from "./commands.
 import { MemcacheAuthError, MemcacheTimeoutError, MemcacheUnexpectedCloseError } from "./errors.ts";
 import { entriesOf } from "./_mapping.ts";
 import { checkMs } from "./_options.ts";
+import { endBackground, requestTimeout, timeoutOf } from "./_background.ts";
 import { observeCommands, type Observer } from "./_observe.ts";
 
 /** An error class, such as `MemcacheUnexpectedCloseError` or `TypeError`. */
@@ -556,18 +557,28 @@ export class RetryingClient<C extends Commands = Client> implements Commands {
   }
   // ---- end of generated code
 
-  /** `quit` of the wrapped client (not retried). */
+  /** `quit` of the wrapped client (not retried), once getOrSet's refreshes ended (as {@linkcode Client.close}). */
   quit(): Promise<void> {
-    return this.client.quit();
+    const ending = endBackground(this, this[requestTimeout]);
+    return ending === undefined ? this.client.quit() : ending.then(() => this.client.quit());
   }
 
-  /** `close` of the wrapped client (not retried): closing this closes it. */
+  /**
+   * `close` of the wrapped client (not retried): closing this closes it.
+   * The refreshes getOrSet started end first, as in {@linkcode Client.close}.
+   */
   close(): Promise<void> {
-    return this.client.close();
+    const ending = endBackground(this, this[requestTimeout]);
+    return ending === undefined ? this.client.close() : ending.then(() => this.client.close());
   }
 
   /** Same as {@linkcode RetryingClient.close}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /** @internal The wrapped client's request limit (ms; `undefined`: none), which bounds close()'s wait. */
+  get [requestTimeout](): number | undefined {
+    return timeoutOf([this.client]);
   }
 }
