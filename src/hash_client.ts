@@ -946,6 +946,6 @@ export class HashClient implements Commands {
 
   /** @internal The request limit (ms; `undefined`: none) close() bounds background work with. */
   get [requestTimeout](): number | undefined {
-    return timeoutOf(this.#nodes.map((node) => node.client));
+    return timeoutOf(this.#placement.clients());
   }
 }
