@@ -68,8 +68,16 @@ interface State {
 }
 
 const states = new WeakMap<object, State>();
+/** Objects that stand for a client (the observer's unobserved view of it): their background is the client's. */
+const aliases = new WeakMap<object, object>();
 
-function stateOf(owner: object): State {
+/** Makes `alias` share `owner`'s background: its refreshes end with `owner`'s close(). */
+export function aliasOwner(alias: object, owner: object): void {
+  aliases.set(alias, owner);
+}
+
+function stateOf(alias: object): State {
+  const owner = aliases.get(alias) ?? alias;
   let state = states.get(owner);
   if (state === undefined) states.set(owner, state = { tasks: new Set(), epoch: 0, closing: 0 });
   return state;

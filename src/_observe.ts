@@ -15,6 +15,7 @@
 
 import type { ConnectionObserver, Tally } from "./_connection.ts";
 import type { Route } from "./_route.ts";
+import { aliasOwner } from "./_background.ts";
 
 /** What a command's observer sees when it starts. */
 export interface CommandStartEvent {
@@ -426,7 +427,7 @@ export function observeCommands(
  */
 function unobserved(target: object, originals: Map<string, (...args: unknown[]) => Promise<unknown>>): object {
   const bound = new Map<PropertyKey, unknown>();
-  return new Proxy(target, {
+  const view = new Proxy(target, {
     get(t, name) {
       let value = bound.get(name);
       if (value !== undefined) return value;
@@ -438,6 +439,8 @@ function unobserved(target: object, originals: Map<string, (...args: unknown[]) 
       return value;
     },
   });
+  aliasOwner(view, target); // getOrSet's refreshes over the view end with the client's close()
+  return view;
 }
 
 /**
