@@ -5,8 +5,20 @@
  * its error class), getOrSet's lease across processes, and a failover route
  * losing a backend under load.
  */
-import { Client, type ClientOptions } from "../mod.ts";
-import { clientSuite } from "./_suite.ts";
+import assert from "node:assert/strict";
+import {
+  Client,
+  type ClientOptions,
+  MemcacheClientError,
+  MemcacheError,
+  MemcacheServerError,
+  MemcacheUnexpectedCloseError,
+  MemcacheUnknownCommandError,
+} from "../mod.ts";
+import { rejectsWith } from "./_assert.ts";
+import { describe, it } from "./_harness.ts";
+import { skipWithout1638, sleep, startProxy } from "./_memcached.ts";
+import { clientSuite, within } from "./_suite.ts";
 import { metaSuite } from "./_suite_meta.ts";
 import { proxyTarget } from "./_targets.ts";
 
@@ -27,3 +39,107 @@ const skip = {
 const target = proxyTarget("Client/proxy", (spec: string, options?: ClientOptions) => new Client(spec, options), skip);
 clientSuite(target);
 metaSuite(target);
+
+/** The rejection of `promise` (fails if it resolves). */
+async function caught(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new assert.AssertionError({ message: "expected a rejection" });
+}
+
+/** `call()`, tried again every 20 ms while it rejects (a backend coming back), for up to 10 s. */
+async function retry<T>(call: () => Promise<T>): Promise<T> {
+  for (let i = 0;; i++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (i >= 500) throw error;
+      await sleep(20);
+    }
+  }
+}
+
+describe("what the proxy answers differently from a plain memcached", () => {
+  const opts = { skip: skipWithout1638() };
+
+  it("flush_all, cache_memlimit and verbosity: CLIENT_ERROR parsing request (MemcacheClientError); the connection stays", async () => {
+    await using proxy = await startProxy();
+    await using client = new Client(proxy.spec);
+    await client.set("k", "v", { noreply: false });
+    await rejectsWith(client.flushAll(0, { noreply: false }), MemcacheClientError, /parsing request/);
+    await rejectsWith(client.cacheMemlimit(100), MemcacheClientError, /parsing request/);
+    await rejectsWith(client.verbosity(1, { noreply: false }), MemcacheClientError, /parsing request/);
+    assert.equal(await client.version(), "1.6.38"); // the proxy's own
+    assert.equal(await client.get("k"), "v"); // nothing was flushed
+  }, opts);
+
+  it("an unknown command: CLIENT_ERROR parsing request (MemcacheClientError, not MemcacheUnknownCommandError)", async () => {
+    await using proxy = await startProxy();
+    await using client = new Client(proxy.spec);
+    const error = await caught(client.rawCommand("bogus_command"));
+    assert.ok(error instanceof MemcacheClientError && !(error instanceof MemcacheUnknownCommandError), String(error));
+    assert.match(error.message, /parsing request/);
+    assert.equal(await client.version(), "1.6.38");
+  }, opts);
+
+  it("`delete <key> noreply` is refused; its CLIENT_ERROR lands on the next call, and no call gets another's value", async () => {
+    await using proxy = await startProxy();
+    await using client = new Client(proxy.spec);
+    const keys = Array.from({ length: 12 }, (_, i) => `k${i}`);
+    for (const key of keys) await client.set(key, `value of ${key}`, { noreply: false });
+    // The proxy answers the noreply delete (CLIENT_ERROR bad command line
+    // format): the client expects no reply, so the next call on the
+    // connection takes it; replies behind it are then out of step, which the
+    // client detects (a retrieval reply names its keys) and fails the
+    // connection rather than hand a value to the wrong call.
+    const calls = [client.delete("k0", { noreply: true }), ...keys.map((key) => client.get(key))];
+    const results = await Promise.allSettled(calls);
+    assert.deepEqual(results[0], { status: "fulfilled", value: true });
+    const first = results[1];
+    assert.ok(first.status === "rejected" && first.reason instanceof MemcacheClientError, String(first));
+    assert.match((first as PromiseRejectedResult).reason.message, /bad command line format/);
+    results.slice(1).forEach((result, i) => {
+      if (result.status === "fulfilled") assert.equal(result.value, `value of ${keys[i]}`, `get ${keys[i]}`);
+      else assert.ok(result.reason instanceof MemcacheError, String(result.reason));
+    });
+    assert.equal(await client.get("k0"), "value of k0", "not deleted");
+    // With a reply, delete works; so do metaDelete and deleteMany.
+    assert.equal(await client.delete("k0", { noreply: false }), true);
+    assert.equal((await client.metaDelete("k1")).deleted, true);
+    assert.equal(await client.deleteMany(["k2"], { noreply: false }), true);
+    assert.deepEqual(await client.getMany(["k0", "k1", "k2"]), new Map());
+  }, opts);
+
+  it("after a backend's CLIENT_ERROR, requests pipelined behind it get SERVER_ERROR backend failure (MemcacheServerError)", async () => {
+    await using proxy = await startProxy({ backends: 1 });
+    await using client = new Client(proxy.spec);
+    await client.set("text", "abc", { noreply: false });
+    const [incr, get] = await Promise.allSettled([client.incr("text", 1), client.get("text")]);
+    assert.ok(incr.status === "rejected" && incr.reason instanceof MemcacheClientError, String(incr));
+    assert.match((incr as PromiseRejectedResult).reason.message, /non-numeric/);
+    assert.equal(get.status, "rejected");
+    const error = (get as PromiseRejectedResult).reason;
+    assert.ok(error instanceof MemcacheServerError && !(error instanceof MemcacheUnexpectedCloseError), String(error));
+    assert.match(error.message, /backend failure/);
+    assert.equal(await client.get("text"), "abc", "the connection to the proxy stays; the next call succeeds");
+  }, opts);
+
+  it("a dead backend: the proxy answers SERVER_ERROR backend failure (MemcacheServerError) within the timeout", async () => {
+    await using proxy = await startProxy({ backends: 1 });
+    await using client = new Client(proxy.spec, { timeout: 2000 });
+    await client.set("k", "v", { noreply: false });
+    await proxy.backends[0].stop();
+    for (const call of [() => client.get("k"), () => client.set("k", "w", { noreply: false })]) {
+      const error = await caught(within(call(), 2500, "a call to a dead backend"));
+      assert.ok(error instanceof MemcacheServerError && !(error instanceof MemcacheUnexpectedCloseError), String(error));
+      assert.match(error.message, /backend failure/);
+    }
+    assert.equal(await client.version(), "1.6.38", "the proxy itself still answers on the same connection");
+    await proxy.backends[0].restart();
+    assert.equal(await within(retry(() => client.set("k", "w", { noreply: false })), 15_000, "set"), true);
+    assert.equal(await client.get("k"), "w");
+  }, opts);
+});
