@@ -6,6 +6,8 @@
  * losing a backend under load.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import process from "node:process";
 import {
   Client,
   type ClientOptions,
@@ -17,6 +19,7 @@ import {
 } from "../mod.ts";
 import { rejectsWith } from "./_assert.ts";
 import { describe, it } from "./_harness.ts";
+import { harnessSeed, Invariants, Rng, taggedValue } from "./_hostile.ts";
 import { skipWithout1638, sleep, startProxy } from "./_memcached.ts";
 import { clientSuite, within } from "./_suite.ts";
 import { metaSuite } from "./_suite_meta.ts";
@@ -142,4 +145,109 @@ describe("what the proxy answers differently from a plain memcached", () => {
     assert.equal(await within(retry(() => client.set("k", "w", { noreply: false })), 15_000, "set"), true);
     assert.equal(await client.get("k"), "w");
   }, opts);
+});
+
+describe("getOrSet through the proxy", () => {
+  it("4 processes × 250 concurrent callers: the lease holds across the proxy, the loader runs once in all", async () => {
+    await using proxy = await startProxy();
+    await using admin = new Client(proxy.spec);
+    const key = `proxy-fleet:${Date.now()}`;
+    const counter = `proxy-fleet-runs:${Date.now()}`;
+    await admin.set(counter, 0, { noreply: false });
+    const isDeno = typeof process.versions.deno === "string";
+    const child = new URL(isDeno ? "./_get_or_set_child.ts" : "./_get_or_set_child.js", import.meta.url).pathname;
+    const command = isDeno ? [process.execPath, "run", "--allow-all", child] : [process.execPath, child];
+    const children = Array.from({ length: 4 }, () => {
+      const proc = spawn(command[0], [...command.slice(1), proxy.spec, key, counter, "250", "300"], {
+        stdio: ["pipe", "pipe", "inherit"],
+      });
+      let out = "";
+      const ready = new Promise<void>((resolve) => {
+        proc.stdout!.on("data", (d) => {
+          out += d;
+          if (out.startsWith("ready\n")) resolve();
+        });
+      });
+      const exited = new Promise<number | null>((resolve) => proc.once("close", resolve));
+      return { proc, ready, exited, output: () => out.slice("ready\n".length).trim() };
+    });
+    try {
+      await Promise.all(children.map((c) => c.ready));
+      for (const c of children) c.proc.stdin!.end("go\n");
+      assert.deepEqual(await Promise.all(children.map((c) => c.exited)), [0, 0, 0, 0]);
+      const reports = children.map((c) => JSON.parse(c.output()));
+      assert.equal(Number(await admin.get(counter)), 1, "the loader ran once across the processes");
+      assert.equal(reports.reduce((n, r) => n + r.runs, 0), 1);
+      const values = new Set(reports.flatMap((r) => r.values));
+      assert.equal(values.size, 1, `every caller got the same value: ${[...values]}`);
+      assert.equal(reports.reduce((n, r) => n + r.count, 0), 1000);
+      assert.deepEqual(reports.flatMap((r) => r.errors), []);
+      assert.equal(await admin.get(key), [...values][0]);
+    } finally {
+      for (const c of children) if (c.proc.exitCode === null) c.proc.kill("SIGKILL");
+      await Promise.all(children.map((c) => c.exited));
+    }
+  }, { skip: skipWithout1638() });
+});
+
+/** routelib: keys hashed over pool `main` (the first two backends); a key whose backend fails goes to `spare`. */
+export function failoverConfig(backends: string[]): string {
+  const list = (specs: string[]) => specs.map((b) => JSON.stringify(b)).join(", ");
+  return [
+    "pools{",
+    `  main = { backend_options = { retrytimeout = 1 }, backends = { ${list(backends.slice(0, 2))} } },`,
+    `  spare = { backends = { ${list(backends.slice(2))} } },`,
+    "}",
+    "routes{",
+    '  default = route_failover{ children = { "main", "spare" } },',
+    "}",
+    "",
+  ].join("\n");
+}
+
+describe("a failover route losing a backend under load", () => {
+  it("kill one of main's backends mid-load: every call settles within its timeout, no value is another's", async () => {
+    await using proxy = await startProxy({ config: failoverConfig });
+    const timeout = 1000;
+    await using client = new Client(proxy.spec, { timeout });
+    const ledger = new Invariants("proxy failover");
+    const rng = new Rng(harnessSeed(1638));
+    const keys = Array.from({ length: 64 }, (_, i) => `fo:${i}`);
+    let killed = false;
+    let stop = false;
+    const afterKill = { calls: 0, ok: 0 };
+    const worker = async () => {
+      while (!stop) {
+        const key = rng.pick(keys);
+        const phase = killed;
+        let outcome;
+        if (rng.int(3) === 0) {
+          const serial = ledger.serial();
+          ledger.issued(key, serial);
+          outcome = await ledger.call(`set ${key}`, timeout, () => client.set(key, taggedValue(key, serial), { noreply: false }));
+        } else {
+          outcome = await ledger.call(`get ${key}`, timeout, () => client.get(key), (v) => ledger.checkRead(key, v));
+        }
+        if (phase) {
+          afterKill.calls++;
+          if (outcome.ok) afterKill.ok++;
+        }
+      }
+    };
+    const workers = Array.from({ length: 8 }, worker);
+    await sleep(400);
+    await proxy.backends[0].stop(); // SIGKILL: its connections drop at once
+    killed = true;
+    await sleep(800);
+    stop = true;
+    await within(Promise.all(workers), timeout + 500, "the workers");
+    await ledger.drain(timeout + 200);
+    const { report } = ledger;
+    const summary = JSON.stringify({ report, afterKill, violations: ledger.violations.slice(0, 5) });
+    assert.equal(report.late + report.hung + report.wrong + report.foreign, 0, summary);
+    assert.ok(report.calls > 200 && afterKill.calls > 50, summary);
+    // Failover: after the kill, calls keep succeeding (keys of the dead
+    // backend on the spare); errors are only the few in flight at the kill.
+    assert.ok(afterKill.ok >= afterKill.calls * 0.9, summary);
+  }, { skip: skipWithout1638() });
 });
