@@ -6,7 +6,12 @@ import { clientTarget } from "./_targets.ts";
 
 for (const version of ["1.6.18", "1.6.38"] as const) {
   // Debian 12's memcached, and 1.6.38 (scripts/build_memcached.sh).
-  const target = clientTarget("Client/NodeTransport", new NodeTransport(), undefined, version === "1.6.38" ? version : undefined);
+  const target = clientTarget(
+    "Client/NodeTransport",
+    new NodeTransport(),
+    undefined,
+    version === "1.6.38" ? version : undefined,
+  );
   clientSuite(target);
   metaSuite(target);
 }
