@@ -22,6 +22,16 @@ if [ -x "$BIN" ] && "$BIN" --version 2>/dev/null | grep -q "memcached $VERSION";
   exit 0
 fi
 
+# One build at a time (several checkouts may share node_modules): wait for
+# another one, then use its binary.
+mkdir -p "$OUT"
+exec 9>"$OUT/.lock"
+if command -v flock >/dev/null 2>&1; then flock 9; fi
+if [ -x "$BIN" ] && "$BIN" --version 2>/dev/null | grep -q "memcached $VERSION"; then
+  echo "$BIN"
+  exit 0
+fi
+
 # The mirror: the first Debian (not -security) URI in the machine's own apt
 # sources, deb822 (.sources) or one-line (.list) style.
 mirror=""
@@ -37,7 +47,10 @@ if [ -z "$mirror" ]; then
 fi
 
 APT="$OUT/apt"
-mkdir -p "$APT/etc/sources.list.d" "$APT/lists/partial" "$APT/cache/archives/partial" "$OUT/src"
+# A directory of its own: a build without the lock (an older copy of this script) cannot clash with it.
+SRC="$OUT/src.$$"
+trap 'rm -rf "$SRC"' EXIT
+mkdir -p "$APT/etc/sources.list.d" "$APT/lists/partial" "$APT/cache/archives/partial" "$SRC"
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 cat >"$APT/etc/sources.list" <<EOF
 deb-src [signed-by=$keyring] $mirror trixie main
@@ -54,20 +67,20 @@ echo "==> memcached $VERSION: apt-get source from trixie (private apt dir $APT)"
 apt-get "${apt_opts[@]}" update -qq >&2
 # --download-only then dpkg-source: the directory name does not depend on the
 # Debian revision; dpkg-dev provides dpkg-source.
-(cd "$OUT/src" && rm -rf ./* && apt-get "${apt_opts[@]}" source --download-only -qq memcached/trixie >&2)
-dsc=$(ls "$OUT"/src/memcached_"$VERSION"*.dsc | head -n 1)
-(cd "$OUT/src" && dpkg-source --no-check -x "$(basename "$dsc")" build >/dev/null)
+(cd "$SRC" && apt-get "${apt_opts[@]}" source --download-only -qq memcached/trixie >&2)
+dsc=$(ls "$SRC"/memcached_"$VERSION"*.dsc | head -n 1)
+(cd "$SRC" && dpkg-source --no-check -x "$(basename "$dsc")" build >/dev/null)
 
 echo "==> memcached $VERSION: configure --enable-proxy --enable-tls --enable-sasl && make" >&2
 (
-  cd "$OUT/src/build"
+  cd "$SRC/build"
   ./configure --enable-proxy --enable-tls --enable-sasl >"$OUT/configure.log" 2>&1 ||
     { tail -n 30 "$OUT/configure.log" >&2; exit 1; }
   make -j2 >"$OUT/make.log" 2>&1 || { tail -n 30 "$OUT/make.log" >&2; exit 1; }
 )
-cp "$OUT/src/build/memcached" "$BIN.tmp"
-mv "$BIN.tmp" "$BIN"
+cp "$SRC/build/memcached" "$BIN.tmp.$$"
+mv "$BIN.tmp.$$" "$BIN"
 # Keep the binary and the logs; the source tree and apt lists are ~60 MB.
-rm -rf "$OUT/src" "$APT/lists" "$APT/cache"
+rm -rf "$SRC" "$APT/lists" "$APT/cache"
 "$BIN" --version >&2
 echo "$BIN"
