@@ -29,7 +29,8 @@ const BUILT_1638 = join("node_modules", ".cache", "memkit", "memcached-1.6.38", 
  * Node and Bun stages run compiled copies under .tmp/). Undefined if absent.
  */
 export function memcached1638Path(): string | undefined {
-  if (process.env.MEMCACHED_1638_BIN) return process.env.MEMCACHED_1638_BIN;
+  const given = process.env.MEMCACHED_1638_BIN;
+  if (given) return existsSync(given) ? given : undefined;
   const starts = [process.cwd()];
   try {
     starts.push(dirname(fileURLToPath(import.meta.url)));
@@ -62,7 +63,7 @@ function binaryFor(version: MemcachedVersion | undefined): string {
   const path = memcached1638Path();
   if (!path) {
     throw new Error(
-      "memcached 1.6.38 is missing: expected at " + BUILT_1638 + " (run `bash scripts/build_memcached.sh`, " +
+      "memcached 1.6.38 is missing: expected at " + (process.env.MEMCACHED_1638_BIN || BUILT_1638) + " (run `bash scripts/build_memcached.sh`, " +
         "which needs apt-get, dpkg-dev and a C toolchain), or point MEMCACHED_1638_BIN at one; " +
         "MEMKIT_SKIP_1638=1 skips the tests that need it",
     );
