@@ -63,7 +63,8 @@ function binaryFor(version: MemcachedVersion | undefined): string {
   const path = memcached1638Path();
   if (!path) {
     throw new Error(
-      "memcached 1.6.38 is missing: expected at " + (process.env.MEMCACHED_1638_BIN || BUILT_1638) + " (run `bash scripts/build_memcached.sh`, " +
+      "memcached 1.6.38 is missing: expected at " + (process.env.MEMCACHED_1638_BIN || BUILT_1638) +
+        " (run `bash scripts/build_memcached.sh`, " +
         "which needs apt-get, dpkg-dev and a C toolchain), or point MEMCACHED_1638_BIN at one; " +
         "MEMKIT_SKIP_1638=1 skips the tests that need it",
     );
