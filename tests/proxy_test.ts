@@ -150,6 +150,28 @@ describe("what the proxy answers differently from a plain memcached", () => {
   );
 
   it(
+    "a data block of the wrong length (rawCommand) wedges the proxy's worker: SERVER_ERROR active request limit reached (MemcacheServerError)",
+    async () => {
+      // A fault of the 1.6.38 proxy, documented because every later call
+      // through that worker thread (the test proxy has one, -t 1) fails: the
+      // library's own commands always send a block of exactly the length they
+      // announce, so only a hand-made rawCommand can do this.
+      await using proxy = await startProxy();
+      await using client = new Client(proxy.spec);
+      assert.equal(await client.get("k"), null);
+      await rejectsWith(client.rawCommand("set k 0 0 2\r\nabc"), MemcacheClientError, /bad data chunk/);
+      await using other = new Client(proxy.spec);
+      const error = await caught(other.get("k"));
+      assert.ok(
+        error instanceof MemcacheServerError && !(error instanceof MemcacheUnexpectedCloseError),
+        String(error),
+      );
+      assert.match(error.message, /active request limit reached/);
+    },
+    opts,
+  );
+
+  it(
     "a dead backend: the proxy answers SERVER_ERROR backend failure (MemcacheServerError) within the timeout",
     async () => {
       await using proxy = await startProxy({ backends: 1 });
