@@ -36,3 +36,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "warning: not installed (no root for apt-get): ${missing[*]}; tests needing them may fail" >&2
   fi
 fi
+
+# memcached 1.6.38 with the proxy, built once from Debian 13's source package
+# into node_modules/.cache/memkit/ (after `npm ci`, which may wipe it). The
+# tests that need it fail with a clear message when it is missing, unless
+# MEMKIT_SKIP_1638=1 (for machines without build tools).
+if [ "${MEMKIT_SKIP_1638:-}" != 1 ]; then
+  bash scripts/build_memcached.sh >/dev/null ||
+    echo "warning: building memcached 1.6.38 failed (see above); its tests will fail (MEMKIT_SKIP_1638=1 skips them)" >&2
+fi

@@ -6,11 +6,71 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
+import tls from "node:tls";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 
 const BIN = process.env.MEMCACHED_BIN ?? "memcached";
+
+/**
+ * The memcached versions the tests run against: the system's (Debian 12's
+ * 1.6.18, or MEMCACHED_BIN) and 1.6.38 with the proxy, built by
+ * scripts/build_memcached.sh into node_modules/.cache/memkit/.
+ */
+export type MemcachedVersion = "1.6.18" | "1.6.38";
+
+const BUILT_1638 = join("node_modules", ".cache", "memkit", "memcached-1.6.38", "memcached");
+
+/**
+ * Where memcached 1.6.38 is: MEMCACHED_1638_BIN, else the build cache in the
+ * first node_modules up from the working directory or from this file (the
+ * Node and Bun stages run compiled copies under .tmp/). Undefined if absent.
+ */
+export function memcached1638Path(): string | undefined {
+  const given = process.env.MEMCACHED_1638_BIN;
+  if (given) return existsSync(given) ? given : undefined;
+  const starts = [process.cwd()];
+  try {
+    starts.push(dirname(fileURLToPath(import.meta.url)));
+  } catch { /* not a file: URL (a bundle) */ }
+  for (const start of starts) {
+    for (let dir = start, i = 0; i < 8; i++) {
+      const candidate = join(dir, BUILT_1638);
+      if (existsSync(candidate)) return candidate;
+      const up = dirname(dir);
+      if (up === dir) break;
+      dir = up;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The skip reason for a test that needs memcached 1.6.38 (`it(name, body, {
+ * skip })`): false when it is there, and also when it is missing but
+ * MEMKIT_SKIP_1638 is not set (then starting it fails with a clear message:
+ * CI must prove the matrix, not skip it).
+ */
+export function skipWithout1638(): string | false {
+  if (memcached1638Path() || process.env.MEMKIT_SKIP_1638 !== "1") return false;
+  return "MEMKIT_SKIP_1638=1 and memcached 1.6.38 is not built (bash scripts/build_memcached.sh)";
+}
+
+function binaryFor(version: MemcachedVersion | undefined): string {
+  if (version !== "1.6.38") return BIN;
+  const path = memcached1638Path();
+  if (!path) {
+    throw new Error(
+      "memcached 1.6.38 is missing: expected at " + (process.env.MEMCACHED_1638_BIN || BUILT_1638) +
+        " (run `bash scripts/build_memcached.sh`, " +
+        "which needs apt-get, dpkg-dev and a C toolchain), or point MEMCACHED_1638_BIN at one; " +
+        "MEMKIT_SKIP_1638=1 skips the tests that need it",
+    );
+  }
+  return path;
+}
 
 /** A running memcached this test owns. */
 export interface MemcachedServer extends AsyncDisposable {
@@ -41,6 +101,8 @@ export interface MemcachedOptions {
   tls?: boolean;
   /** The memcached binary to run. @default $MEMCACHED_BIN, else `memcached` on the PATH */
   bin?: string;
+  /** Which memcached: the system's (default) or the 1.6.38 build. */
+  version?: MemcachedVersion;
 }
 
 /** A free loopback TCP port (the OS picks, we release it). */
@@ -148,6 +210,7 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 
 /** Starts a memcached this test owns; `await using server = await startMemcached()`. */
 export async function startMemcached(options: MemcachedOptions = {}): Promise<MemcachedServer> {
+  const bin = options.bin ?? binaryFor(options.version);
   const host = "127.0.0.1";
   const dir = options.unix ? mkdtempSync(join(tmpdir(), "memkit-sock-")) : undefined;
   const path = dir ? join(dir, "memcached.sock") : undefined;
@@ -158,7 +221,6 @@ export async function startMemcached(options: MemcachedOptions = {}): Promise<Me
   if (cert) base.push("-Z", "-o", `ssl_chain_cert=${cert.certPath},ssl_key=${cert.keyPath}`);
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
-  const bin = options.bin ?? BIN;
 
   async function launch(): Promise<void> {
     for (let attempt = 0;; attempt++) {
@@ -217,6 +279,142 @@ export async function startMemcached(options: MemcachedOptions = {}): Promise<Me
       if (dir) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A memcached 1.6.38 running as a proxy (routelib) in front of backends this test owns. */
+export interface ProxyServer extends MemcachedServer {
+  /** The backends, in the order the config lists them. */
+  readonly backends: MemcachedServer[];
+  /** The routelib config the proxy loaded. */
+  readonly config: string;
+}
+
+export interface ProxyOptions extends Omit<MemcachedOptions, "version"> {
+  /** How many backends (memcached 1.6.38) to start; 3 by default. */
+  backends?: number;
+  /** Arguments for every backend; `args` are the proxy's own (e.g. ["-I", "2m"] goes to both). */
+  backendArgs?: string[];
+  /**
+   * The routelib config for the backends' "host:port" specs. By default one
+   * pool of all of them (keys hashed across it) and a direct route.
+   */
+  config?: (backends: string[]) => string;
+}
+
+/** routelib: one pool `main` of `backends`, every key routed to it (hashed by key). */
+export function shardedConfig(backends: string[]): string {
+  return [
+    "pools{",
+    "  main = {",
+    `    backends = { ${backends.map((b) => JSON.stringify(b)).join(", ")} },`,
+    "  },",
+    "}",
+    "routes{",
+    '  default = route_direct{ child = "main" },',
+    "}",
+    "",
+  ].join("\n");
+}
+
+/**
+ * Starts `backends` memcached 1.6.38 and a memcached 1.6.38 proxy in front of
+ * them with memcached's built-in routelib (`-o proxy_config=routelib,
+ * proxy_arg=<config file>`). `stop`/`restart`/`pause` act on the proxy; the
+ * backends are in `backends`. Disposing stops all of them.
+ */
+export async function startProxy(options: ProxyOptions = {}): Promise<ProxyServer> {
+  const count = options.backends ?? 3;
+  const backendArgs = options.backendArgs ?? options.args ?? [];
+  const backends: MemcachedServer[] = [];
+  const dir = mkdtempSync(join(tmpdir(), "memkit-proxy-"));
+  try {
+    for (let i = 0; i < count; i++) backends.push(await startMemcached({ version: "1.6.38", args: backendArgs }));
+    const config = (options.config ?? shardedConfig)(backends.map((b) => b.spec));
+    const file = join(dir, "routes.lua");
+    writeFileSync(file, config);
+    const proxy = await startMemcached({
+      version: "1.6.38",
+      unix: options.unix,
+      tls: options.tls,
+      args: [...(options.args ?? []), "-o", `proxy_config=routelib,proxy_arg=${file}`],
+    });
+    // The proxy listens before it has connected to its backends: a first
+    // request could get "SERVER_ERROR backend failure". Wait until a key on
+    // every backend answers.
+    await proxyReady(proxy, count);
+    return {
+      get spec() {
+        return proxy.spec;
+      },
+      host: proxy.host,
+      get port() {
+        return proxy.port;
+      },
+      path: proxy.path,
+      cert: proxy.cert,
+      backends,
+      config,
+      stop: () => proxy.stop(),
+      // A restarted server is an empty one: the backends restart too.
+      restart: async () => {
+        await proxy.stop();
+        for (const backend of backends) await backend.restart();
+        await proxy.restart();
+        await proxyReady(proxy, count);
+      },
+      pause: () => proxy.pause(),
+      resume: () => proxy.resume(),
+      async [Symbol.asyncDispose]() {
+        await proxy[Symbol.asyncDispose]();
+        await Promise.all(backends.map((b) => b[Symbol.asyncDispose]()));
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await Promise.all(backends.map((b) => b[Symbol.asyncDispose]()));
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** Sends `mn` plus `mg` of several keys until none answers SERVER_ERROR (the backends are connected). */
+async function proxyReady(proxy: MemcachedServer, backends: number): Promise<void> {
+  const keys = Array.from({ length: backends * 8 }, (_, i) => `memkit-ready-${i}`);
+  const request = keys.map((k) => `mg ${k}\r\n`).join("") + "mn\r\n";
+  let last = "";
+  for (let i = 0; i < 200; i++) {
+    last = await exchange(proxy, request, "MN\r\n");
+    if (!last.includes("SERVER_ERROR") && last.endsWith("MN\r\n")) return;
+    await sleep(10);
+  }
+  throw new Error(`the proxy's backends did not answer: ${last.trim()}`);
+}
+
+/** One connection: write `request`, read until the reply ends with `end` (or 2 s pass). */
+function exchange(server: MemcachedServer, request: string, end: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = server.path
+      ? net.connect({ path: server.path })
+      : server.cert
+      ? tls.connect({ host: server.host, port: server.port, ca: server.cert })
+      : net.connect({ host: server.host, port: server.port });
+    let reply = "";
+    const timer = setTimeout(() => done(), 2000);
+    const done = () => {
+      clearTimeout(timer);
+      socket.removeAllListeners();
+      socket.on("error", () => {});
+      socket.destroy();
+      resolve(reply);
+    };
+    socket.once(server.cert ? "secureConnect" : "connect", () => socket.write(request));
+    socket.on("data", (d) => {
+      reply += d.toString("latin1");
+      if (reply.endsWith(end)) done();
+    });
+    socket.once("error", () => done());
+    socket.once("close", () => done());
+  });
 }
 
 /** A loopback server whose behaviour a test scripts. */

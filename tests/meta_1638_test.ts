@@ -7,43 +7,16 @@
  *
  * The binary: $MEMCACHED_1638_BIN, else the one scripts/build_memcached.sh
  * builds into node_modules/.cache/memkit/memcached-1.6.38/ (looked for from
- * the working directory up). Without it every case is skipped, saying so.
+ * the working directory up; see tests/_memcached.ts). Without it every case
+ * fails, saying how to build it, unless MEMKIT_SKIP_1638=1.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import process from "node:process";
 import { describe, it } from "./_harness.ts";
 import { Client, type ClientOptions, HashClient, type MetaResult, PooledClient, RetryingClient } from "../mod.ts";
 import type { ClientLike } from "./_suite.ts";
-import { startMemcached } from "./_memcached.ts";
+import { skipWithout1638, startMemcached } from "./_memcached.ts";
 
-/** The memcached 1.6.38 binary, or why there is none. */
-function findBinary(): { bin?: string; why?: string } {
-  const candidates: string[] = [];
-  if (process.env.MEMCACHED_1638_BIN) candidates.push(process.env.MEMCACHED_1638_BIN);
-  for (let dir = resolve(process.cwd()), i = 0; i < 6; dir = dirname(dir), i++) {
-    for (const at of ["memcached", "bin/memcached"]) {
-      candidates.push(join(dir, "node_modules/.cache/memkit/memcached-1.6.38", at));
-    }
-  }
-  for (const bin of candidates) {
-    if (!existsSync(bin)) continue;
-    try {
-      const version = execFileSync(bin, ["--version"], { encoding: "utf8" });
-      if (version.includes("memcached 1.6.38")) return { bin };
-    } catch {
-      // not runnable: look further
-    }
-  }
-  return {
-    why: "memcached 1.6.38 not found (set MEMCACHED_1638_BIN, or run scripts/build_memcached.sh): skipped",
-  };
-}
-
-const { bin, why } = findBinary();
-if (why !== undefined) console.warn(`tests/meta_1638_test.ts: ${why}`);
+const why = skipWithout1638();
 
 const classes: [string, (spec: string, options?: ClientOptions) => ClientLike][] = [
   ["Client", (spec, options) => new Client(spec, options)],
@@ -67,10 +40,10 @@ const all = { returnCas: true, returnTtl: true, returnFlags: true, returnSize: t
 
 for (const [name, makeClient] of classes) {
   describe(`${name}: memcached 1.6.38 meta options`, () => {
-    const test = (title: string, body: () => Promise<void>) => it(title, body, { skip: why ?? false });
+    const test = (title: string, body: () => Promise<void>) => it(title, body, { skip: why });
 
     test("newCas: the cas ms, ma, md (invalidate, removeValue) and a vivifying mg give the item", async () => {
-      await using server = await startMemcached({ bin });
+      await using server = await startMemcached({ version: "1.6.38" });
       await using client = makeClient(server.spec);
       const big = 18446744073709551615n;
       assert.deepEqual(
@@ -120,7 +93,7 @@ for (const [name, makeClient] of classes) {
     });
 
     test("removeValue: the item stays with an empty value, client flags 0, no TTL unless given, its cas", async () => {
-      await using server = await startMemcached({ bin });
+      await using server = await startMemcached({ version: "1.6.38" });
       await using client = makeClient(server.spec);
       const { cas } = await client.metaSet("k", "abc", { flags: 7, expire: 100, returnCas: true });
       assert.deepEqual(await client.metaDelete("k", { removeValue: true }), {
@@ -163,7 +136,7 @@ for (const [name, makeClient] of classes) {
     });
 
     test("returnSize: the stored value's size (append: the whole), and of the value sent when not stored", async () => {
-      await using server = await startMemcached({ bin });
+      await using server = await startMemcached({ version: "1.6.38" });
       await using client = makeClient(server.spec);
       const bytes = (s: string) => new TextEncoder().encode(s);
       assert.deepEqual(pick(await client.metaSet("k", bytes("abc"), { returnSize: true }), { stored: true, size: 3 }), {
