@@ -50,9 +50,23 @@ export function narrow(n: bigint): number | bigint {
   return n >= -MAX_SAFE && n <= MAX_SAFE ? Number(n) : n;
 }
 
+/** A buffer for decoded code units, reused while small (most strings are): allocating one per string is slow. */
+let scratch = new Uint16Array(256);
+function unitsFor(n: number): Uint16Array {
+  if (n <= scratch.length) return scratch;
+  const units = new Uint16Array(n);
+  if (n <= 65536) scratch = units;
+  return units;
+}
+
 /** The first `n` code units of `units` as a string, converted in chunks (no per-character concatenation). */
 function fromUnits(units: Uint16Array | Uint8Array, n: number): string {
   let s = "";
+  if (n < 64) {
+    // short: concatenation beats making a subarray to spread (most dict keys and values)
+    for (let i = 0; i < n; i++) s += String.fromCharCode(units[i]);
+    return s;
+  }
   for (let i = 0; i < n; i += CHUNK) {
     s += String.fromCharCode.apply(null, units.subarray(i, Math.min(n, i + CHUNK)) as unknown as number[]);
   }
@@ -61,7 +75,7 @@ function fromUnits(units: Uint16Array | Uint8Array, n: number): string {
 
 /** UTF-8 with lone surrogates allowed (Python pickles str with "surrogatepass"). */
 function utf8SurrogatePass(bytes: Uint8Array, start: number, end: number): string {
-  const out = new Uint16Array(end - start); // a code point of k bytes is at most k code units
+  const out = unitsFor(end - start); // a code point of k bytes is at most k code units
   let n = 0;
   let i = start;
   while (i < end) {
@@ -123,7 +137,7 @@ export function latin1(bytes: Uint8Array, start: number, end: number): string {
     for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i]);
     return s;
   }
-  return fromUnits(bytes.subarray(start, end), end - start);
+  return fromUnits(start === 0 ? bytes : bytes.subarray(start, end), end - start);
 }
 
 /** Bytes [start, end) that must be ASCII, as Python 3 reads protocol-0/1 str (encoding "ASCII"). */
@@ -217,7 +231,7 @@ export function rawUnicodeEscape(bytes: Uint8Array, start: number, end: number):
   let first = start;
   while (first < end && bytes[first] !== 0x5c) first++;
   if (first === end) return latin1(bytes, start, end); // pickles escape every backslash: usually none
-  const out = new Uint16Array(end - start); // an escape of k bytes gives at most 2 <= k code units
+  const out = unitsFor(end - start); // an escape of k bytes gives at most 2 <= k code units
   let n = 0;
   let i = start;
   while (i < end) {
