@@ -21,7 +21,15 @@
  * proportion to the bytes it reads, except the copies `REDUCE` makes
  * (`set(list)`, `bytes(...)`, `_codecs.encode(str)`), which a memo `GET`
  * could repeat for two bytes each; those are limited to 2n + 1024 items in
- * all (a pickle Python writes copies at most n).
+ * all (a pickle Python writes copies at most n). Each opcode's argument is
+ * read in one pass over its bytes (src/_pickle_args.ts: no backtracking
+ * regular expression, no per-character string building), and every text
+ * argument ends at the first newline, which the reader then moves past, so
+ * no byte is scanned more than twice.
+ *
+ * This file is the machine (the loop, the stack, the memo); the argument
+ * decoders are in src/_pickle_args.ts, the opcode table and the calls
+ * `REDUCE` may make in src/_pickle_ops.ts.
  *
  * @module
  */
