@@ -119,8 +119,9 @@ export function checkMaxValueSize(value: unknown): number {
  * input goes in in pieces of at most max/4096 bytes (64 B to 16 KiB), and a
  * piece is only decompressed when the previous output was read (a
  * TransformStream does not run ahead of its reader); deflate expands a byte
- * to at most 1032, so the bytes held never exceed about 1.25 × `max`, however
- * large the stream claims to be.
+ * to at most 1032, so the inflated bytes held never exceed `max` plus one
+ * piece's worth (at most about `max` / 4), however large the stream would
+ * grow. A value within the limit is then joined into one array (one copy).
  *
  * @throws {MemcacheSerdeError} past `max`, or for a stream that is not zlib.
  */
