@@ -8,6 +8,11 @@
  * as a cache read gets them). Prints each one's best time per decode over
  * 7 interleaved rounds, and the ratio.
  *
+ * Then hostile input: for every text opcode (INT, LONG, FLOAT, STRING,
+ * UNICODE, GLOBAL, PUT, GET), an argument the reader must refuse, 1 MiB and
+ * 4 MiB long, and the milliseconds per MiB to refuse it at each size: equal
+ * figures mean linear work (a quadratic parser shows 4× at the larger size).
+ *
  *   node_modules/deno/deno run -A bench/pickle.ts
  *   node_modules/.bin/bun bench/pickle.ts
  *
@@ -16,6 +21,7 @@
 
 import { execFileSync } from "node:child_process";
 import { unpickle } from "../src/_pickle_read.ts";
+import { OPCODES, TEXT_OPCODES } from "../src/_pickle_ops.ts";
 import { pickle } from "../src/_pickle_write.ts";
 
 function sample(): Record<string, unknown> {
@@ -106,3 +112,39 @@ for (const [name, bytes] of rows) {
     `${name}: ${bytes.length} bytes, unpickle ${(ns / 1000).toFixed(1)} µs, ${(ns / jsonNs).toFixed(2)}× JSON.parse`,
   );
 }
+
+// ---- hostile arguments: milliseconds per MiB at two sizes
+const MiB = 1 << 20;
+const hostile: Record<string, (n: number) => string> = {
+  INT: (n) => "1".repeat(n) + "x",
+  LONG: (n) => "1".repeat(n) + "xL",
+  FLOAT: (n) => "1".repeat(n) + "x", // the backtracking case: 100,000 digits took 4.5 s to refuse before
+  STRING: (n) => "'" + "\\1".repeat(n / 2) + "\\xff'",
+  UNICODE: (n) => "\\u00e9".repeat(n / 6) + "\\uZZZZ",
+  GLOBAL: (n) => "a".repeat(n / 2) + "\n" + "b".repeat(n / 2),
+  PUT: (n) => "1".repeat(n) + "x",
+  GET: (n) => "1".repeat(n) + "x",
+};
+const latin1 = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+function msToRefuse(bytes: Uint8Array): number {
+  let best = Infinity;
+  for (let round = 0; round < 5; round++) {
+    const start = performance.now();
+    try {
+      unpickle(bytes);
+      throw new Error("a hostile pickle was read");
+    } catch (error) {
+      if (!(error instanceof Error) || error.name !== "MemcachePickleError") throw error;
+    }
+    best = Math.min(best, performance.now() - start);
+  }
+  return best;
+}
+const cells: string[] = [];
+for (const op of TEXT_OPCODES) {
+  const name = OPCODES.get(op)!.name;
+  const make = (n: number) => latin1((name === "PUT" ? "N" : "") + String.fromCharCode(op) + hostile[name](n) + "\n.");
+  const [small, large] = [1, 4].map((m) => msToRefuse(make(m * MiB)) / m);
+  cells.push(`${name} ${small.toFixed(1)} / ${large.toFixed(1)}`);
+}
+console.log(`hostile text arguments, ms per MiB to refuse at 1 MiB / 4 MiB: ${cells.join(", ")}`);

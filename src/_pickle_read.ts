@@ -21,355 +21,35 @@
  * proportion to the bytes it reads, except the copies `REDUCE` makes
  * (`set(list)`, `bytes(...)`, `_codecs.encode(str)`), which a memo `GET`
  * could repeat for two bytes each; those are limited to 2n + 1024 items in
- * all (a pickle Python writes copies at most n).
+ * all (a pickle Python writes copies at most n). Each opcode's argument is
+ * read in one pass over its bytes (src/_pickle_args.ts: no backtracking
+ * regular expression, no per-character string building), and every text
+ * argument ends at the first newline, which the reader then moves past, so
+ * no byte is scanned more than twice.
+ *
+ * This file is the machine (the loop, the stack, the memo); the argument
+ * decoders are in src/_pickle_args.ts, the opcode table and the calls
+ * `REDUCE` may make in src/_pickle_ops.ts.
  *
  * @module
  */
 
-import { MemcacheSerdeError } from "./errors.ts";
+import {
+  ascii,
+  decimal,
+  eol,
+  fail,
+  floatArg,
+  longBytes,
+  MemcachePickleError,
+  quotedString,
+  rawUnicodeEscape,
+  smallDecimal,
+  utf8,
+} from "./_pickle_args.ts";
+import { callGlobal, global, PyGlobal, sizeOf, unsupported } from "./_pickle_ops.ts";
 
-/**
- * A pickle that cannot be read: malformed, truncated, or asking for code to
- * run. A {@linkcode MemcacheSerdeError}, so a client that meets one in a
- * reply rejects that call with it and keeps the connection.
- */
-export class MemcachePickleError extends MemcacheSerdeError {
-  /** Builds the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "MemcachePickleError";
-  }
-}
-
-/** A global a pickle named; only ever a callable for REDUCE, never a value. */
-class PyGlobal {
-  constructor(readonly name: string) {}
-}
-
-const ALLOWED_GLOBALS = new Set([
-  "_codecs.encode",
-  "builtins.set",
-  "builtins.frozenset",
-  "builtins.bytes",
-  "builtins.bytearray",
-]);
-
-const OPCODE_NAMES: Record<number, string> = {
-  0x50: "PERSID",
-  0x51: "BINPERSID",
-  0x62: "BUILD",
-  0x69: "INST",
-  0x6f: "OBJ",
-  0x81: "NEWOBJ",
-  0x82: "EXT1",
-  0x83: "EXT2",
-  0x84: "EXT4",
-  0x92: "NEWOBJ_EX",
-  0x97: "NEXT_BUFFER",
-  0x98: "READONLY_BUFFER",
-};
-
-/** Python's default limit on the digits `int()` converts (sys.get_int_max_str_digits()). */
-const MAX_INT_DIGITS = 4300;
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-
-const utf8Strict = new TextDecoder("utf-8", { fatal: true });
-
-/** A `bigint` as a `number` when exactly representable. */
-function narrow(n: bigint): number | bigint {
-  return n >= -MAX_SAFE && n <= MAX_SAFE ? Number(n) : n;
-}
-
-function fail(message: string): never {
-  throw new MemcachePickleError(`Cannot unpickle: ${message}`);
-}
-
-/** UTF-8 with lone surrogates allowed (Python pickles str with "surrogatepass"). */
-function utf8SurrogatePass(bytes: Uint8Array, start: number, end: number): string {
-  let out = "";
-  let i = start;
-  while (i < end) {
-    const b = bytes[i];
-    let cp: number;
-    let need: number;
-    if (b < 0x80) {
-      cp = b;
-      need = 0;
-    } else if (b >= 0xc2 && b < 0xe0) {
-      cp = b & 0x1f;
-      need = 1;
-    } else if (b >= 0xe0 && b < 0xf0) {
-      cp = b & 0x0f;
-      need = 2;
-    } else if (b >= 0xf0 && b < 0xf5) {
-      cp = b & 0x07;
-      need = 3;
-    } else return fail(`invalid UTF-8 byte 0x${b.toString(16)} in a string`);
-    if (i + need >= end) return fail("truncated UTF-8 sequence in a string");
-    for (let k = 1; k <= need; k++) {
-      const c = bytes[i + k];
-      if ((c & 0xc0) !== 0x80) return fail("invalid UTF-8 sequence in a string");
-      cp = (cp << 6) | (c & 0x3f);
-    }
-    if ((need === 2 && cp < 0x800) || (need === 3 && (cp < 0x10000 || cp > 0x10ffff))) {
-      return fail("overlong or out-of-range UTF-8 sequence in a string");
-    }
-    out += cp < 0x10000 ? String.fromCharCode(cp) : String.fromCharCode(0xd7c0 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
-    i += need + 1;
-  }
-  return out;
-}
-
-/** Decodes UTF-8 bytes [start, end) (lone surrogates allowed, as Python writes them); anything else invalid fails. */
-function utf8(bytes: Uint8Array, start: number, end: number): string {
-  if (end - start < 64) {
-    // short strings: decoding here beats a call into the platform's decoder (slow on Node 20)
-    let i = start;
-    while (i < end && bytes[i] < 0x80) i++;
-    return i === end ? latin1(bytes, start, end) : utf8SurrogatePass(bytes, start, end);
-  }
-  try {
-    return utf8Strict.decode(bytes.subarray(start, end));
-  } catch {
-    return utf8SurrogatePass(bytes, start, end);
-  }
-}
-
-/** Bytes [start, end) as latin-1: one character per byte. */
-function latin1(bytes: Uint8Array, start: number, end: number): string {
-  let s = "";
-  if (end - start < 64) {
-    // short: concatenation beats making a subarray to spread (most dict keys and values)
-    for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i]);
-    return s;
-  }
-  for (let i = start; i < end; i += 4096) {
-    s += String.fromCharCode.apply(null, bytes.subarray(i, Math.min(end, i + 4096)) as unknown as number[]);
-  }
-  return s;
-}
-
-/** Bytes [start, end) that must be ASCII, as Python 3 reads protocol-0/1 str (encoding "ASCII"). */
-function ascii(bytes: Uint8Array, start: number, end: number, what: string): string {
-  for (let i = start; i < end; i++) {
-    const b = bytes[i];
-    if (b >= 0x80) fail(`${what} holds the non-ASCII byte 0x${b.toString(16)} (Python 3 reads it as ASCII)`);
-  }
-  return latin1(bytes, start, end);
-}
-
-/** The index of the next newline from `from`, or -1 (a loop: lines are short, and a call to indexOf is not). */
-function eol(bytes: Uint8Array, from: number): number {
-  const end = bytes.length;
-  for (let i = from; i < end; i++) if (bytes[i] === 0x0a) return i;
-  return -1;
-}
-
-/** A decimal integer of 1 to 15 digits (optional sign) in bytes [start, end), or -1 for anything else. */
-function smallDecimal(bytes: Uint8Array, start: number, end: number): number {
-  let i = start;
-  const negative = bytes[i] === 0x2d;
-  if (negative || bytes[i] === 0x2b) i++;
-  if (i === end || end - i > 15) return -1;
-  let v = 0;
-  for (; i < end; i++) {
-    const d = bytes[i] - 0x30;
-    if (d < 0 || d > 9) return -1;
-    v = v * 10 + d;
-  }
-  return negative ? -v : v;
-}
-
-/** Python's "raw-unicode-escape" (the UNICODE opcode): latin-1 with \uXXXX and \UXXXXXXXX escapes. */
-function rawUnicodeEscape(bytes: Uint8Array, start: number, end: number): string {
-  if (end - start >= 64) {
-    let first = start;
-    while (first < end && bytes[first] !== 0x5c) first++;
-    if (first === end) return latin1(bytes, start, end);
-  }
-  // One pass while there is no backslash (pickles escape every backslash, so usually to the end).
-  let out = "";
-  let i = start;
-  for (; i < end; i++) {
-    const b = bytes[i];
-    if (b === 0x5c) break;
-    out += String.fromCharCode(b);
-  }
-  while (i < end) {
-    const b = bytes[i];
-    if (b !== 0x5c) {
-      out += String.fromCharCode(b);
-      i++;
-      continue;
-    }
-    let run = 0;
-    while (i + run < end && bytes[i + run] === 0x5c) run++;
-    const next = bytes[i + run];
-    if (run % 2 === 1 && i + run < end && (next === 0x75 || next === 0x55)) {
-      out += "\\".repeat(run - 1);
-      const digits = next === 0x75 ? 4 : 8;
-      const from = i + run + 1;
-      if (from + digits > end) fail("truncated \\u escape in a UNICODE string");
-      const hex = ascii(bytes, from, from + digits, "a \\u escape");
-      if (!/^[0-9a-fA-F]+$/.test(hex)) fail(`bad \\u escape ${JSON.stringify(hex)} in a UNICODE string`);
-      const cp = parseInt(hex, 16);
-      if (cp > 0x10ffff) fail(`\\U escape beyond U+10FFFF in a UNICODE string`);
-      out += String.fromCodePoint(cp);
-      i = from + digits;
-    } else {
-      out += "\\".repeat(run);
-      i += run;
-    }
-  }
-  return out;
-}
-
-const SIMPLE_ESCAPES: Record<string, number> = {
-  "\\": 0x5c,
-  "'": 0x27,
-  '"': 0x22,
-  a: 7,
-  b: 8,
-  f: 12,
-  n: 10,
-  r: 13,
-  t: 9,
-  v: 11,
-};
-
-/** The STRING opcode's argument: a quoted Python 2 str repr, escape-decoded, read as ASCII. */
-function quotedString(text: string): string {
-  if (text.length < 2 || (text[0] !== "'" && text[0] !== '"') || text[text.length - 1] !== text[0]) {
-    fail("the STRING opcode's argument is not quoted");
-  }
-  const body = text.slice(1, -1);
-  let out = "";
-  for (let i = 0; i < body.length; i++) {
-    const c = body[i];
-    if (c !== "\\") {
-      out += c;
-      continue;
-    }
-    const e = body[++i];
-    if (e === undefined) fail("a STRING ends in a lone backslash");
-    if (e in SIMPLE_ESCAPES) out += String.fromCharCode(SIMPLE_ESCAPES[e]);
-    else if (e === "\n") continue;
-    else if (e === "x") {
-      const hex = body.slice(i + 1, i + 3);
-      if (!/^[0-9a-fA-F]{2}$/.test(hex)) fail("bad \\x escape in a STRING");
-      out += String.fromCharCode(parseInt(hex, 16));
-      i += 2;
-    } else if (e >= "0" && e <= "7") {
-      let oct = e;
-      while (oct.length < 3 && body[i + 1] >= "0" && body[i + 1] <= "7") oct += body[++i];
-      out += String.fromCharCode(parseInt(oct, 8) & 0xff);
-    } else out += "\\" + e;
-  }
-  for (let i = 0; i < out.length; i++) {
-    if (out.charCodeAt(i) >= 0x80) fail("a STRING holds a non-ASCII byte (Python 3 reads it as ASCII)");
-  }
-  return out;
-}
-
-/** A decimal integer as Python's `int()` reads the text opcodes' arguments. */
-function decimal(text: string, what: string): number | bigint {
-  const t = text.trim();
-  if (!/^[+-]?[0-9]+$/.test(t)) fail(`${what} argument ${JSON.stringify(t.slice(0, 40))} is not an integer`);
-  if (t.length > MAX_INT_DIGITS + 1) fail(`${what} argument has more than ${MAX_INT_DIGITS} digits`);
-  if (t.length < 16) return Number(t);
-  return narrow(BigInt(t));
-}
-
-const FLOAT_TEXT = /^[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)$/i;
-
-/** A little-endian two's complement integer of `n` bytes (LONG1, LONG4). */
-function longBytes(bytes: Uint8Array, start: number, n: number): number | bigint {
-  if (n === 0) return 0;
-  const negative = bytes[start + n - 1] >= 0x80;
-  if (n <= 6) {
-    let v = 0;
-    for (let i = n - 1; i >= 0; i--) v = v * 256 + bytes[start + i];
-    return negative ? v - 2 ** (8 * n) : v;
-  }
-  let hex = "";
-  for (let i = n - 1; i >= 0; i--) hex += (bytes[start + i] + 0x100).toString(16).slice(1);
-  let v = BigInt("0x" + hex);
-  if (negative) v -= 1n << BigInt(8 * n);
-  return narrow(v);
-}
-
-/** How many items or bytes a call's arguments hold (what the call copies). */
-function sizeOf(args: unknown): number {
-  if (!Array.isArray(args)) return 1;
-  let n = 1;
-  for (const a of args) {
-    n += Array.isArray(a) || a instanceof Uint8Array || typeof a === "string"
-      ? a.length
-      : a instanceof Set
-      ? a.size
-      : 1;
-  }
-  return n;
-}
-
-/** Python's value for a call of an allowed global. */
-function callGlobal(name: string, args: unknown): unknown {
-  if (!Array.isArray(args)) fail(`REDUCE of ${name} got arguments that are not a tuple`);
-  switch (name) {
-    case "_codecs.encode": {
-      const [text, encoding] = args;
-      if (args.length !== 2 || typeof text !== "string" || typeof encoding !== "string") {
-        fail("REDUCE of _codecs.encode takes (str, encoding)");
-      }
-      return encodeText(text, encoding, name);
-    }
-    case "builtins.bytes":
-    case "builtins.bytearray": {
-      if (args.length === 0) return new Uint8Array(0);
-      const [source, encoding] = args;
-      if (args.length === 2 && typeof source === "string" && typeof encoding === "string") {
-        return encodeText(source, encoding, name);
-      }
-      if (args.length === 1 && source instanceof Uint8Array) return source.slice();
-      if (args.length === 1 && Array.isArray(source)) {
-        const out = new Uint8Array(source.length);
-        for (let i = 0; i < source.length; i++) {
-          const b = source[i];
-          if (typeof b !== "number" || !Number.isInteger(b) || b < 0 || b > 255) {
-            fail(`REDUCE of ${name}: a byte must be an integer in 0..255`);
-          }
-          out[i] = b;
-        }
-        return out;
-      }
-      return fail(`REDUCE of ${name} with these arguments is not supported`);
-    }
-    case "builtins.set":
-    case "builtins.frozenset": {
-      if (args.length === 0) return new Set();
-      const [items] = args;
-      if (args.length === 1 && (Array.isArray(items) || items instanceof Set)) return new Set(items);
-      return fail(`REDUCE of ${name} takes one list, tuple or set`);
-    }
-  }
-  return fail(`REDUCE of ${name} is not supported`);
-}
-
-function encodeText(text: string, encoding: string, name: string): Uint8Array {
-  const enc = encoding.toLowerCase().replace(/[-_ ]/g, "");
-  if (enc === "latin1" || enc === "iso88591" || enc === "l1" || enc === "ascii") {
-    const limit = enc === "ascii" ? 0x80 : 0x100;
-    const out = new Uint8Array(text.length);
-    for (let i = 0; i < text.length; i++) {
-      const c = text.charCodeAt(i);
-      if (c >= limit) fail(`REDUCE of ${name}: character U+${c.toString(16)} is not ${encoding}`);
-      out[i] = c;
-    }
-    return out;
-  }
-  if (enc === "utf8") return new TextEncoder().encode(text);
-  return fail(`REDUCE of ${name} with encoding ${JSON.stringify(encoding)} is not supported`);
-}
+export { MemcachePickleError };
 
 function isDict(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null && Object.getPrototypeOf(x) === null;
@@ -583,41 +263,11 @@ export function unpickle(bytes: Uint8Array): unknown {
         stack.push(decimal(text.endsWith("L") ? text.slice(0, -1) : text, "LONG"));
         break;
       }
-      case 0x46: { // FLOAT (text)
-        // Python's repr of a float: digits, ".", "e", signs (for which Number and float() agree); else the slow path
+      case 0x46: { // FLOAT (text): validated in one pass (no backtracking regular expression), then Number
         const nl = eol(bytes, pos);
-        if (nl > pos) {
-          let text = "";
-          let i = pos;
-          for (; i < nl; i++) {
-            const b = bytes[i];
-            if (!((b >= 0x30 && b <= 0x39) || b === 0x2e || b === 0x2d || b === 0x2b || b === 0x65 || b === 0x45)) {
-              break;
-            }
-            text += String.fromCharCode(b);
-          }
-          const n = i === nl ? Number(text) : NaN;
-          if (!Number.isNaN(n)) {
-            stack.push(n);
-            pos = nl + 1;
-            break;
-          }
-        }
-        const text = line("FLOAT").trim();
-        if (!FLOAT_TEXT.test(text)) fail(`FLOAT argument ${JSON.stringify(text.slice(0, 40))} is not a number`);
-        const n = Number(text);
-        if (!Number.isNaN(n)) {
-          stack.push(n);
-          break;
-        }
-        const lower = text.toLowerCase().replace(/^\+/, "");
-        stack.push(
-          lower.endsWith("nan")
-            ? NaN
-            : lower.endsWith("inf") || lower.endsWith("infinity")
-            ? (lower[0] === "-" ? -Infinity : Infinity)
-            : Number(text),
-        );
+        if (nl === -1) fail(`FLOAT at offset ${pos} has no end of line`);
+        stack.push(floatArg(bytes, pos, nl));
+        pos = nl + 1;
         break;
       }
       case 0x47: // BINFLOAT
@@ -655,9 +305,13 @@ export function unpickle(bytes: Uint8Array): unknown {
         pos = nl + 1;
         break;
       }
-      case 0x53: // STRING (Python 2 str, quoted)
-        stack.push(quotedString(line("STRING")));
+      case 0x53: { // STRING (Python 2 str, quoted)
+        const nl = eol(bytes, pos);
+        if (nl === -1) fail(`STRING at offset ${pos} has no end of line`);
+        stack.push(quotedString(bytes, pos, nl));
+        pos = nl + 1;
         break;
+      }
       case 0x54: { // BINSTRING
         need(4, "BINSTRING");
         const n = view.getInt32(pos, true);
@@ -850,27 +504,11 @@ export function unpickle(bytes: Uint8Array): unknown {
         stack.push(callGlobal(callable.name, args));
         break;
       }
-      default: {
-        const name = OPCODE_NAMES[op];
-        if (name !== undefined) {
-          fail(
-            `opcode ${name} at offset ${pos - 1} is not supported (it builds objects or reaches outside the pickle)`,
-          );
-        }
-        fail(`unknown opcode 0x${op.toString(16).padStart(2, "0")} at offset ${pos - 1}`);
-      }
+      default:
+        unsupported(op, pos - 1);
     }
   }
   return fail("the pickle ends without STOP (truncated?)");
-}
-
-/** A global the pickle names, if allowed; `__builtin__` is Python 2's `builtins`. */
-function global(module: string, name: string): PyGlobal {
-  const full = `${module === "__builtin__" ? "builtins" : module}.${name}`;
-  if (!ALLOWED_GLOBALS.has(full)) {
-    fail(`global ${module}.${name} is not allowed (only plain data is unpickled; no classes, no code)`);
-  }
-  return new PyGlobal(full);
 }
 
 /**

@@ -8,6 +8,7 @@
 import { unpickle } from "./_pickle_read.ts";
 import { pickle } from "./_pickle_write.ts";
 import {
+  checkMaxValueSize,
   CompressedSerde,
   defaultSerde,
   FLAG_BYTES,
@@ -42,6 +43,13 @@ export interface PickleSerdeOptions {
    * @default {3}
    */
   protocol?: 2 | 3 | 4 | 5;
+  /**
+   * The most bytes a compressed value (flag 8) read from the server may
+   * inflate to: past it, inflating stops and the call rejects with
+   * `MemcacheSerdeError` (the connection stays).
+   * @default {67108864} (64 MiB)
+   */
+  maxValueSize?: number;
 }
 
 const encoder = new TextEncoder();
@@ -72,7 +80,8 @@ function integerText(value: number | bigint): string {
  *
  * Compressed values (flag 8, zlib, as pylibmc and python-memcached write
  * them with `min_compress_len`) are inflated on reading (the result is then
- * a Promise). This serde never compresses: to write compressed values,
+ * a Promise), up to `maxValueSize` bytes (64 MiB by default; past it the
+ * call rejects with `MemcacheSerdeError`). This serde never compresses: to write compressed values,
  * wrap it, `new CompressedSerde({ serde: new PickleSerde() })`: pylibmc,
  * python-memcached and pymemcache's `CompressedSerde` read those
  * (pymemcache's plain `pickle_serde` does not).
@@ -91,12 +100,14 @@ export class PickleSerde implements Serde {
   readonly compatibleWith: PythonClientName;
   /** The pickle protocol written. */
   readonly protocol: 2 | 3 | 4 | 5;
+  /** The most bytes a compressed value read may inflate to. */
+  readonly maxValueSize: number;
   #inflater: CompressedSerde | null = null;
 
   /**
    * Builds the serde.
    *
-   * @throws {TypeError} for an unknown `compatibleWith` or `protocol`.
+   * @throws {TypeError} for an unknown `compatibleWith` or `protocol`, or a `maxValueSize` that is not a positive integer.
    */
   constructor(options: PickleSerdeOptions = {}) {
     const { compatibleWith = "pymemcache", protocol = 3 } = options;
@@ -110,6 +121,7 @@ export class PickleSerde implements Serde {
     }
     this.compatibleWith = compatibleWith;
     this.protocol = protocol;
+    this.maxValueSize = checkMaxValueSize(options.maxValueSize);
   }
 
   /**
@@ -136,7 +148,7 @@ export class PickleSerde implements Serde {
   deserialize(key: string, value: Uint8Array, flags: number): unknown {
     if (flags & FLAG_COMPRESSED) {
       // zlib, as all three clients write it when asked to compress: CompressedSerde inflates, then calls back here.
-      this.#inflater ??= new CompressedSerde({ serde: this, minCompressLen: 0 });
+      this.#inflater ??= new CompressedSerde({ serde: this, minCompressLen: 0, maxValueSize: this.maxValueSize });
       return this.#inflater.deserialize(key, value, flags);
     }
     if (flags === FLAG_BYTES) return value;

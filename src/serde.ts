@@ -7,6 +7,8 @@
  * @module
  */
 
+import { MemcacheSerdeError } from "./errors.ts";
+
 /** Turns values into bytes and flags, and back. Either side may be async. */
 export interface Serde {
   /** Returns the bytes (or a string, sent UTF-8 encoded) and the flags. */
@@ -100,28 +102,108 @@ async function pipeThrough(
   return new Uint8Array(await new Response(body).arrayBuffer());
 }
 
+/** The default `maxValueSize` of {@linkcode CompressedSerde} and `PickleSerde`: 64 MiB. */
+export const DEFAULT_MAX_VALUE_SIZE = 64 * 1024 * 1024;
+
+/** `maxValueSize`, checked: a positive integer (bytes). */
+export function checkMaxValueSize(value: unknown): number {
+  if (value === undefined) return DEFAULT_MAX_VALUE_SIZE;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
+    throw new TypeError(`maxValueSize must be a positive integer (bytes), got ${String(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Inflates a zlib stream, stopping once the output passes `max` bytes. The
+ * input goes in in pieces of at most max/4096 bytes (64 B to 16 KiB), and a
+ * piece is only decompressed when the previous output was read (a
+ * TransformStream does not run ahead of its reader); deflate expands a byte
+ * to at most 1032, so the inflated bytes held never exceed `max` plus one
+ * piece's worth (at most about `max` / 4), however large the stream would
+ * grow. A value within the limit is then joined into one array (one copy).
+ *
+ * @throws {MemcacheSerdeError} past `max`, or for a stream that is not zlib.
+ */
+async function inflate(bytes: Uint8Array, max: number): Promise<Uint8Array> {
+  const stream = new DecompressionStream("deflate");
+  const writer = stream.writable.getWriter();
+  const reader = stream.readable.getReader();
+  const piece = Math.min(16384, Math.max(64, Math.floor(max / 4096)));
+  const feeding = (async () => {
+    for (let at = 0; at < bytes.length; at += piece) {
+      await writer.write(bytes.slice(at, at + piece)); // a copy: the stream may take (detach) its buffer
+    }
+    await writer.close();
+  })().catch(() => {}); // a failure of the stream reaches the reader too
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.length;
+      if (total > max) {
+        throw new MemcacheSerdeError(`Cannot inflate the value: it inflates to more than maxValueSize (${max} bytes)`);
+      }
+      chunks.push(value);
+    }
+  } catch (error) {
+    chunks.length = 0;
+    await reader.cancel().catch(() => {}); // stops the stream: the pending write rejects, nothing more is inflated
+    await feeding;
+    if (error instanceof MemcacheSerdeError) throw error;
+    throw new MemcacheSerdeError(`Cannot inflate the value: ${(error as Error)?.message ?? error}`, { cause: error });
+  }
+  await feeding;
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
+}
+
 /** Options of {@linkcode CompressedSerde}. */
 export interface CompressedSerdeOptions {
   /** The serializer whose output is compressed. @default {defaultSerde} */
   serde?: Serde;
   /** Values this many bytes or shorter are stored uncompressed. @default {400} */
   minCompressLen?: number;
+  /**
+   * The most bytes a compressed value read from the server may inflate to:
+   * past it, inflating stops and the call rejects with
+   * {@linkcode MemcacheSerdeError} (the connection stays), so a zlib bomb
+   * (half a megabyte inflating to half a gigabyte) costs no more than this.
+   * @default {67108864} (64 MiB)
+   */
+  maxValueSize?: number;
 }
 
 /**
  * Wraps a serde with zlib compression (flag 8), as pymemcache's
  * `CompressedSerde`: values longer than `minCompressLen` bytes are
  * compressed unless that makes them larger. The bytes are zlib streams
- * (RFC 1950), which Python's `zlib.decompress` reads.
+ * (RFC 1950), which Python's `zlib.decompress` reads. Reading inflates
+ * at most `maxValueSize` bytes (64 MiB by default).
  */
 export class CompressedSerde implements Serde {
+  /** The most bytes a value read may inflate to. */
+  readonly maxValueSize: number;
   #serde: Serde;
   #min: number;
 
-  /** Builds the serde. */
+  /**
+   * Builds the serde.
+   *
+   * @throws {TypeError} for a `maxValueSize` that is not a positive integer.
+   */
   constructor(options: CompressedSerdeOptions = {}) {
     this.#serde = options.serde ?? defaultSerde;
     this.#min = options.minCompressLen ?? 400;
+    this.maxValueSize = checkMaxValueSize(options.maxValueSize);
   }
 
   /** Serializes with the inner serde, then compresses when it pays. */
@@ -135,10 +217,14 @@ export class CompressedSerde implements Serde {
     return [bytes, flags];
   }
 
-  /** Decompresses flagged values, then deserializes with the inner serde. */
+  /**
+   * Decompresses flagged values, then deserializes with the inner serde.
+   *
+   * @throws {MemcacheSerdeError} for a value that inflates past `maxValueSize` or is not a zlib stream.
+   */
   async deserialize(key: string, value: Uint8Array, flags: number): Promise<unknown> {
     if (flags & FLAG_COMPRESSED) {
-      value = await pipeThrough(value, new DecompressionStream("deflate"));
+      value = await inflate(value, this.maxValueSize);
       flags &= ~FLAG_COMPRESSED;
     }
     return await this.#serde.deserialize(key, value, flags);

@@ -5,15 +5,21 @@
  * another exception; nothing may touch Object.prototype. Work is linear in
  * the input, so no input can hang the loop (and the test's own runtime is
  * the bound). 100,000 inputs by default; set PICKLE_FUZZ_ITERATIONS for
- * more, PICKLE_FUZZ_SEED for another sequence.
+ * more. Then long arguments: every text opcode (INT, LONG, FLOAT, STRING,
+ * UNICODE, GLOBAL, PUT, GET) fed random arguments of up to 256 KiB drawn
+ * from the characters its parser treats specially (a backtracking or
+ * quadratic parser shows as a test that does not finish), and zlib bombs of
+ * random sizes against random `maxValueSize` limits. Seed: MEMKIT_SEED (a
+ * number, or "random"; PICKLE_FUZZ_SEED is read too), printed at the start.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "./_harness.ts";
-import { Rng } from "./_hostile.ts";
+import { harnessSeed, Rng, withSeed } from "./_hostile.ts";
 import { fromHex } from "./_python_tags.ts";
-import { MemcachePickleError } from "../mod.ts";
+import { CompressedSerde, FLAG_COMPRESSED, MemcachePickleError, MemcacheSerdeError, PickleSerde } from "../mod.ts";
 import { unpickle } from "../src/_pickle_read.ts";
+import { OPCODES as TABLE, TEXT_OPCODES } from "../src/_pickle_ops.ts";
 import { pickle } from "../src/_pickle_write.ts";
 
 function env(name: string): string | undefined {
@@ -23,7 +29,18 @@ function env(name: string): string | undefined {
 }
 
 const ITERATIONS = Number(env("PICKLE_FUZZ_ITERATIONS") ?? 100_000);
-const SEED = Number(env("PICKLE_FUZZ_SEED") ?? 0x5eed18);
+const SEED = harnessSeed(Number(env("PICKLE_FUZZ_SEED") ?? 0x5eed18));
+console.log(`# pickle fuzz seed ${SEED} (repeat with MEMKIT_SEED=${SEED})`);
+
+/** Runs `body`; a failure names the seed, as withSeed does for asynchronous bodies. */
+function seeded(body: () => void): void {
+  try {
+    body();
+  } catch (error) {
+    console.error(`# failed with seed ${SEED} (repeat with MEMKIT_SEED=${SEED})`);
+    throw new Error(`[seed ${SEED}, repeat with MEMKIT_SEED=${SEED}] ${(error as Error)?.message}`, { cause: error });
+  }
+}
 
 function corpus(): Uint8Array[] {
   const data = JSON.parse(readFileSync(new URL("./data/pickles_python.json", import.meta.url), "utf8"));
@@ -114,33 +131,90 @@ function mutate(rand: () => number, seeds: Uint8Array[]): Uint8Array {
 }
 
 describe("PickleSerde against hostile bytes", () => {
-  it(`${ITERATIONS} mutated and random pickles decode or fail with MemcachePickleError`, () => {
-    const seeds = corpus();
-    const rng = new Rng(SEED);
-    const rand = () => rng.next() * 4294967296; // an unsigned 32-bit integer
-    const before = Object.getOwnPropertyNames(Object.prototype).sort().join();
-    let decoded = 0;
-    let refused = 0;
-    for (let i = 0; i < ITERATIONS; i++) {
-      const input = mutate(rand, seeds);
-      try {
-        unpickle(input);
-        decoded++;
-      } catch (error) {
-        if (!(error instanceof MemcachePickleError)) {
-          const hex = [...input].map((b) => b.toString(16).padStart(2, "0")).join("");
-          assert.fail(`input ${i} (seed ${SEED}) threw ${error}: ${hex}`);
+  it(`${ITERATIONS} mutated and random pickles decode or fail with MemcachePickleError`, () =>
+    seeded(() => {
+      const seeds = corpus();
+      const rng = new Rng(SEED);
+      const rand = () => rng.next() * 4294967296; // an unsigned 32-bit integer
+      const before = Object.getOwnPropertyNames(Object.prototype).sort().join();
+      let decoded = 0;
+      let refused = 0;
+      for (let i = 0; i < ITERATIONS; i++) {
+        const input = mutate(rand, seeds);
+        try {
+          unpickle(input);
+          decoded++;
+        } catch (error) {
+          if (!(error instanceof MemcachePickleError)) {
+            const hex = [...input].map((b) => b.toString(16).padStart(2, "0")).join("");
+            assert.fail(`input ${i} (seed ${SEED}) threw ${error}: ${hex}`);
+          }
+          refused++;
         }
-        refused++;
       }
-    }
-    assert.equal(decoded + refused, ITERATIONS);
-    assert.ok(decoded > ITERATIONS / 100, `only ${decoded} inputs decoded: the mutations are too blunt`);
-    assert.ok(refused > ITERATIONS / 10, `only ${refused} inputs refused`);
-    assert.equal(Object.getOwnPropertyNames(Object.prototype).sort().join(), before);
-    // deno-lint-ignore no-explicit-any
-    assert.equal(({} as any).polluted, undefined);
-  });
+      assert.equal(decoded + refused, ITERATIONS);
+      assert.ok(decoded > ITERATIONS / 100, `only ${decoded} inputs decoded: the mutations are too blunt`);
+      assert.ok(refused > ITERATIONS / 10, `only ${refused} inputs refused`);
+      assert.equal(Object.getOwnPropertyNames(Object.prototype).sort().join(), before);
+      // deno-lint-ignore no-explicit-any
+      assert.equal(({} as any).polluted, undefined);
+    }));
+
+  it("long hostile arguments for every text opcode decode or fail with MemcachePickleError", () =>
+    seeded(() => {
+      const rng = new Rng(SEED ^ 0x7e47);
+      // per opcode, the bytes its parser looks at: digits, signs, points, exponents, quotes, escapes, newlines
+      const alphabet = [..."0123456789+-.eEinfatxuU'\" \\\n"].map((c) => c.charCodeAt(0)).concat([0xff, 0xc3, 0x80]);
+      let refused = 0;
+      for (let i = 0; i < 400; i++) {
+        const op = rng.pick(TEXT_OPCODES);
+        const size = rng.chance(0.25) ? rng.range(65536, 262144) : rng.range(0, 4096);
+        // a long run of one character, or of two interleaved (what backtracking feeds on), then a few random ones
+        const runOf = [rng.pick(alphabet), rng.pick(alphabet)];
+        const mixed = rng.chance(0.5);
+        const out = new Uint8Array(size + 8);
+        let n = 0;
+        if (TABLE.get(op)!.name === "PUT") out[n++] = 0x4e; // something to memoize
+        out[n++] = op;
+        for (let k = 0; k < size; k++) out[n++] = mixed && rng.chance(0.3) ? runOf[1] : runOf[0];
+        for (let k = rng.int(4); k > 0; k--) out[n++] = rng.pick(alphabet);
+        if (rng.chance(0.8)) out[n++] = 0x0a;
+        out[n++] = 0x2e;
+        try {
+          unpickle(out.subarray(0, n));
+        } catch (error) {
+          if (!(error instanceof MemcachePickleError)) {
+            assert.fail(`${TABLE.get(op)!.name} with a ${size}-byte argument threw ${error}`);
+          }
+          assert.ok(error.message.length < 300, `a ${error.message.length}-character message`);
+          refused++;
+        }
+      }
+      assert.ok(refused > 100, `only ${refused} long arguments refused`);
+    }));
+
+  it("zlib bombs of random sizes stop at a random maxValueSize with MemcacheSerdeError", () =>
+    withSeed(SEED, async () => {
+      const rng = new Rng(SEED ^ 0xb0b);
+      const packer = new CompressedSerde({ minCompressLen: 1 });
+      for (let i = 0; i < 12; i++) {
+        const size = rng.range(1, 8 << 20);
+        const max = rng.chance(0.2) ? size : rng.range(1, 8 << 20);
+        const fill = rng.int(256);
+        const [packed, flags] = await packer.serialize("k", new Uint8Array(size).fill(fill)) as [Uint8Array, number];
+        const serde = rng.chance(0.5)
+          ? new PickleSerde({ maxValueSize: max })
+          : new CompressedSerde({ maxValueSize: max });
+        const reading = Promise.resolve(serde.deserialize("k", packed, flags | FLAG_COMPRESSED));
+        if (size > max) {
+          await assert.rejects(reading, (e: unknown) => e instanceof MemcacheSerdeError, `${size} bytes, limit ${max}`);
+        } else {
+          const value = await reading as Uint8Array;
+          assert.equal(value.length, size);
+          assert.equal(value[size - 1], fill);
+        }
+      }
+    }));
 
   it("copies through the memo are bounded: set(list) repeated on one shared list fails, it does not exhaust memory", () => {
     // A list of 100,000 items, memoized, then `set(<that list>)` 50,000 times for 21 bytes each: 5·10^9 copied items.

@@ -10,6 +10,7 @@ import { describe, it } from "./_harness.ts";
 import { fromHex, untag } from "./_python_tags.ts";
 import { CompressedSerde, MemcacheError, MemcachePickleError, PickleSerde } from "../mod.ts";
 import { unpickle } from "../src/_pickle_read.ts";
+import { OPCODES, TEXT_OPCODES } from "../src/_pickle_ops.ts";
 import { pickle } from "../src/_pickle_write.ts";
 
 const data = JSON.parse(readFileSync(new URL("./data/pickles_python.json", import.meta.url), "utf8"));
@@ -244,6 +245,51 @@ describe("PickleSerde reads what Python pickles", () => {
         continue;
       }
       refuses(pickled, needle);
+    }
+  });
+
+  it("escapes in STRING and UNICODE read as Python reads them", () => {
+    // Python 3.11: pickle.loads(...) of each
+    assert.equal(unpickle(text("S'\\101\\1\\q\\x7a\\0101\\\\'\np0\n.")), "A\x01\\qz\x081\\");
+    assert.equal(
+      unpickle(text("V\\\\u0041\\\\\\u00e9\\U0001F600\\ud800z\n.")),
+      "\\\\u0041\\\\é😀\ud800z",
+    );
+    refuses(text("S'\\x4'\n."), /bad \\x escape/);
+    refuses(text("S'ab\\'\n."), /lone backslash/);
+    refuses(bytes("S'", 0xe9, "'\n."), /non-ASCII/);
+    refuses(text("S'\\xe9'\n."), /non-ASCII/);
+    refuses(text("V\\U00110000\n."), /beyond U\+10FFFF/);
+  });
+
+  it("every text opcode refuses a megabyte-long hostile argument cleanly, in time linear in its length", () => {
+    // The old FLOAT check backtracked: F + 100,000 digits + "x" took 4.5 s to reject, a megabyte half an hour.
+    const N = 1 << 20;
+    const digits = "1".repeat(N);
+    const hostile: Record<string, string[]> = {
+      INT: [digits + "x\n", digits + "\n", "-" + digits + "\n"],
+      LONG: [digits + "xL\n", digits + "L\n", "+" + digits + "\n"],
+      FLOAT: [digits + "x\n", digits + "e\n", digits + "." + digits + "e+\n", "1.".repeat(N / 2) + "\n"],
+      STRING: ["'" + "a".repeat(N) + "\n", "'" + "\\1".repeat(N / 2) + "\\xff'\n", "'" + "\\".repeat(N - 1) + "'\n"],
+      UNICODE: ["\\u00e9".repeat(N / 6) + "\\uZZZZ\n", "\\".repeat(N - 1) + "u12\n"],
+      GLOBAL: ["a".repeat(N) + "\n" + "b".repeat(N) + "\n", "builtins\n" + "set".repeat(N / 3) + "\n"],
+      PUT: [digits + "\n", digits + "x\n"],
+      GET: [digits + "\n", "-" + digits + "\n"],
+    };
+    const names = TEXT_OPCODES.map((op) => OPCODES.get(op)!.name).sort();
+    assert.deepEqual(Object.keys(hostile).sort(), names, "a hostile argument for every text opcode");
+    for (const op of TEXT_OPCODES) {
+      const name = OPCODES.get(op)!.name;
+      const prefix = name === "PUT" ? "N" : "";
+      for (const arg of [...hostile[name], digits]) { // the last: a megabyte with no end of line
+        const pickled = text(prefix + String.fromCharCode(op) + arg + ".");
+        assert.throws(() => unpickle(pickled), (e: unknown) => {
+          assert.ok(e instanceof MemcachePickleError, `${name}: not a MemcachePickleError: ${e}`);
+          assert.ok(e instanceof MemcacheError);
+          assert.ok((e as Error).message.length < 300, `${name}: a ${(e as Error).message.length}-character message`);
+          return true;
+        });
+      }
     }
   });
 

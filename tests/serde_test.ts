@@ -1,8 +1,20 @@
-// Serdes: pymemcache's flag numbers, and zlib framing Python can read.
+// Serdes: pymemcache's flag numbers, zlib framing Python can read, and a
+// bound on what a compressed value may inflate to (zlib bombs, also through
+// a real memcached).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { describe, it } from "./_harness.ts";
-import { CompressedSerde, defaultSerde, FLAG_COMPRESSED, FLAG_JSON, FLAG_TEXT } from "../mod.ts";
+import { haveMemcached, startMemcached } from "./_memcached.ts";
+import {
+  Client,
+  CompressedSerde,
+  defaultSerde,
+  FLAG_COMPRESSED,
+  FLAG_JSON,
+  FLAG_TEXT,
+  MemcacheSerdeError,
+  PickleSerde,
+} from "../mod.ts";
 
 const enc = new TextEncoder();
 
@@ -90,4 +102,88 @@ describe("CompressedSerde", () => {
     ]);
     assert.equal(await new CompressedSerde().deserialize("k", new Uint8Array(fromPython), 16 | 8), "x".repeat(1000));
   });
+});
+
+const MiB = 1024 * 1024;
+
+/** A zlib stream of `size` zero bytes (about size/1000 bytes long): a zlib bomb. */
+async function bomb(size: number): Promise<Uint8Array> {
+  const [packed, flags] = await new CompressedSerde({ minCompressLen: 1 }).serialize("k", new Uint8Array(size));
+  assert.equal(flags, FLAG_COMPRESSED);
+  assert.ok((packed as Uint8Array).length < size / 500);
+  return packed as Uint8Array;
+}
+
+function inflatesTooMuch(max: number): (e: unknown) => boolean {
+  return (e: unknown) => {
+    assert.ok(e instanceof MemcacheSerdeError, `not a MemcacheSerdeError: ${e}`);
+    assert.match((e as Error).message, new RegExp(`more than maxValueSize \\(${max} bytes\\)`));
+    return true;
+  };
+}
+
+describe("maxValueSize: compressed values inflate to a bounded size", () => {
+  it("CompressedSerde and PickleSerde stop at maxValueSize and reject with MemcacheSerdeError; up to it they read", async () => {
+    const packed = await bomb(10 * MiB);
+    for (const serde of [new CompressedSerde({ maxValueSize: MiB }), new PickleSerde({ maxValueSize: MiB })]) {
+      assert.equal(serde.maxValueSize, MiB);
+      await assert.rejects(Promise.resolve(serde.deserialize("k", packed, FLAG_COMPRESSED)), inflatesTooMuch(MiB));
+      // exactly maxValueSize bytes is allowed; one more is not
+      const exact = await bomb(MiB);
+      const read = await serde.deserialize("k", exact, FLAG_COMPRESSED) as Uint8Array;
+      assert.equal(read.length, MiB);
+      assert.ok(read.every((b) => b === 0));
+      await assert.rejects(
+        Promise.resolve(serde.deserialize("k", await bomb(MiB + 1), FLAG_COMPRESSED)),
+        inflatesTooMuch(MiB),
+      );
+      // a large limit reads the same stream in full
+      const roomy = serde instanceof PickleSerde ? new PickleSerde({ maxValueSize: 10 * MiB }) : new CompressedSerde({
+        maxValueSize: 10 * MiB,
+      });
+      assert.equal((await roomy.deserialize("k", packed, FLAG_COMPRESSED) as Uint8Array).length, 10 * MiB);
+    }
+  });
+
+  it("the default is 64 MiB: a 65 MiB bomb rejects", async () => {
+    assert.equal(new CompressedSerde().maxValueSize, 64 * MiB);
+    assert.equal(new PickleSerde().maxValueSize, 64 * MiB);
+    const packed = await bomb(65 * MiB);
+    await assert.rejects(new CompressedSerde().deserialize("k", packed, FLAG_COMPRESSED), inflatesTooMuch(64 * MiB));
+    await assert.rejects(
+      Promise.resolve(new PickleSerde().deserialize("k", packed, FLAG_COMPRESSED)),
+      inflatesTooMuch(64 * MiB),
+    );
+  });
+
+  it("a stream that is not zlib rejects with MemcacheSerdeError; a bad maxValueSize is a TypeError", async () => {
+    const garbage = new Uint8Array([0x78, 0x9c, 0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
+    await assert.rejects(new CompressedSerde().deserialize("k", garbage, FLAG_COMPRESSED), MemcacheSerdeError);
+    for (const maxValueSize of [0, -1, 1.5, NaN, Infinity, "1"]) {
+      assert.throws(() => new CompressedSerde({ maxValueSize: maxValueSize as number }), TypeError);
+      assert.throws(() => new PickleSerde({ maxValueSize: maxValueSize as number }), TypeError);
+    }
+  });
+
+  it(
+    "through a real memcached: get of a bomb rejects with MemcacheSerdeError, the next get on the same connection works",
+    async () => {
+      await using server = await startMemcached();
+      await using writer = new Client(server.spec); // writes the bytes as they are, with the flags given
+      await writer.set("bomb", await bomb(10 * MiB), { flags: FLAG_COMPRESSED, noreply: false });
+      await writer.set("fine", "still here", { noreply: false });
+      for (const serde of [new CompressedSerde({ maxValueSize: MiB }), new PickleSerde({ maxValueSize: MiB })]) {
+        await using client = new Client(server.spec, { serde });
+        const before = Number((await client.stats()).total_connections);
+        await assert.rejects(client.get("bomb"), (e: unknown) => {
+          assert.ok(e instanceof MemcacheSerdeError, `not a MemcacheSerdeError: ${e}`);
+          assert.match((e as Error).message, /maxValueSize/);
+          return true;
+        });
+        assert.equal(await client.get("fine"), "still here");
+        assert.equal(Number((await client.stats()).total_connections), before, "the client did not reconnect");
+      }
+    },
+    { skip: haveMemcached() ? false : "memcached is not installed" },
+  );
 });
