@@ -63,6 +63,14 @@ export interface MemoryServerOptions {
    * @default {1048576} (1 MiB)
    */
   itemSizeMax?: number;
+  /**
+   * Connections served at once, over TCP and through `transport()` together
+   * (memcached's `-c`). One more is answered `ERROR Too many open
+   * connections` and closed. memcached counts its own listening sockets and
+   * a few reserved descriptors against `-c` too; here only clients count.
+   * @default {1024}
+   */
+  maxConnections?: number;
 }
 
 /** Where {@linkcode MemoryServer.listen} serves. */
@@ -96,6 +104,9 @@ interface NetModule {
   createServer(listener: (socket: NetSocket) => void): NetServer;
 }
 
+/** What memcached answers a connection past its `-c`, before it closes it. */
+const TOO_MANY = new TextEncoder().encode("ERROR Too many open connections\r\n");
+
 function checkSize(name: string, value: number | undefined, min: number): void {
   if (value === undefined) return;
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min) {
@@ -122,12 +133,13 @@ export class MemoryServer implements AsyncDisposable {
   /**
    * An empty server, not listening on any port.
    *
-   * @throws {RangeError} if `maxBytes` or `itemSizeMax` is not a positive
-   * integer (`itemSizeMax` at least 1024).
+   * @throws {RangeError} if `maxBytes`, `itemSizeMax` or `maxConnections`
+   * is not a positive integer (`itemSizeMax` at least 1024).
    */
   constructor(options: MemoryServerOptions = {}) {
     checkSize("maxBytes", options.maxBytes, 1);
     checkSize("itemSizeMax", options.itemSizeMax, 1024);
+    checkSize("maxConnections", options.maxConnections, 1);
     this.#store = new MemoryStore(options);
   }
 
@@ -155,6 +167,7 @@ export class MemoryServer implements AsyncDisposable {
 
   #open(handlers: TransportHandlers): TransportSocket {
     const store = this.#store;
+    if (store.currConnections >= store.maxConnections) return this.#refuse(handlers);
     const session = new MemorySession(store, this.#hooks);
     let queue: Uint8Array[] = [];
     let scheduled = false;
@@ -168,6 +181,7 @@ export class MemoryServer implements AsyncDisposable {
       ended = true;
       connections.delete(connection);
       store.currConnections--;
+      session.dispose();
       handlers.onClose();
       closing?.();
     };
@@ -183,9 +197,11 @@ export class MemoryServer implements AsyncDisposable {
         }
         queue = [];
         session.feed(data);
-        store.counters.bytes_written += session.out.length;
         // onData reads each chunk during the call only, so the buffer is written again next time.
-        for (const part of session.out.take(true)) handlers.onData(part);
+        for (const part of session.take(true)) {
+          store.counters.bytes_written += part.length;
+          handlers.onData(part);
+        }
       }
       if (session.closed || (closing && queue.length === 0)) end();
     };
@@ -215,6 +231,23 @@ export class MemoryServer implements AsyncDisposable {
     };
   }
 
+  /** A connection past `maxConnections`: memcached's answer, then it hangs up. */
+  #refuse(handlers: TransportHandlers): TransportSocket {
+    this.#store.counters.rejected_connections++;
+    let closed = false;
+    queueMicrotask(() => {
+      if (!closed) handlers.onData(TOO_MANY.slice());
+      handlers.onClose();
+    });
+    return {
+      write(): void {},
+      close(): Promise<void> {
+        closed = true;
+        return Promise.resolve();
+      },
+    };
+  }
+
   /**
    * Serves this server over TCP on 127.0.0.1 (Deno, Node, Bun), for other
    * processes. `port` 0 or none picks a free one. Calling it again returns
@@ -239,6 +272,13 @@ export class MemoryServer implements AsyncDisposable {
     const hooks = this.#hooks;
     const server = net.createServer((socket) => {
       if (this.#closed) return socket.destroy();
+      if (store.currConnections >= store.maxConnections) {
+        store.counters.rejected_connections++;
+        socket.on("error", () => {});
+        socket.write(TOO_MANY.slice());
+        socket.end();
+        return;
+      }
       const session = new MemorySession(store, hooks);
       store.currConnections++;
       store.counters.total_connections++;
@@ -255,13 +295,16 @@ export class MemoryServer implements AsyncDisposable {
         done = true;
         this.#connections.delete(connection);
         store.currConnections--;
+        session.dispose();
       });
       socket.on("drain", () => socket.resume());
       socket.on("data", (chunk) => {
         session.feed(chunk);
-        store.counters.bytes_written += session.out.length;
         let flushed = true;
-        for (const part of session.out.take(false)) flushed = socket.write(part);
+        for (const part of session.take(false)) {
+          store.counters.bytes_written += part.length;
+          flushed = socket.write(part);
+        }
         if (!flushed) socket.pause(); // a client that does not read stops being read
         if (session.closed) {
           if (session.flushOutput) socket.end();

@@ -87,6 +87,7 @@ export class Counters {
 export interface StoreOptions {
   maxBytes?: number;
   itemSizeMax?: number;
+  maxConnections?: number;
 }
 
 /** The items and the server-wide state every connection shares. */
@@ -98,7 +99,15 @@ export class MemoryStore {
   readonly itemSizeMax: number;
   /** Sum of the items' sizes. */
   bytes = 0;
+  /**
+   * Bytes held for input not yet complete, across connections: data blocks
+   * being received (their items' sizes) and command-line buffers grown past
+   * 16 KiB for long get lines. Bounded by `maxBytes`, apart from the items.
+   */
+  pendingBytes = 0;
   currConnections = 0;
+  /** Connections served at once (memcached's -c); more are refused. */
+  readonly maxConnections: number;
   verbosity = 0;
   /** Seconds the clock was moved by `advance`. */
   #offset = 0;
@@ -112,6 +121,7 @@ export class MemoryStore {
   constructor(options: StoreOptions = {}) {
     this.maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
     this.itemSizeMax = options.itemSizeMax ?? 1024 * 1024;
+    this.maxConnections = options.maxConnections ?? 1024;
     this.processStarted = Math.floor(Date.now() / 1000) - 62;
   }
 
@@ -218,6 +228,21 @@ export class MemoryStore {
   /** True when an item of this size may be stored at all (memcached's item_size_ok). */
   sizeOk(size: number): boolean {
     return size <= this.itemSizeMax;
+  }
+
+  /**
+   * Holds `size` bytes of the budget for incomplete input (`pendingBytes`);
+   * false, holding nothing, when that would pass `maxBytes`.
+   */
+  reserve(size: number): boolean {
+    if (this.pendingBytes + size > this.maxBytes) return false;
+    this.pendingBytes += size;
+    return true;
+  }
+
+  /** Gives back what `reserve` held. */
+  release(size: number): void {
+    this.pendingBytes -= size;
   }
 
   /**
