@@ -20,6 +20,9 @@ import {
 } from "../mod.ts";
 import { MemoryServer } from "../testing.ts";
 import { addressName, type TransportSocket } from "../src/transport.ts";
+import { MemorySession } from "../src/_memory_session.ts";
+import { MemoryStore } from "../src/_memory_store.ts";
+import net from "node:net";
 
 const encoder = new TextEncoder();
 const havePython = (() => {
@@ -386,5 +389,161 @@ describe("MemoryServer: listen()", () => {
     // The open connection is gone (the client may learn it only when it writes), and no new one opens.
     await assert.rejects(client.get("k"), MemcacheError);
     await assert.rejects(client.get("k"), MemcacheConnectionError);
+  });
+});
+
+/** A raw TCP connection to a listening MemoryServer. */
+async function tcp(port: number) {
+  const socket = net.connect(port, "127.0.0.1");
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+  });
+  socket.on("error", () => {});
+  let received = "";
+  let wake: (() => void) | undefined;
+  socket.on("data", (chunk: Uint8Array) => {
+    received += latin1(chunk);
+    wake?.();
+  });
+  const gone = new Promise<void>((resolve) =>
+    socket.on("close", () => {
+      wake?.();
+      resolve();
+    })
+  );
+  return {
+    socket,
+    get closed() {
+      return socket.destroyed;
+    },
+    get received() {
+      return received;
+    },
+    write: (data: string | Uint8Array) => socket.write(typeof data === "string" ? encoder.encode(data) : data),
+    /** What came back once it ends with `end` (or the server hung up), consumed. */
+    async read(end: string): Promise<string> {
+      while (!received.endsWith(end) && !socket.destroyed) await new Promise<void>((resolve) => (wake = resolve));
+      const text = received;
+      received = "";
+      return text;
+    },
+    close: async () => {
+      socket.destroy();
+      await gone;
+    },
+  };
+}
+
+const tick = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+describe("MemoryServer: input as memcached reads it", () => {
+  it("a refused set or ms is answered once its block has been swallowed, not before", async () => {
+    await using server = new MemoryServer();
+    const connection = await raw(server);
+    for (const command of ["set a 0 0 2000000\r\n", "ms a 2000000 T0\r\n", "set a 0 0 2000000 noreply\r\n"]) {
+      const reply = connection.send(command + "v".repeat(1_000_000), "never");
+      for (let i = 0; i < 5; i++) await tick();
+      assert.equal(await Promise.race([reply, tick().then(() => "(nothing yet)")]), "(nothing yet)", command);
+      assert.equal(
+        await connection.send("v".repeat(1_000_000) + "\r\nversion\r\n", "VERSION 1.6.18\r\n"),
+        // under noreply the refusal is silent, as in memcached
+        (command.includes("noreply") ? "" : "SERVER_ERROR object too large for cache\r\n") + "VERSION 1.6.18\r\n",
+      );
+    }
+    await connection.close();
+  });
+
+  it("a block longer than memcached's 16 KiB buffer: the answers before it are written out, an error after drops none", async () => {
+    await using server = new MemoryServer();
+    const connection = await raw(server);
+    const tooLong = `get ${"k".repeat(251)}\r\n`;
+    const bad = "CLIENT_ERROR bad command line format\r\n";
+    for (const [n, expected] of [[16000, bad], [17000, "STORED\r\n" + bad], [20000, "STORED\r\n" + bad]] as const) {
+      assert.equal(await connection.send(`set a 0 0 ${n}\r\n${"v".repeat(n)}\r\n${tooLong}`, bad), expected, `${n}`);
+    }
+    // The same bytes split anywhere answer the same: the buffer decides, not the chunks.
+    const text = encoder.encode(`version\r\nset a 0 0 20000\r\n${"v".repeat(20000)}\r\n${tooLong}`);
+    for (const size of [1, 7, 4096, 16384, 65536]) {
+      const session = new MemorySession(new MemoryStore());
+      for (let at = 0; at < text.length; at += size) session.feed(text.subarray(at, at + size));
+      const reply = session.take(false).map(latin1).join("");
+      assert.equal(reply, "VERSION 1.6.18\r\nSTORED\r\n" + bad, `chunks of ${size}`);
+    }
+    await connection.close();
+  });
+
+  it("an unfinished line is scanned and copied once, however many chunks it comes in", () => {
+    const session = new MemorySession(new MemoryStore());
+    const line = encoder.encode("get " + "k".repeat(4_000_000 - 6) + "\r\n");
+    const { indexOf, set } = Uint8Array.prototype;
+    let scanned = 0;
+    let copied = 0;
+    // Counts the work of the whole feed loop: every search and every copy of bytes.
+    Uint8Array.prototype.indexOf = function (this: Uint8Array, value: number, from = 0) {
+      scanned += this.length - from;
+      return indexOf.call(this, value, from);
+    };
+    Uint8Array.prototype.set = function (this: Uint8Array, source: ArrayLike<number>, offset?: number) {
+      copied += source.length;
+      return set.call(this, source, offset);
+    } as typeof set;
+    try {
+      for (let at = 0; at < line.length; at += 4096) session.feed(line.subarray(at, at + 4096));
+    } finally {
+      Uint8Array.prototype.indexOf = indexOf;
+      Uint8Array.prototype.set = set;
+    }
+    assert.ok(scanned <= 3 * line.length, `scanned ${scanned} bytes for a line of ${line.length}`);
+    assert.ok(copied <= 4 * line.length, `copied ${copied} bytes for a line of ${line.length}`);
+    assert.equal(session.take(false).map(latin1).join(""), "CLIENT_ERROR bad command line format\r\n");
+  });
+
+  it("blocks being received count against a budget of maxBytes: past it, out of memory (once the block is in)", () => {
+    const store = new MemoryStore({ maxBytes: 8 * 1024 * 1024 });
+    const sessions = Array.from({ length: 20 }, () => new MemorySession(store));
+    sessions.forEach((session, i) => session.feed(encoder.encode(`set k${i} 0 0 1000000\r\n${"v".repeat(1000)}`)));
+    assert.ok(store.pendingBytes <= 8 * 1024 * 1024, `${store.pendingBytes} bytes held`);
+    for (const session of sessions) assert.deepEqual(session.take(false), []); // all still waiting for their blocks
+    const rest = encoder.encode("v".repeat(999_000) + "\r\n");
+    const replies = sessions.map((session) => (session.feed(rest), session.take(false).map(latin1).join("")));
+    // 1,000,062 bytes each (memcached's item size): 8 fit in 8 MiB.
+    assert.equal(replies.filter((r) => r === "STORED\r\n").length, 8);
+    assert.equal(replies.filter((r) => r === "SERVER_ERROR out of memory storing object\r\n").length, 12);
+    assert.equal(store.pendingBytes, 0);
+    // A connection that goes away with its block half read gives its share back.
+    const quitter = new MemorySession(store);
+    quitter.feed(encoder.encode("set q 0 0 1000000\r\nvvv"));
+    assert.ok(store.pendingBytes > 1_000_000);
+    quitter.dispose();
+    assert.equal(store.pendingBytes, 0);
+  });
+
+  it("maxConnections: one more is answered as memcached answers it past -c, and closed", async () => {
+    await using server = new MemoryServer({ maxConnections: 2 });
+    const { port } = await server.listen();
+    const first = await tcp(port);
+    const second = await raw(server); // transport() connections count too
+    const third = await tcp(port);
+    assert.equal(await within(third.read("\r\n"), 5000, "the refusal"), "ERROR Too many open connections\r\n");
+    await within(third.read("never"), 5000, "the hang-up");
+    assert.ok(third.closed);
+    let refused = "";
+    let hungUp = false;
+    await server.transport().connect({ host: "memory", port: 1 }, {}, {
+      onData: (chunk) => (refused += latin1(chunk)),
+      onClose: () => (hungUp = true),
+    });
+    await tick();
+    assert.equal(refused, "ERROR Too many open connections\r\n");
+    assert.ok(hungUp);
+    await second.close();
+    const again = await tcp(port); // room again
+    again.write("stats\r\n");
+    const stats = await again.read("END\r\n");
+    assert.match(stats, /STAT max_connections 2\r\n/);
+    assert.match(stats, /STAT rejected_connections 2\r\n/);
+    assert.throws(() => new MemoryServer({ maxConnections: 0 }), RangeError);
+    await Promise.all([first.close(), third.close(), again.close()]);
   });
 });
