@@ -274,7 +274,10 @@ export class MemoryServer implements AsyncDisposable {
       if (this.#closed) return socket.destroy();
       if (store.currConnections >= store.maxConnections) {
         store.counters.rejected_connections++;
+        const refused = { end: () => socket.destroy() };
+        this.#connections.add(refused);
         socket.on("error", () => {});
+        socket.on("close", () => this.#connections.delete(refused));
         socket.write(TOO_MANY.slice());
         socket.end();
         return;

@@ -210,7 +210,7 @@ export class MemorySession implements Session {
       this.close(false);
       return false;
     }
-    if (!this.store.reserve(more)) {
+    if (!this.store.reserveLine(more)) {
       // memcached, when realloc fails: "out of memory reading request", and it hangs up.
       this.out.truncate(this.flushMark);
       this.out.text("SERVER_ERROR out of memory reading request\r\n");
@@ -223,7 +223,7 @@ export class MemorySession implements Session {
   }
 
   #dropLineBuffer(): void {
-    if (this.#lineReserved > 0) this.store.release(this.#lineReserved);
+    if (this.#lineReserved > 0) this.store.releaseLine(this.#lineReserved);
     this.#lineReserved = 0;
     this.#rsize = READ_BUFFER;
     if (this.#own && this.#own.length > READ_BUFFER) {

@@ -100,11 +100,12 @@ export class MemoryStore {
   /** Sum of the items' sizes. */
   bytes = 0;
   /**
-   * Bytes held for input not yet complete, across connections: data blocks
-   * being received (their items' sizes) and command-line buffers grown past
-   * 16 KiB for long get lines. Bounded by `maxBytes`, apart from the items.
+   * Bytes held for data blocks being received (their items' sizes), across
+   * connections. Bounded by `maxBytes`, apart from the items.
    */
   pendingBytes = 0;
+  /** Bytes of command-line buffers grown past 16 KiB for long get lines. Bounded by `maxBytes` as well. */
+  lineBytes = 0;
   currConnections = 0;
   /** Connections served at once (memcached's -c); more are refused. */
   readonly maxConnections: number;
@@ -231,7 +232,7 @@ export class MemoryStore {
   }
 
   /**
-   * Holds `size` bytes of the budget for incomplete input (`pendingBytes`);
+   * Holds `size` bytes of the budget for blocks being received (`pendingBytes`);
    * false, holding nothing, when that would pass `maxBytes`.
    */
   reserve(size: number): boolean {
@@ -243,6 +244,18 @@ export class MemoryStore {
   /** Gives back what `reserve` held. */
   release(size: number): void {
     this.pendingBytes -= size;
+  }
+
+  /** As `reserve`, for a grown line buffer (`lineBytes`). */
+  reserveLine(size: number): boolean {
+    if (this.lineBytes + size > this.maxBytes) return false;
+    this.lineBytes += size;
+    return true;
+  }
+
+  /** Gives back what `reserveLine` held. */
+  releaseLine(size: number): void {
+    this.lineBytes -= size;
   }
 
   /**

@@ -23,6 +23,8 @@ import { addressName, type TransportSocket } from "../src/transport.ts";
 import { MemorySession } from "../src/_memory_session.ts";
 import { MemoryStore } from "../src/_memory_store.ts";
 import net from "node:net";
+import process from "node:process";
+import { harnessSeed, Rng, withSeed } from "./_hostile.ts";
 
 const encoder = new TextEncoder();
 const havePython = (() => {
@@ -545,5 +547,126 @@ describe("MemoryServer: input as memcached reads it", () => {
     assert.match(stats, /STAT rejected_connections 2\r\n/);
     assert.throws(() => new MemoryServer({ maxConnections: 0 }), RangeError);
     await Promise.all([first.close(), third.close(), again.close()]);
+  });
+});
+
+describe("MemoryServer: listen() under hostile clients", () => {
+  it("long lines, dribbled bytes, huge lengths, stalled blocks, fuzz and too many connections: another connection is answered within its timeout, memory stays bounded", async () => {
+    const seed = harnessSeed(20261207);
+    await withSeed(seed, async () => {
+      const rng = new Rng(seed);
+      await using server = new MemoryServer({ maxBytes: 8 * 1024 * 1024, maxConnections: 170 });
+      const { port } = await server.listen();
+      const held = () => process.memoryUsage().heapUsed + process.memoryUsage().external;
+      const open: Awaited<ReturnType<typeof tcp>>[] = [];
+      const connect = async () => {
+        const connection = await tcp(port);
+        open.push(connection);
+        return connection;
+      };
+      const probe = await connect();
+      const before = held();
+      let attacking = true;
+      let probes = 0;
+      const probing = (async () => {
+        while (attacking) {
+          probe.write(`set p 0 0 ${String(probes).length}\r\n${probes}\r\nget p\r\n`);
+          const reply = await within(probe.read("END\r\n"), 2000, `probe ${probes}`);
+          assert.equal(reply, `STORED\r\nVALUE p 0 ${String(probes).length}\r\n${probes}\r\nEND\r\n`);
+          probes++;
+          await tick();
+        }
+      })();
+      const attacks = [
+        async () => { // a 4 MB get line in 4 KB writes, then a 20 KB line that is not a get
+          const attacker = await connect();
+          const line = encoder.encode("get " + "k".repeat(4_000_000) + "\r\n");
+          for (let at = 0; at < line.length; at += 4096) {
+            attacker.write(line.subarray(at, at + 4096));
+            await new Promise<void>((resolve) => setImmediate(resolve));
+          }
+          assert.equal(
+            await within(attacker.read("\r\n"), 30_000, "the long line's answer"),
+            "CLIENT_ERROR bad command line format\r\n",
+          );
+          attacker.write("x".repeat(20_000));
+          await within(attacker.read("never"), 5000, "the hang-up on a long line");
+        },
+        async () => { // commands one byte at a time
+          const attacker = await connect();
+          const text = "set d 0 0 5\r\nhello\r\nmg d v\r\nms e 2 T0\r\nhi\r\nget d e\r\n";
+          for (const c of text) {
+            attacker.write(c);
+            await tick();
+          }
+          assert.equal(
+            await within(attacker.read("END\r\n"), 5000, "the dribbled answers"),
+            "STORED\r\nVA 5\r\nhello\r\nHD\r\nVALUE d 0 5\r\nhello\r\nVALUE e 0 2\r\nhi\r\nEND\r\n",
+          );
+        },
+        async () => { // announced lengths far past any limit: refused, and the bytes that follow are swallowed
+          for (
+            const command of [
+              "set h 0 0 2147483645",
+              "ms h 2147483000 T0",
+              "set h 0 0 1000000000",
+              "append h 0 0 9999999",
+            ]
+          ) {
+            const attacker = await connect();
+            attacker.write(command + "\r\n" + "z".repeat(rng.int(100_000)));
+          }
+        },
+        async () => { // 180 connections, each with half of a 1 MB block: some refused, the rest stall
+          for (let i = 0; i < 180; i++) {
+            const attacker = await connect();
+            attacker.write(`set s${i} 0 0 1000000\r\n` + "v".repeat(2000));
+          }
+        },
+        async () => { // random bytes from protocol words
+          const words = [
+            "get ",
+            "set ",
+            "ms ",
+            "mg ",
+            "gets ",
+            " 0",
+            " 99999999",
+            " noreply",
+            " v",
+            "\r\n",
+            "\n",
+            " ",
+            "\x00",
+          ];
+          let attacker = await connect();
+          for (let round = 0; round < 100; round++) {
+            let text = "";
+            for (let n = rng.int(300); n > 0; n--) {
+              text += rng.next() < 0.5 ? String.fromCharCode(rng.int(256)) : words[rng.int(words.length)];
+            }
+            attacker.write(Uint8Array.from(text, (c) => c.charCodeAt(0)));
+            await tick();
+            if (attacker.closed) attacker = await connect();
+          }
+        },
+      ];
+      try {
+        await Promise.all(attacks.map((attack) => attack()));
+        await tick();
+        const grown = held() - before;
+        // 180 half-sent 1 MB blocks would be 180 MB; the budget holds 8 MiB of them.
+        assert.ok(grown < 64 * 1024 * 1024, `memory grew by ${grown} bytes`);
+        attacking = false;
+        await probing;
+        assert.ok(probes > 0);
+        const refused = open.filter((c) => c.received === "ERROR Too many open connections\r\n");
+        assert.ok(refused.length > 0, "connections past maxConnections are refused");
+      } finally {
+        attacking = false;
+        await probing.catch(() => {});
+        await Promise.all(open.map((connection) => connection.close()));
+      }
+    });
   });
 });
