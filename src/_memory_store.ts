@@ -118,6 +118,14 @@ export class MemoryStore {
   /** flush_all state (memcached's settings.oldest_live / oldest_cas). */
   #oldestLive = 0;
   #oldestCas = 0;
+  /**
+   * The last flush that took effect, once a later flush_all replaced it:
+   * what it removed stays removed. memcached keeps only the newest setting,
+   * so a delayed flush_all brings back the items an earlier flush covered
+   * until its allocator reclaims them — a bug not copied.
+   */
+  #pastLive = 0;
+  #pastCas = 0;
 
   constructor(options: StoreOptions = {}) {
     this.maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
@@ -160,6 +168,10 @@ export class MemoryStore {
   }
 
   #flushed(item: MemoryItem, now: number): boolean {
+    if (
+      this.#pastLive !== 0 &&
+      (item.time <= this.#pastLive || (this.#pastCas !== 0 && item.cas !== 0 && item.cas < this.#pastCas))
+    ) return true;
     const oldest = this.#oldestLive;
     if (oldest === 0 || oldest > now) return false;
     return item.time <= oldest || (this.#oldestCas !== 0 && item.cas !== 0 && item.cas < this.#oldestCas);
@@ -312,6 +324,10 @@ export class MemoryStore {
   flush(delay: number): void {
     const now = this.now();
     const newOldest = delay > 0 ? this.realtime(delay) : now;
+    if (this.#oldestLive !== 0 && this.#oldestLive <= now) {
+      this.#pastLive = this.#oldestLive;
+      this.#pastCas = this.#oldestCas;
+    }
     this.#oldestLive = newOldest - 1;
     if (this.#oldestLive <= now) this.#oldestCas = this.nextCas();
   }

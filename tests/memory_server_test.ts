@@ -224,6 +224,33 @@ describe("MemoryServer: the clock", () => {
     assert.equal(await client.get("k"), "after"); // only what was there before the flush time goes
   });
 
+  it("incr on a value of whitespace only is refused as non-numeric (memcached's strtoull reads past the item)", async () => {
+    await using server = new MemoryServer();
+    const connection = await raw(server);
+    assert.equal(
+      await connection.send("set w 0 0 3\r\n \t \r\nincr w 1\r\n", "value\r\n"),
+      "STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+    );
+    await connection.close();
+  });
+
+  it("a delayed flush_all does not bring back what an earlier flush removed (memcached's may, until it reclaims it)", async () => {
+    await using server = new MemoryServer();
+    const connection = await raw(server);
+    assert.equal(
+      await connection.send("set a 0 0 1\r\na\r\nflush_all\r\nflush_all 100\r\nget a\r\n", "END\r\n"),
+      "STORED\r\nOK\r\nOK\r\nEND\r\n",
+    );
+    server.advance(1);
+    assert.equal(
+      await connection.send("set b 0 0 1\r\nb\r\nget a b\r\n", "END\r\n"),
+      "STORED\r\nVALUE b 0 1\r\nb\r\nEND\r\n",
+    );
+    server.advance(100); // the delayed flush takes b too
+    assert.equal(await connection.send("get a b\r\n", "END\r\n"), "END\r\n");
+    await connection.close();
+  });
+
   it("meta leases: N vivifies and wins once (W, then Z), R wins near expiry, md I makes it stale (X) for one winner", async () => {
     await using server = new MemoryServer();
     const c = await raw(server);
