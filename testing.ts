@@ -10,7 +10,8 @@
  * (mg, ms, md, ma, mn, me with their flags, base64 keys, quiet mode,
  * vivify/recache/stale/win). A differential test sends the same 20,000+
  * generated commands to it and to memcached 1.6.18 and compares the replies
- * byte for byte (tests/memory_server_diff_test.ts).
+ * byte for byte, for the project's seed and two random ones per run
+ * (tests/memory_server_diff_test.ts).
  *
  * ```ts
  * import { Client } from "@memkit/memcache";
@@ -30,12 +31,36 @@
  * says 1.6.18, and stats that measure memcached's own machinery (rusage,
  * hash table, LRU juggling) are constants.
  *
+ * Input is read as memcached reads it, not as the transport happens to cut
+ * it: 16 KiB at a time (its READ_BUFFER_SIZE), a data block to its exact
+ * end, and the answers pending are written out whenever no whole command is
+ * buffered. That decides what a later error drops (a `get` of a too-long
+ * key drops only answers not yet written) and when a refused `set` is
+ * answered (once its data block has been swallowed). A line with no newline
+ * after 2,048 bytes closes the connection unless it is a `get`/`gets`, whose
+ * buffer doubles as needed, up to 16 MiB (memcached's has no limit).
+ *
+ * Two memcached 1.6.18 bugs are not copied: after a `flush_all`, a delayed
+ * `flush_all` makes memcached serve the items the first one removed again,
+ * until its allocator reclaims them (here they stay removed); and `incr`,
+ * `decr` or `ma` on a value of whitespace only makes memcached's strtoull
+ * read on past the item into its memory (here: `CLIENT_ERROR cannot
+ * increment or decrement non-numeric value`).
+ *
  * Memory: `maxBytes` bounds the items' sizes counted as memcached counts
  * them (48 + key + 1 + value + 2 + 8 bytes, plus 4 when flags are not 0);
  * the JavaScript objects holding an item cost at most about 320 bytes more
  * than that (bench/memory_server.ts --memory: on V8 140 for values up to
  * 512 bytes, which are kept as strings, 300 for larger ones; on Bun
  * 200–280), so the heap it uses stays below `maxBytes + 320 × items`.
+ * Input not yet complete is bounded too: data blocks being received count
+ * against a second `maxBytes` (memcached allocates the item, within `-m`,
+ * as soon as the command line arrives), past which a storage command is
+ * answered `SERVER_ERROR out of memory storing object` once its block has
+ * been swallowed; `get` lines grown past 16 KiB count against a third, past
+ * which the connection is answered `SERVER_ERROR out of memory reading
+ * request` and closed; and `maxConnections` (memcached's `-c`, 1024) bounds
+ * the connections, each of which otherwise buffers at most 16 KiB of input.
  *
  * @module
  */
