@@ -231,7 +231,9 @@ async function hostile(): Promise<void> {
     const pid = execFileSync("sh", ["-c", `pgrep -f -- "-p ${memcached.port}( |$)" | head -1`]).toString().trim();
     const memcachedRss = () =>
       Number(/VmRSS:\s+(\d+)/.exec(execFileSync("cat", [`/proc/${pid}/status`]).toString())![1]) * 1024;
-    console.log(`H2 memcached -m 8: 300 stalled 1 MB sets, RSS +${mb(await stalledSets(memcached.port, memcachedRss))}`);
+    console.log(
+      `H2 memcached -m 8: 300 stalled 1 MB sets, RSS +${mb(await stalledSets(memcached.port, memcachedRss))}`,
+    );
     // Buffers of zeroes may not be in RSS until written: count what the heap and the buffers hold.
     const held = () => process.memoryUsage().heapUsed + process.memoryUsage().external;
     const ours = await stalledSets(port, held);
