@@ -24,6 +24,7 @@ import { stats } from "./_memory_stats.ts";
 import { Output, tokenize } from "./_memory_output.ts";
 import {
   COMMS,
+  KEY_MAX,
   storeItem,
   textArithmetic,
   textDelete,
@@ -57,6 +58,27 @@ interface NreadState extends NreadRequest {
   /** Where a block arriving in pieces is collected. */
   buffer?: Uint8Array;
   filled: number;
+}
+
+/**
+ * The text of a line longer than the read buffer — a get or gets, the only
+ * lines memcached lets grow — with every token longer than a key cut to
+ * KEY_MAX + 1 chars: such a key is refused whatever it holds, and a 15 MB
+ * one is not turned into a string first.
+ */
+function longLine(data: Uint8Array, pos: number, end: number): string {
+  let text = "";
+  let from = pos;
+  let token = pos;
+  for (let i = pos; i <= end; i++) {
+    if (i < end && data[i] !== 32) continue;
+    if (i - token > KEY_MAX + 1) {
+      text += latin1(data, from, token + KEY_MAX + 1);
+      from = i;
+    }
+    token = i + 1;
+  }
+  return text + latin1(data, from, end);
 }
 
 /** One client connection's protocol state. */
@@ -260,7 +282,7 @@ export class MemorySession implements Session {
     if (at - pos > 1 && data[at - 1] === 13) end--;
     const zero = data.subarray(pos, end).indexOf(0);
     if (zero >= 0) end = pos + zero; // C string: a NUL ends the line
-    const line = latin1(data, pos, end);
+    const line = end - pos > READ_BUFFER ? longLine(data, pos, end) : latin1(data, pos, end);
     this.#rpos = this.#scan = at + 1;
     if (this.#rpos === this.#rend && this.#rsize > READ_BUFFER) this.#dropLineBuffer();
     this.noreply = false;

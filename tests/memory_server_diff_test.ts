@@ -568,6 +568,17 @@ const cases: [string, string, string | undefined][] = [
   ],
   ["a 20,000-byte line (not a get) with its newline, in one write", `version ${"x".repeat(20000)}\r\n`, undefined],
   ["a 3,000-byte get line", `get ${"k ".repeat(1500)}\r\nmg __end__ Oe\r\n`, "EN Oe\r\n"],
+  [
+    "a 20,000-byte get line of hits",
+    `set b 0 0 1\r\nb\r\nget ${"b ".repeat(10000)}\r\nmg __end__ Oe\r\n`,
+    "EN Oe\r\n",
+  ],
+  [
+    "a 20,000-byte get line with a 300-byte key near its end",
+    `get ${"b ".repeat(10000)}${"k".repeat(300)} b\r\nmg __end__ Oe\r\n`,
+    "EN Oe\r\n",
+  ],
+  ["a 30,000-byte key", `gets ${"k".repeat(30000)}\r\nmg __end__ Oe\r\n`, "EN Oe\r\n"],
 ];
 
 describe("MemoryServer: fixed streams against memcached 1.6.18", () => {
