@@ -10,7 +10,8 @@
  * (mg, ms, md, ma, mn, me with their flags, base64 keys, quiet mode,
  * vivify/recache/stale/win). A differential test sends the same 20,000+
  * generated commands to it and to memcached 1.6.18 and compares the replies
- * byte for byte (tests/memory_server_diff_test.ts).
+ * byte for byte, for the project's seed and two random ones per run
+ * (tests/memory_server_diff_test.ts).
  *
  * ```ts
  * import { Client } from "@memkit/memcache";
@@ -30,12 +31,36 @@
  * says 1.6.18, and stats that measure memcached's own machinery (rusage,
  * hash table, LRU juggling) are constants.
  *
+ * Input is read as memcached reads it, not as the transport happens to cut
+ * it: 16 KiB at a time (its READ_BUFFER_SIZE), a data block to its exact
+ * end, and the answers pending are written out whenever no whole command is
+ * buffered. That decides what a later error drops (a `get` of a too-long
+ * key drops only answers not yet written) and when a refused `set` is
+ * answered (once its data block has been swallowed). A line with no newline
+ * after 2,048 bytes closes the connection unless it is a `get`/`gets`, whose
+ * buffer doubles as needed, up to 16 MiB (memcached's has no limit).
+ *
+ * Two memcached 1.6.18 bugs are not copied: after a `flush_all`, a delayed
+ * `flush_all` makes memcached serve the items the first one removed again,
+ * until its allocator reclaims them (here they stay removed); and `incr`,
+ * `decr` or `ma` on a value of whitespace only makes memcached's strtoull
+ * read on past the item into its memory (here: `CLIENT_ERROR cannot
+ * increment or decrement non-numeric value`).
+ *
  * Memory: `maxBytes` bounds the items' sizes counted as memcached counts
  * them (48 + key + 1 + value + 2 + 8 bytes, plus 4 when flags are not 0);
  * the JavaScript objects holding an item cost at most about 320 bytes more
  * than that (bench/memory_server.ts --memory: on V8 140 for values up to
  * 512 bytes, which are kept as strings, 300 for larger ones; on Bun
  * 200–280), so the heap it uses stays below `maxBytes + 320 × items`.
+ * Input not yet complete is bounded too: data blocks being received count
+ * against a second `maxBytes` (memcached allocates the item, within `-m`,
+ * as soon as the command line arrives), past which a storage command is
+ * answered `SERVER_ERROR out of memory storing object` once its block has
+ * been swallowed; `get` lines grown past 16 KiB count against a third, past
+ * which the connection is answered `SERVER_ERROR out of memory reading
+ * request` and closed; and `maxConnections` (memcached's `-c`, 1024) bounds
+ * the connections, each of which otherwise buffers at most 16 KiB of input.
  *
  * @module
  */
@@ -63,6 +88,14 @@ export interface MemoryServerOptions {
    * @default {1048576} (1 MiB)
    */
   itemSizeMax?: number;
+  /**
+   * Connections served at once, over TCP and through `transport()` together
+   * (memcached's `-c`). One more is answered `ERROR Too many open
+   * connections` and closed. memcached counts its own listening sockets and
+   * a few reserved descriptors against `-c` too; here only clients count.
+   * @default {1024}
+   */
+  maxConnections?: number;
 }
 
 /** Where {@linkcode MemoryServer.listen} serves. */
@@ -96,6 +129,9 @@ interface NetModule {
   createServer(listener: (socket: NetSocket) => void): NetServer;
 }
 
+/** What memcached answers a connection past its `-c`, before it closes it. */
+const TOO_MANY = new TextEncoder().encode("ERROR Too many open connections\r\n");
+
 function checkSize(name: string, value: number | undefined, min: number): void {
   if (value === undefined) return;
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min) {
@@ -122,12 +158,13 @@ export class MemoryServer implements AsyncDisposable {
   /**
    * An empty server, not listening on any port.
    *
-   * @throws {RangeError} if `maxBytes` or `itemSizeMax` is not a positive
-   * integer (`itemSizeMax` at least 1024).
+   * @throws {RangeError} if `maxBytes`, `itemSizeMax` or `maxConnections`
+   * is not a positive integer (`itemSizeMax` at least 1024).
    */
   constructor(options: MemoryServerOptions = {}) {
     checkSize("maxBytes", options.maxBytes, 1);
     checkSize("itemSizeMax", options.itemSizeMax, 1024);
+    checkSize("maxConnections", options.maxConnections, 1);
     this.#store = new MemoryStore(options);
   }
 
@@ -155,6 +192,7 @@ export class MemoryServer implements AsyncDisposable {
 
   #open(handlers: TransportHandlers): TransportSocket {
     const store = this.#store;
+    if (store.currConnections >= store.maxConnections) return this.#refuse(handlers);
     const session = new MemorySession(store, this.#hooks);
     let queue: Uint8Array[] = [];
     let scheduled = false;
@@ -168,6 +206,7 @@ export class MemoryServer implements AsyncDisposable {
       ended = true;
       connections.delete(connection);
       store.currConnections--;
+      session.dispose();
       handlers.onClose();
       closing?.();
     };
@@ -183,9 +222,11 @@ export class MemoryServer implements AsyncDisposable {
         }
         queue = [];
         session.feed(data);
-        store.counters.bytes_written += session.out.length;
         // onData reads each chunk during the call only, so the buffer is written again next time.
-        for (const part of session.out.take(true)) handlers.onData(part);
+        for (const part of session.take(true)) {
+          store.counters.bytes_written += part.length;
+          handlers.onData(part);
+        }
       }
       if (session.closed || (closing && queue.length === 0)) end();
     };
@@ -215,6 +256,23 @@ export class MemoryServer implements AsyncDisposable {
     };
   }
 
+  /** A connection past `maxConnections`: memcached's answer, then it hangs up. */
+  #refuse(handlers: TransportHandlers): TransportSocket {
+    this.#store.counters.rejected_connections++;
+    let closed = false;
+    queueMicrotask(() => {
+      if (!closed) handlers.onData(TOO_MANY.slice());
+      handlers.onClose();
+    });
+    return {
+      write(): void {},
+      close(): Promise<void> {
+        closed = true;
+        return Promise.resolve();
+      },
+    };
+  }
+
   /**
    * Serves this server over TCP on 127.0.0.1 (Deno, Node, Bun), for other
    * processes. `port` 0 or none picks a free one. Calling it again returns
@@ -239,6 +297,16 @@ export class MemoryServer implements AsyncDisposable {
     const hooks = this.#hooks;
     const server = net.createServer((socket) => {
       if (this.#closed) return socket.destroy();
+      if (store.currConnections >= store.maxConnections) {
+        store.counters.rejected_connections++;
+        const refused = { end: () => socket.destroy() };
+        this.#connections.add(refused);
+        socket.on("error", () => {});
+        socket.on("close", () => this.#connections.delete(refused));
+        socket.write(TOO_MANY.slice());
+        socket.end();
+        return;
+      }
       const session = new MemorySession(store, hooks);
       store.currConnections++;
       store.counters.total_connections++;
@@ -255,13 +323,16 @@ export class MemoryServer implements AsyncDisposable {
         done = true;
         this.#connections.delete(connection);
         store.currConnections--;
+        session.dispose();
       });
       socket.on("drain", () => socket.resume());
       socket.on("data", (chunk) => {
         session.feed(chunk);
-        store.counters.bytes_written += session.out.length;
         let flushed = true;
-        for (const part of session.out.take(false)) flushed = socket.write(part);
+        for (const part of session.take(false)) {
+          store.counters.bytes_written += part.length;
+          flushed = socket.write(part);
+        }
         if (!flushed) socket.pause(); // a client that does not read stops being read
         if (session.closed) {
           if (session.flushOutput) socket.end();

@@ -9,6 +9,16 @@
  * memcached 1.6.18 this script starts, with the runtime's transport.
  * Rounds alternate between the two; medians are reported.
  *
+ * `--hostile` instead measures what a hostile client costs, MemoryServer
+ * over TCP (`listen()`) against memcached 1.6.18 in the same run:
+ *
+ * - H1: a 15 MB `get kkk…` line (no newline until the end) in 4 KB writes:
+ *   the process's CPU time until it is answered, and the longest another
+ *   connection waits for `version` meanwhile;
+ * - H2: 300 connections each sending `set kN 0 0 1000000` and the first
+ *   1,000 bytes of the block, then stalling: memcached's RSS growth at
+ *   `-m 8`, MemoryServer's heap + buffers growth at `maxBytes` 8 MiB.
+ *
  * `--memory` instead measures what an item costs beyond what `maxBytes`
  * counts (memcached's item size): run with a GC exposed, e.g.
  * `deno run -A --v8-flags=--expose-gc bench/memory_server.ts --memory`
@@ -21,6 +31,8 @@ import { Client } from "../mod.ts";
 import { MemoryServer } from "../testing.ts";
 import { itemSize } from "../src/_memory_store.ts";
 import { startMemcached } from "../tests/_memcached.ts";
+import net from "node:net";
+import { execFileSync } from "node:child_process";
 
 const arg = (name: string, fallback: number) => {
   const at = process.argv.indexOf(`--${name}`);
@@ -124,5 +136,111 @@ async function memory(): Promise<void> {
   }
 }
 
-if (process.argv.includes("--memory")) await memory();
+/** A raw socket that resolves `reply(end)` once what came back ends with `end`. */
+function connect(port: number): Promise<{ socket: net.Socket; reply: (end: string) => Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, "127.0.0.1", () => {
+      socket.off("error", reject);
+      socket.on("error", () => {});
+      socket.setNoDelay(true);
+      let data = "";
+      let wake: (() => void) | undefined;
+      socket.on("data", (chunk: Uint8Array) => {
+        data += String.fromCharCode(...chunk);
+        wake?.();
+      });
+      socket.on("close", () => wake?.());
+      resolve({
+        socket,
+        reply: async (end) => {
+          while (!data.endsWith(end) && !socket.destroyed) await new Promise<void>((r) => (wake = r));
+          const text = data;
+          data = "";
+          return text;
+        },
+      });
+    });
+    socket.on("error", reject);
+  });
+}
+
+const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+async function longLine(port: number): Promise<{ cpu: number; wait: number; reply: string }> {
+  const attacker = await connect(port);
+  const other = await connect(port);
+  let done = false;
+  let wait = 0;
+  const poll = (async () => {
+    while (!done) {
+      const start = performance.now();
+      other.socket.write("version\r\n");
+      await other.reply("\r\n");
+      wait = Math.max(wait, performance.now() - start);
+      await tick();
+    }
+  })();
+  const cpu0 = process.cpuUsage();
+  const line = new TextEncoder().encode("get " + "k".repeat(15_000_000 - 6) + "\r\n");
+  const answered = attacker.reply("\r\n");
+  for (let at = 0; at < line.length; at += 4096) {
+    attacker.socket.write(line.subarray(at, at + 4096));
+    await tick();
+  }
+  const reply = await answered;
+  const cpu = process.cpuUsage(cpu0);
+  done = true;
+  await poll;
+  attacker.socket.destroy();
+  other.socket.destroy();
+  return { cpu: (cpu.user + cpu.system) / 1000, wait, reply: reply.trim() };
+}
+
+async function stalledSets(port: number, rss: () => number): Promise<number> {
+  const before = rss();
+  const sockets: net.Socket[] = [];
+  for (let i = 0; i < 300; i++) {
+    const { socket } = await connect(port);
+    socket.write(`set k${i} 0 0 1000000\r\n` + "v".repeat(1000));
+    sockets.push(socket);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const grown = rss() - before;
+  for (const socket of sockets) socket.destroy();
+  return grown;
+}
+
+async function hostile(): Promise<void> {
+  const mb = (n: number) => `${(n / 1048576).toFixed(0)} MB`;
+  {
+    await using memcached = await startMemcached();
+    await using server = new MemoryServer();
+    const { port } = await server.listen();
+    for (const [name, p] of [["memcached", memcached.port], ["MemoryServer", port]] as const) {
+      const r = await longLine(p);
+      console.log(
+        `H1 ${name}: 15 MB line in 4 KB writes: ${r.cpu.toFixed(0)} ms CPU (this process), ` +
+          `another connection's version waited at most ${r.wait.toFixed(1)} ms; answer ${r.reply.slice(0, 40)}`,
+      );
+    }
+  }
+  {
+    await using memcached = await startMemcached({ args: ["-m", "8", "-c", "4096"] });
+    await using server = new MemoryServer({ maxBytes: 8 * 1024 * 1024 });
+    const { port } = await server.listen();
+    const pid = execFileSync("sh", ["-c", `pgrep -f -- "-p ${memcached.port}( |$)" | head -1`]).toString().trim();
+    const memcachedRss = () =>
+      Number(/VmRSS:\s+(\d+)/.exec(execFileSync("cat", [`/proc/${pid}/status`]).toString())![1]) * 1024;
+    console.log(
+      `H2 memcached -m 8: 300 stalled 1 MB sets, RSS +${mb(await stalledSets(memcached.port, memcachedRss))}`,
+    );
+    // Buffers of zeroes may not be in RSS until written: count what the heap and the buffers hold.
+    const held = () => process.memoryUsage().heapUsed + process.memoryUsage().external;
+    const ours = await stalledSets(port, held);
+    console.log(`H2 MemoryServer maxBytes 8 MiB: 300 stalled 1 MB sets, heap + buffers +${mb(ours)}`);
+  }
+}
+
+if (process.argv.includes("--hostile")) await hostile();
+else if (process.argv.includes("--memory")) await memory();
 else await speed();

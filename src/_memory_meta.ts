@@ -12,8 +12,8 @@
 import { base64Decode, base64Encode } from "./_memory_codec.ts";
 import { parseI32, parseU32, parseU64 } from "./_memory_codec.ts";
 import { itemSize, type MemoryItem } from "./_memory_store.ts";
-import type { MemorySession } from "./_memory_session.ts";
-import { addDelta, Comm, KEY_MAX, Stored, storeItem } from "./_memory_text.ts";
+import { Comm, type Session, Stored } from "./_memory_types.ts";
+import { addDelta, KEY_MAX, storeItem } from "./_memory_text.ts";
 
 /** memcached's MFLAG_MAX_OPT_LENGTH: tokens (with the terminal one) a meta command may have. */
 const MAX_META_TOKENS = 20;
@@ -44,7 +44,7 @@ interface MetaFlags {
 }
 
 /** memcached's _meta_flag_preparse: the flags, or the error text it ends with. */
-function preparse(s: MemorySession, tokens: string[], start: number, errstr: string): MetaFlags | string {
+function preparse(s: Session, tokens: string[], start: number, errstr: string): MetaFlags | string {
   const of: MetaFlags = {
     key: tokens[1],
     keyBinary: false,
@@ -183,7 +183,7 @@ function ttl(item: MemoryItem, now: number): string {
 }
 
 /** The O and k flags every reply carries back; undefined after answering an over-long opaque. */
-function opaqueAndKey(s: MemorySession, tokens: string[], key: string, binary: boolean): string | undefined {
+function opaqueAndKey(s: Session, tokens: string[], key: string, binary: boolean): string | undefined {
   let line = "";
   for (let i = 2; i < tokens.length; i++) {
     const token = tokens[i];
@@ -199,7 +199,7 @@ function opaqueAndKey(s: MemorySession, tokens: string[], key: string, binary: b
 }
 
 /** mg: meta get. */
-export function metaGet(s: MemorySession, tokens: string[]): void {
+export function metaGet(s: Session, tokens: string[]): void {
   if (tokens[1].length > KEY_MAX) return s.error(BAD_FORMAT);
   if (tokens.length + 1 > MAX_META_TOKENS) return s.error("CLIENT_ERROR options flags are too long");
   const of = preparse(s, tokens, 2, BAD_FORMAT);
@@ -296,13 +296,8 @@ export function metaGet(s: MemorySession, tokens: string[]): void {
   }
 }
 
-/** What ms remembers until its data block has arrived. */
-export interface MetaSetState {
-  finish(s: MemorySession, item: MemoryItem, result: Stored): void;
-}
-
 /** ms: meta set. */
-export function metaSet(s: MemorySession, tokens: string[]): void {
+export function metaSet(s: Session, tokens: string[]): void {
   const store = s.store;
   if (tokens[1].length > KEY_MAX) return s.error(BAD_FORMAT);
   if (tokens.length + 1 === 3) return s.error(BAD_FORMAT);
@@ -350,7 +345,8 @@ export function metaSet(s: MemorySession, tokens: string[]): void {
   if (of.hasCas && (comm === Comm.Set || comm === Comm.Replace)) comm = Comm.Cas;
   if (errstr) return fail(errstr);
   const size = itemSize(of.key.length, of.clientFlags, length);
-  if (!store.sizeOk(size) || size > store.maxBytes) {
+  // The item is allocated now (memcached's item_alloc): the block it waits for counts against the budget.
+  if (!store.sizeOk(size) || !store.reserve(size)) {
     if (!store.sizeOk(size)) {
       store.counters.store_too_large++;
       errstr = "SERVER_ERROR object too large for cache";
@@ -395,7 +391,7 @@ export function metaSet(s: MemorySession, tokens: string[]): void {
 }
 
 /** md: meta delete. */
-export function metaDelete(s: MemorySession, tokens: string[]): void {
+export function metaDelete(s: Session, tokens: string[]): void {
   if (tokens[1].length > KEY_MAX) return s.reply(BAD_FORMAT);
   if (tokens.length + 1 > MAX_META_TOKENS) return s.reply("CLIENT_ERROR options flags too long");
   const of = preparse(s, tokens, 2, BAD_FORMAT);
@@ -429,7 +425,7 @@ export function metaDelete(s: MemorySession, tokens: string[]): void {
 }
 
 /** ma: meta arithmetic. */
-export function metaArithmetic(s: MemorySession, tokens: string[]): void {
+export function metaArithmetic(s: Session, tokens: string[]): void {
   if (tokens[1].length > KEY_MAX) return s.reply(BAD_FORMAT);
   if (tokens.length + 1 > MAX_META_TOKENS) return s.reply("CLIENT_ERROR options flags too long");
   const of = preparse(s, tokens, 2, BAD_FORMAT);
@@ -529,7 +525,7 @@ function slabClass(size: number): number {
 }
 
 /** me: meta debug. */
-export function metaDebug(s: MemorySession, tokens: string[]): void {
+export function metaDebug(s: Session, tokens: string[]): void {
   if (tokens.length + 1 < 3 || tokens[1].length > KEY_MAX) return s.reply(BAD_FORMAT);
   let key = tokens[1];
   if (tokens.length + 1 >= 4 && tokens[2] === "b") {

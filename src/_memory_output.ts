@@ -87,16 +87,38 @@ export class Output {
   }
 
   /**
-   * Hands out what was written and starts over. With `reuse`, the buffer is
-   * written again afterwards: the caller must be done with the parts by then.
+   * Hands out the first `upTo` bytes written (all by default) and keeps the
+   * rest. With `reuse`, the buffer is written again afterwards: the caller
+   * must be done with the parts by then.
    */
-  take(reuse: boolean): Uint8Array[] {
+  take(reuse: boolean, upTo = this.length): Uint8Array[] {
     this.#seal();
-    const parts = this.#parts;
+    let parts = this.#parts;
+    let kept: Uint8Array[] = [];
+    if (upTo < this.#sealed) {
+      let at = 0;
+      let i = 0;
+      while (at + parts[i].length <= upTo) at += parts[i++].length;
+      kept = parts.slice(i);
+      parts = parts.slice(0, i);
+      if (upTo > at) {
+        parts.push(kept[0].subarray(0, upTo - at));
+        kept[0] = kept[0].subarray(upTo - at);
+      }
+    }
+    const keptBytes = this.#sealed - upTo;
     this.#parts = [];
     this.#sealed = 0;
     if (!reuse) this.#buf = new Uint8Array(16384);
     this.#start = this.#pos = 0;
+    if (keptBytes > 0) {
+      // What stays may live in the buffer, which is written again: keep a copy.
+      const copy = new Uint8Array(keptBytes);
+      let at = 0;
+      for (const part of kept) copy.set(part, (at += part.length) - part.length);
+      this.#parts.push(copy);
+      this.#sealed = keptBytes;
+    }
     return parts;
   }
 }

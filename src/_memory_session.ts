@@ -1,23 +1,30 @@
 /**
  * One connection to `MemoryServer`: fed the bytes a client writes, it
  * answers with the bytes memcached 1.6.18 would write. Framing, data
- * blocks and the dispatch live here (proto_text.c's try_read_command_ascii
- * and process_command_ascii); the classic commands in _memory_text.ts, the
- * meta commands in _memory_meta.ts, `stats` in _memory_stats.ts.
- * Runtime-free: the transport or the TCP listener in testing.ts moves the
- * bytes.
+ * blocks and the dispatch live here (memcached.c's drive_machine,
+ * try_read_network, and proto_text.c's try_read_command_ascii and
+ * process_command_ascii); the classic commands in _memory_text.ts, the
+ * meta commands in _memory_meta.ts, `stats` in _memory_stats.ts, which see
+ * a session through _memory_types.ts. Runtime-free: the transport or the
+ * TCP listener in testing.ts moves the bytes.
+ *
+ * Input follows memcached's read buffer, not the transport's chunks:
+ * commands are read from the socket 16 KiB at a time (READ_BUFFER_SIZE), a
+ * data block is read to its exact end, and the answers pending are written
+ * out whenever the buffer holds no complete command. Which answers are
+ * "written" decides what a later error may drop, so a batch answers the
+ * same however it was split on the way.
  *
  * @module
  */
 import { itemValue, latin1, STRING_VALUE_MAX } from "./_memory_codec.ts";
 import type { MemoryItem, MemoryStore } from "./_memory_store.ts";
-import { metaArithmetic, metaDebug, metaDelete, metaGet, metaSet, type MetaSetState } from "./_memory_meta.ts";
+import { metaArithmetic, metaDebug, metaDelete, metaGet, metaSet } from "./_memory_meta.ts";
 import { stats } from "./_memory_stats.ts";
 import { Output, tokenize } from "./_memory_output.ts";
 import {
-  Comm,
   COMMS,
-  Stored,
+  KEY_MAX,
   storeItem,
   textArithmetic,
   textDelete,
@@ -28,113 +35,120 @@ import {
   textUpdate,
   textVerbosity,
 } from "./_memory_text.ts";
+import { Comm, type NreadRequest, type Session, type SessionHooks, Stored } from "./_memory_types.ts";
 
+export type { SessionHooks } from "./_memory_types.ts";
+
+/** memcached's READ_BUFFER_SIZE: what one read takes from the socket. */
+const READ_BUFFER = 16384;
 /** A line this long without a newline closes the connection unless it is a get (memcached: 2048). */
 const LINE_LIMIT = 2048;
 /** Even a multi-key get line is refused beyond this (memcached grows its buffer without bound). */
 const GET_LINE_LIMIT = 16 * 1024 * 1024;
+const NO_BYTES = new Uint8Array(0);
 
 const Mode = { Command: 0, Nread: 1, Swallow: 2 } as const;
 type Mode = (typeof Mode)[keyof typeof Mode];
 
-interface NreadState {
-  comm: Comm;
-  item: MemoryItem;
-  reqCas: bigint;
-  setStale: boolean;
-  meta?: MetaSetState;
+interface NreadState extends NreadRequest {
   /** The data block's length, CRLF included. */
   need: number;
+  /** Bytes of the budget held for it (the item's size). */
+  reserved: number;
   /** Where a block arriving in pieces is collected. */
   buffer?: Uint8Array;
   filled: number;
 }
 
-/** Hooks a session reports to its owner. */
-export interface SessionHooks {
-  /** Unix time the server started, for `stats`. */
-  readonly startedAt?: number;
-  /** The TCP port it listens on, for `stats settings`. */
-  readonly port?: number;
+/**
+ * The text of a line longer than the read buffer — a get or gets, the only
+ * lines memcached lets grow — with every token longer than a key cut to
+ * KEY_MAX + 1 chars: such a key is refused whatever it holds, and a 15 MB
+ * one is not turned into a string first.
+ */
+function longLine(data: Uint8Array, pos: number, end: number): string {
+  let text = "";
+  let from = pos;
+  let token = pos;
+  for (let i = pos; i <= end; i++) {
+    if (i < end && data[i] !== 32) continue;
+    if (i - token > KEY_MAX + 1) {
+      text += latin1(data, from, token + KEY_MAX + 1);
+      from = i;
+    }
+    token = i + 1;
+  }
+  return text + latin1(data, from, end);
 }
 
 /** One client connection's protocol state. */
-export class MemorySession {
+export class MemorySession implements Session {
   readonly store: MemoryStore;
   readonly hooks: SessionHooks;
   readonly out = new Output();
-  /** The current command's noreply (memcached's c->noreply). */
   noreply = false;
   /** Set once the connection is to be closed (after `out` is written, when `flushOutput`). */
   closed = false;
   /** Whether to write what is in `out` before closing (quit) or drop it (memcached's conn_closing). */
   flushOutput = true;
-  /** Where the responses not yet "sent" start (memcached drops them on some errors). */
   flushMark = 0;
-  /** The cas of the last successful store (memcached's c->cas). */
   lastCas = 0;
-  /** Items an mg answer still references until the next flush: incr/decr then replaces instead of rewriting. */
   readonly held = new Set<MemoryItem>();
   #mode: Mode = Mode.Command;
   /** Commands left before memcached would flush its answers (reqs_per_event 20, per read event). */
   #nreqs = 20;
-  #rest: Uint8Array | undefined;
   #nread: NreadState | undefined;
   #swallow = 0;
+  /**
+   * memcached's rbuf: bytes read from the socket and not yet used are
+   * `#rbuf[#rpos, #rend)`. A view of the chunk being fed when it starts
+   * empty; `#own` when a line has to outlive its chunk.
+   */
+  #rbuf: Uint8Array = NO_BYTES;
+  #rpos = 0;
+  #rend = 0;
+  /** No newline in `#rbuf[#rpos, #scan)`: where the search for the end of the line goes on. */
+  #scan = 0;
+  #own: Uint8Array | undefined;
+  /** How much one read may fill (memcached's rsize): grows, by doubling, for a long get line. */
+  #rsize = READ_BUFFER;
+  /** Budget bytes held for the grown line buffer. */
+  #lineReserved = 0;
 
   constructor(store: MemoryStore, hooks: SessionHooks = {}) {
     this.store = store;
     this.hooks = hooks;
   }
 
-  /** Feeds bytes the client wrote; the answer accumulates in `out`. Never throws for any input. */
+  /**
+   * Feeds bytes the client wrote (as they arrived: one read event); the
+   * answer accumulates in `out`, and `take` hands out what memcached would
+   * have written by now. Never throws for any input. Linear in the input:
+   * an unfinished line is neither copied again nor scanned again.
+   */
   feed(chunk: Uint8Array): void {
     if (this.closed) return;
     this.store.counters.bytes_read += chunk.length;
-    let data = chunk;
-    if (this.#rest) {
-      data = new Uint8Array(this.#rest.length + chunk.length);
-      data.set(this.#rest);
-      data.set(chunk, this.#rest.length);
-      this.#rest = undefined;
-    }
-    this.flushMark = this.out.length;
     this.#nreqs = 20;
-    let pos = 0;
+    // `chunk[at..]` is still "in the socket": memcached has not read it yet.
+    let at = 0;
     try {
-      while (!this.closed && pos < data.length) {
-        if (this.#mode === Mode.Nread) {
-          pos = this.#readValue(data, pos);
+      while (!this.closed) {
+        if (this.#mode !== Mode.Command) {
+          const before = at + this.#rpos;
+          at = this.#block(chunk, at);
+          if (at + this.#rpos === before) break; // the block goes on in a later chunk
           continue;
         }
-        if (this.#mode === Mode.Swallow) {
-          const n = Math.min(this.#swallow, data.length - pos);
-          pos += n;
-          this.#swallow -= n;
-          if (this.#swallow === 0) {
-            this.#mode = Mode.Command;
-            this.#completed();
-          }
-          continue;
-        }
-        const nl = data.indexOf(10, pos);
-        if (nl < 0) {
-          this.#unterminated(data, pos);
-          break;
-        }
-        let end = nl;
-        if (nl - pos > 1 && data[nl - 1] === 13) end--;
-        const zero = data.subarray(pos, end).indexOf(0);
-        if (zero >= 0) end = pos + zero; // C string: a NUL ends the line
-        const line = latin1(data, pos, end);
-        pos = nl + 1;
-        this.noreply = false;
-        this.#command(line);
-        if (this.#mode === Mode.Command) this.#completed();
-        if ((this.#mode as Mode) === Mode.Nread && this.#nread && data.length - pos >= this.#nread.need) {
-          // The whole value is here: read it without the intermediate copy.
-          pos = this.#readValue(data, pos);
-        }
+        if (this.#rpos < this.#rend && this.#line()) continue;
+        if (this.closed) break;
+        // No complete command: memcached writes out what is pending (conn_parse_cmd / reset_cmd_handler
+        // go to conn_mwrite), then waits for the socket and reads from it in a new event.
+        this.flushMark = this.out.length;
+        this.held.clear();
+        if (at === chunk.length) break;
+        at = this.#read(chunk, at);
+        this.#nreqs = 20;
       }
     } catch (error) {
       // A bug of ours must not take the host down: answer as memcached does to the unexpected, and hang up.
@@ -142,8 +156,174 @@ export class MemorySession {
       this.out.text(`SERVER_ERROR ${(error as Error)?.message ?? "internal error"}`.slice(0, 200) + "\r\n");
       this.closed = true;
     }
-    if (!this.closed && pos < data.length) this.#rest = data.slice(pos);
-    this.held.clear();
+    if (this.closed) this.dispose();
+    else this.#keep();
+  }
+
+  /**
+   * What memcached would have written out by now, handed over (and dropped
+   * from `out`). While a data block is still arriving, the answers after
+   * the last write stay: memcached answers a refused `set` once its block
+   * has been swallowed. With `reuse`, see `Output.take`.
+   */
+  take(reuse: boolean): Uint8Array[] {
+    const upTo = this.closed ? this.out.length : this.flushMark;
+    this.flushMark -= upTo;
+    return this.out.take(reuse, upTo);
+  }
+
+  /** Gives back the budget this connection holds (a block half received, a grown line buffer). Idempotent. */
+  dispose(): void {
+    if (this.#nread) {
+      this.store.release(this.#nread.reserved);
+      this.#nread = undefined;
+    }
+    this.#dropLineBuffer();
+    this.#rbuf = NO_BYTES;
+    this.#rpos = this.#rend = this.#scan = 0;
+  }
+
+  /** Memcached's try_read_network: up to `#rsize` bytes, the unused ones first. */
+  #read(chunk: Uint8Array, at: number): number {
+    let rbytes = this.#rend - this.#rpos;
+    if (rbytes === 0 && this.#own === undefined) {
+      // Nothing left over: the buffer is a view of the chunk, no copy.
+      const n = Math.min(chunk.length - at, this.#rsize);
+      this.#rbuf = chunk;
+      this.#rpos = this.#scan = at;
+      this.#rend = at + n;
+      return at + n;
+    }
+    if (rbytes >= this.#rsize && !this.#grow()) return at;
+    rbytes = this.#rend - this.#rpos;
+    const n = Math.min(chunk.length - at, this.#rsize - rbytes);
+    const own = this.#ownBuffer(rbytes + n);
+    own.set(chunk.subarray(at, at + n), this.#rend);
+    this.#rend += n;
+    return at + n;
+  }
+
+  /**
+   * Moves what is left of the buffer to the start of `#own` (memcached's
+   * memmove to rbuf), with room for `size` bytes; it stays there while a
+   * line grows, so each byte is copied once.
+   */
+  #ownBuffer(size: number): Uint8Array {
+    let own = this.#own;
+    const rbytes = this.#rend - this.#rpos;
+    if (own === undefined || own.length < size || this.#rbuf !== own || this.#rpos !== 0) {
+      if (own === undefined || own.length < size) {
+        own = new Uint8Array(Math.min(this.#rsize, Math.max(1024, size * 2)));
+      }
+      own.set(this.#rbuf.subarray(this.#rpos, this.#rend), 0);
+      this.#scan -= this.#rpos;
+      this.#rbuf = this.#own = own;
+      this.#rpos = 0;
+      this.#rend = rbytes;
+    }
+    return own;
+  }
+
+  /** A get line filled the buffer: doubles it (memcached reallocs), within the budget and GET_LINE_LIMIT. */
+  #grow(): boolean {
+    const size = this.#rsize * 2;
+    const more = size - READ_BUFFER - this.#lineReserved;
+    if (size > GET_LINE_LIMIT) {
+      this.close(false);
+      return false;
+    }
+    if (!this.store.reserveLine(more)) {
+      // memcached, when realloc fails: "out of memory reading request", and it hangs up.
+      this.out.truncate(this.flushMark);
+      this.out.text("SERVER_ERROR out of memory reading request\r\n");
+      this.close(true);
+      return false;
+    }
+    this.#lineReserved += more;
+    this.#rsize = size;
+    return true;
+  }
+
+  #dropLineBuffer(): void {
+    if (this.#lineReserved > 0) this.store.releaseLine(this.#lineReserved);
+    this.#lineReserved = 0;
+    this.#rsize = READ_BUFFER;
+    if (this.#own && this.#own.length > READ_BUFFER) {
+      if (this.#rbuf === this.#own) this.#rbuf = NO_BYTES;
+      this.#own = undefined;
+    }
+  }
+
+  /** At the end of a feed: what is left of the buffer must not be a view of the caller's chunk. */
+  #keep(): void {
+    const rbytes = this.#rend - this.#rpos;
+    if (rbytes === 0) {
+      this.#rbuf = NO_BYTES;
+      this.#rpos = this.#rend = this.#scan = 0;
+      if (this.#rsize > READ_BUFFER || (this.#own && this.#own.length > READ_BUFFER)) this.#dropLineBuffer();
+      return;
+    }
+    if (this.#rbuf !== this.#own) this.#ownBuffer(rbytes);
+  }
+
+  /** One command line from the buffer, if a whole one is there; false if not (after memcached's verdict). */
+  #line(): boolean {
+    const data = this.#rbuf;
+    const pos = this.#rpos;
+    if (this.#scan < pos) this.#scan = pos; // a data block was read past it
+    const nl = data.subarray(this.#scan, this.#rend).indexOf(10);
+    if (nl < 0) {
+      this.#scan = this.#rend;
+      this.#unterminated();
+      return false;
+    }
+    const at = this.#scan + nl;
+    let end = at;
+    if (at - pos > 1 && data[at - 1] === 13) end--;
+    const zero = data.subarray(pos, end).indexOf(0);
+    if (zero >= 0) end = pos + zero; // C string: a NUL ends the line
+    const line = end - pos > READ_BUFFER ? longLine(data, pos, end) : latin1(data, pos, end);
+    this.#rpos = this.#scan = at + 1;
+    if (this.#rpos === this.#rend && this.#rsize > READ_BUFFER) this.#dropLineBuffer();
+    this.noreply = false;
+    this.#command(line);
+    if (this.#mode === Mode.Command) this.#completed();
+    return true;
+  }
+
+  /** Reads (or swallows) data-block bytes: what the buffer holds first, then from the socket, to the exact end. */
+  #block(chunk: Uint8Array, at: number): number {
+    const rbytes = this.#rend - this.#rpos;
+    if (this.#mode === Mode.Swallow) {
+      const n = Math.min(this.#swallow, rbytes > 0 ? rbytes : chunk.length - at);
+      if (rbytes > 0) this.#rpos += n;
+      else at += n;
+      this.#swallow -= n;
+      if (this.#swallow === 0) {
+        this.#mode = Mode.Command;
+        this.#completed();
+      }
+      return at;
+    }
+    const state = this.#nread!;
+    if (rbytes > 0 && this.#rbuf === chunk && this.#rend === at) {
+      // The buffer is a view of this chunk and the socket's bytes follow it: read the block in place.
+      const n = Math.min(state.need - state.filled, chunk.length - this.#rpos);
+      const from = this.#rpos;
+      const fromBuffer = Math.min(n, rbytes);
+      this.#rpos += fromBuffer;
+      this.#readValue(chunk, from, n);
+      return at + (n - fromBuffer);
+    }
+    if (rbytes > 0) {
+      const n = Math.min(state.need - state.filled, rbytes);
+      this.#readValue(this.#rbuf, this.#rpos, n);
+      this.#rpos += n;
+      return at;
+    }
+    const n = Math.min(state.need - state.filled, chunk.length - at);
+    if (n > 0) this.#readValue(chunk, at, n);
+    return at + n;
   }
 
   /**
@@ -160,18 +340,23 @@ export class MemorySession {
   }
 
   /** Memcached's verdict on buffered bytes with no newline yet. */
-  #unterminated(data: Uint8Array, pos: number): void {
-    const pending = data.length - pos;
-    if (pending <= LINE_LIMIT) return;
+  #unterminated(): void {
+    const data = this.#rbuf;
+    const pos = this.#rpos;
+    const pending = this.#rend - pos;
+    if (pending <= LINE_LIMIT || this.#rsize > READ_BUFFER) return;
     let p = pos;
-    while (p < data.length && data[p] === 32) p++;
+    while (p < this.#rend && data[p] === 32) p++;
     const startsWith = (word: string) => {
       for (let i = 0; i < word.length; i++) if (data[p + i] !== word.charCodeAt(i)) return false;
       return true;
     };
-    if (p - pos > 100 || !(startsWith("get ") || startsWith("gets ")) || pending > GET_LINE_LIMIT) {
+    if (p - pos > 100 || !(startsWith("get ") || startsWith("gets "))) {
       this.close(false);
+      return;
     }
+    // memcached moves a long get line to a buffer of its own (rbuf_switch_to_malloc), twice the size.
+    this.#grow();
   }
 
   /** Ends the connection: after writing what is pending (quit), or dropping it (memcached's conn_closing). */
@@ -194,9 +379,9 @@ export class MemorySession {
     this.reply(line);
   }
 
-  /** Reads the data block that follows a storage command; then stores it. */
-  startNread(state: Omit<NreadState, "need" | "buffer" | "filled">, length: number): void {
-    this.#nread = { ...state, need: length + 2, filled: 0 };
+  /** Reads the data block that follows a storage command; then stores it (`request.item.size` is reserved). */
+  startNread(request: NreadRequest, length: number): void {
+    this.#nread = { ...request, need: length + 2, reserved: request.item.size, filled: 0 };
     this.#mode = Mode.Nread;
   }
 
@@ -207,19 +392,17 @@ export class MemorySession {
     this.#mode = Mode.Swallow;
   }
 
-  #readValue(data: Uint8Array, pos: number): number {
+  /** Takes `n` more bytes of the block from `data[pos..]`. */
+  #readValue(data: Uint8Array, pos: number, n: number): void {
     const state = this.#nread!;
-    const need = state.need - state.filled;
-    const available = data.length - pos;
-    if (state.filled === 0 && available >= need) {
+    if (state.filled === 0 && n === state.need) {
       // Whole block at hand: the value is a copy of its bytes, the CRLF checked in place.
-      const length = need - 2;
+      const length = n - 2;
       state.item.value = itemValue(data, pos, pos + length);
       this.#completeNread(state, data[pos + length] === 13 && data[pos + length + 1] === 10);
-      return pos + need;
+      return;
     }
     const buffer = state.buffer ??= new Uint8Array(state.need);
-    const n = Math.min(need, available);
     buffer.set(data.subarray(pos, pos + n), state.filled);
     state.filled += n;
     if (state.filled === state.need) {
@@ -227,12 +410,12 @@ export class MemorySession {
       state.item.value = length > STRING_VALUE_MAX ? buffer.subarray(0, length) : itemValue(buffer, 0, length);
       this.#completeNread(state, buffer[length] === 13 && buffer[length + 1] === 10);
     }
-    return pos + n;
   }
 
   #completeNread(state: NreadState, valid: boolean): void {
     this.#mode = Mode.Command;
     this.#nread = undefined;
+    this.store.release(state.reserved);
     this.#finishNread(state, valid);
     this.#completed();
   }

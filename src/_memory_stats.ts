@@ -7,11 +7,11 @@
  *
  * @module
  */
-import type { MemorySession } from "./_memory_session.ts";
+import type { Session } from "./_memory_types.ts";
 
 const line = (name: string, value: string | number) => `STAT ${name} ${value}\r\n`;
 
-function general(s: MemorySession): string {
+function general(s: Session): string {
   const store = s.store;
   const c = store.counters;
   const now = store.unixNow();
@@ -26,7 +26,7 @@ function general(s: MemorySession): string {
     ["pointer_size", 64],
     ["rusage_user", "0.000000"],
     ["rusage_system", "0.000000"],
-    ["max_connections", 1024],
+    ["max_connections", store.maxConnections],
     ["curr_connections", store.currConnections],
     ["total_connections", c.total_connections],
     ["rejected_connections", c.rejected_connections],
@@ -114,12 +114,12 @@ function general(s: MemorySession): string {
   return stats.map(([name, value]) => line(name, value)).join("");
 }
 
-function settings(s: MemorySession): string {
+function settings(s: Session): string {
   const store = s.store;
   const port = s.hooks.port ?? 0;
   const stats: [string, string | number][] = [
     ["maxbytes", store.maxBytes],
-    ["maxconns", 1024],
+    ["maxconns", s.store.maxConnections],
     ["tcpport", port],
     ["udpport", 0],
     ["inter", port ? "127.0.0.1" : "NULL"],
@@ -162,7 +162,7 @@ function settings(s: MemorySession): string {
   return stats.map(([name, value]) => line(name, value)).join("");
 }
 
-function items(s: MemorySession): string {
+function items(s: Session): string {
   const store = s.store;
   if (store.items.size === 0) return "";
   const oldest = store.items.values().next().value!;
@@ -171,14 +171,14 @@ function items(s: MemorySession): string {
     line("items:1:reclaimed", store.counters.reclaimed);
 }
 
-function slabs(s: MemorySession): string {
+function slabs(s: Session): string {
   const store = s.store;
   return (store.items.size ? line("1:used_chunks", store.items.size) + line("1:cmd_set", store.counters.cmd_set) : "") +
     line("active_slabs", store.items.size ? 1 : 0) + line("total_malloced", store.bytes);
 }
 
 /** Answers `stats [argument]`. */
-export function stats(s: MemorySession, tokens: string[]): void {
+export function stats(s: Session, tokens: string[]): void {
   const sub = tokens[1];
   const out = s.out;
   if (tokens.length === 1) return out.text(general(s) + "END\r\n");

@@ -87,6 +87,7 @@ export class Counters {
 export interface StoreOptions {
   maxBytes?: number;
   itemSizeMax?: number;
+  maxConnections?: number;
 }
 
 /** The items and the server-wide state every connection shares. */
@@ -98,7 +99,16 @@ export class MemoryStore {
   readonly itemSizeMax: number;
   /** Sum of the items' sizes. */
   bytes = 0;
+  /**
+   * Bytes held for data blocks being received (their items' sizes), across
+   * connections. Bounded by `maxBytes`, apart from the items.
+   */
+  pendingBytes = 0;
+  /** Bytes of command-line buffers grown past 16 KiB for long get lines. Bounded by `maxBytes` as well. */
+  lineBytes = 0;
   currConnections = 0;
+  /** Connections served at once (memcached's -c); more are refused. */
+  readonly maxConnections: number;
   verbosity = 0;
   /** Seconds the clock was moved by `advance`. */
   #offset = 0;
@@ -108,10 +118,19 @@ export class MemoryStore {
   /** flush_all state (memcached's settings.oldest_live / oldest_cas). */
   #oldestLive = 0;
   #oldestCas = 0;
+  /**
+   * The last flush that took effect, once a later flush_all replaced it:
+   * what it removed stays removed. memcached keeps only the newest setting,
+   * so a delayed flush_all brings back the items an earlier flush covered
+   * until its allocator reclaims them — a bug not copied.
+   */
+  #pastLive = 0;
+  #pastCas = 0;
 
   constructor(options: StoreOptions = {}) {
     this.maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
     this.itemSizeMax = options.itemSizeMax ?? 1024 * 1024;
+    this.maxConnections = options.maxConnections ?? 1024;
     this.processStarted = Math.floor(Date.now() / 1000) - 62;
   }
 
@@ -149,6 +168,10 @@ export class MemoryStore {
   }
 
   #flushed(item: MemoryItem, now: number): boolean {
+    if (
+      this.#pastLive !== 0 &&
+      (item.time <= this.#pastLive || (this.#pastCas !== 0 && item.cas !== 0 && item.cas < this.#pastCas))
+    ) return true;
     const oldest = this.#oldestLive;
     if (oldest === 0 || oldest > now) return false;
     return item.time <= oldest || (this.#oldestCas !== 0 && item.cas !== 0 && item.cas < this.#oldestCas);
@@ -221,6 +244,33 @@ export class MemoryStore {
   }
 
   /**
+   * Holds `size` bytes of the budget for blocks being received (`pendingBytes`);
+   * false, holding nothing, when that would pass `maxBytes`.
+   */
+  reserve(size: number): boolean {
+    if (this.pendingBytes + size > this.maxBytes) return false;
+    this.pendingBytes += size;
+    return true;
+  }
+
+  /** Gives back what `reserve` held. */
+  release(size: number): void {
+    this.pendingBytes -= size;
+  }
+
+  /** As `reserve`, for a grown line buffer (`lineBytes`). */
+  reserveLine(size: number): boolean {
+    if (this.lineBytes + size > this.maxBytes) return false;
+    this.lineBytes += size;
+    return true;
+  }
+
+  /** Gives back what `reserveLine` held. */
+  releaseLine(size: number): void {
+    this.lineBytes -= size;
+  }
+
+  /**
    * Makes room for `size` more bytes by evicting least recently used items
    * (expired ones count as reclaimed). False if it cannot fit even in an
    * empty store.
@@ -274,6 +324,10 @@ export class MemoryStore {
   flush(delay: number): void {
     const now = this.now();
     const newOldest = delay > 0 ? this.realtime(delay) : now;
+    if (this.#oldestLive !== 0 && this.#oldestLive <= now) {
+      this.#pastLive = this.#oldestLive;
+      this.#pastCas = this.#oldestCas;
+    }
     this.#oldestLive = newOldest - 1;
     if (this.#oldestLive <= now) this.#oldestCas = this.nextCas();
   }

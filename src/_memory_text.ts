@@ -19,21 +19,11 @@ import {
   valueBytes,
 } from "./_memory_codec.ts";
 import type { MemoryItem } from "./_memory_store.ts";
-import type { MemorySession } from "./_memory_session.ts";
+import { Comm, type Session, Stored } from "./_memory_types.ts";
 import { tokenize } from "./_memory_output.ts";
 
 /** memcached's KEY_MAX_LENGTH. */
 export const KEY_MAX = 250;
-
-/** Storage modes (memcached's NREAD_*). */
-export const Comm = { Set: 0, Add: 1, Replace: 2, Append: 3, Prepend: 4, Cas: 5 } as const;
-/** A storage mode. */
-export type Comm = (typeof Comm)[keyof typeof Comm];
-
-/** What store_item answered. */
-export const Stored = { Stored: 0, NotStored: 1, Exists: 2, NotFound: 3 } as const;
-/** A store_item result. */
-export type Stored = (typeof Stored)[keyof typeof Stored];
 
 /** The result of an incr/decr (memcached's do_add_delta). */
 export type Delta =
@@ -41,7 +31,7 @@ export type Delta =
   | { kind: "non-numeric" | "not-found" | "cas-mismatch" };
 
 /** memcached's do_store_item. `reqCas` is the cas the command carried (0: none). */
-export function storeItem(s: MemorySession, item: MemoryItem, comm: Comm, reqCas: bigint, setStale: boolean): Stored {
+export function storeItem(s: Session, item: MemoryItem, comm: Comm, reqCas: bigint, setStale: boolean): Stored {
   const store = s.store;
   const counters = store.counters;
   const old = store.get(item.key, false);
@@ -108,7 +98,7 @@ export function storeItem(s: MemorySession, item: MemoryItem, comm: Comm, reqCas
 }
 
 /** memcached's do_add_delta: incr/decr of the number an item holds, 64-bit wrapping, decr floored at 0. */
-export function addDelta(s: MemorySession, key: string, incr: boolean, delta: bigint, reqCas: bigint): Delta {
+export function addDelta(s: Session, key: string, incr: boolean, delta: bigint, reqCas: bigint): Delta {
   const store = s.store;
   const item = store.get(key, false);
   if (!item) return { kind: "not-found" };
@@ -141,13 +131,13 @@ export function addDelta(s: MemorySession, key: string, incr: boolean, delta: bi
   return { kind: "ok", text, item, cas: fresh.cas };
 }
 
-function setNoreplyMaybe(s: MemorySession, tokens: string[]): boolean {
+function setNoreplyMaybe(s: Session, tokens: string[]): boolean {
   if (tokens[tokens.length - 1] === "noreply") s.noreply = true;
   return s.noreply;
 }
 
 export function textGet(
-  s: MemorySession,
+  s: Session,
   line: string,
   tokens: string[],
   rest: number,
@@ -204,7 +194,7 @@ export function textGet(
   s.held.clear();
 }
 
-export function textUpdate(s: MemorySession, tokens: string[], comm: Comm, handleCas: boolean): void {
+export function textUpdate(s: Session, tokens: string[], comm: Comm, handleCas: boolean): void {
   const store = s.store;
   setNoreplyMaybe(s, tokens);
   const key = tokens[1];
@@ -222,7 +212,8 @@ export function textUpdate(s: MemorySession, tokens: string[], comm: Comm, handl
   if (length < 0 || length > 0x7fffffff - 2) return s.reply("CLIENT_ERROR bad command line format");
   const item = store.make(key, EMPTY, flags!, store.realtime(exptime!));
   item.size += length;
-  if (!store.sizeOk(item.size) || item.size > store.maxBytes) {
+  // The item is allocated now (memcached's item_alloc): the block it waits for counts against the budget.
+  if (!store.sizeOk(item.size) || !store.reserve(item.size)) {
     if (!store.sizeOk(item.size)) {
       s.reply("SERVER_ERROR object too large for cache");
       store.counters.store_too_large++;
@@ -241,7 +232,7 @@ export function textUpdate(s: MemorySession, tokens: string[], comm: Comm, handl
   s.startNread({ comm, item, reqCas, setStale: false }, length);
 }
 
-export function textArithmetic(s: MemorySession, tokens: string[], incr: boolean): void {
+export function textArithmetic(s: Session, tokens: string[], incr: boolean): void {
   setNoreplyMaybe(s, tokens);
   const key = tokens[1];
   if (key.length > KEY_MAX) return s.reply("CLIENT_ERROR bad command line format");
@@ -260,7 +251,7 @@ export function textArithmetic(s: MemorySession, tokens: string[], incr: boolean
   }
 }
 
-export function textDelete(s: MemorySession, tokens: string[]): void {
+export function textDelete(s: Session, tokens: string[]): void {
   const ntokens = tokens.length + 1;
   if (ntokens > 3) {
     const holdIsZero = tokens[2] === "0";
@@ -281,7 +272,7 @@ export function textDelete(s: MemorySession, tokens: string[]): void {
   }
 }
 
-export function textTouch(s: MemorySession, tokens: string[]): void {
+export function textTouch(s: Session, tokens: string[]): void {
   setNoreplyMaybe(s, tokens);
   const key = tokens[1];
   if (key.length > KEY_MAX) return s.reply("CLIENT_ERROR bad command line format");
@@ -300,7 +291,7 @@ export function textTouch(s: MemorySession, tokens: string[]): void {
   }
 }
 
-export function textFlushAll(s: MemorySession, tokens: string[]): void {
+export function textFlushAll(s: Session, tokens: string[]): void {
   setNoreplyMaybe(s, tokens);
   s.store.counters.cmd_flush++;
   let delay = 0;
@@ -313,7 +304,7 @@ export function textFlushAll(s: MemorySession, tokens: string[]): void {
   s.reply("OK");
 }
 
-export function textVerbosity(s: MemorySession, tokens: string[]): void {
+export function textVerbosity(s: Session, tokens: string[]): void {
   setNoreplyMaybe(s, tokens);
   const level = parseU32(tokens[1]);
   if (level === undefined) return s.reply("CLIENT_ERROR bad command line format");
@@ -321,7 +312,7 @@ export function textVerbosity(s: MemorySession, tokens: string[]): void {
   s.reply("OK");
 }
 
-export function textMemlimit(s: MemorySession, tokens: string[]): void {
+export function textMemlimit(s: Session, tokens: string[]): void {
   setNoreplyMaybe(s, tokens);
   const mb = parseU32(tokens[1]);
   if (mb === undefined) return s.reply("ERROR");

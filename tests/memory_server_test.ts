@@ -20,6 +20,11 @@ import {
 } from "../mod.ts";
 import { MemoryServer } from "../testing.ts";
 import { addressName, type TransportSocket } from "../src/transport.ts";
+import { MemorySession } from "../src/_memory_session.ts";
+import { MemoryStore } from "../src/_memory_store.ts";
+import net from "node:net";
+import process from "node:process";
+import { harnessSeed, Rng, withSeed } from "./_hostile.ts";
 
 const encoder = new TextEncoder();
 const havePython = (() => {
@@ -219,6 +224,33 @@ describe("MemoryServer: the clock", () => {
     assert.equal(await client.get("k"), "after"); // only what was there before the flush time goes
   });
 
+  it("incr on a value of whitespace only is refused as non-numeric (memcached's strtoull reads past the item)", async () => {
+    await using server = new MemoryServer();
+    const connection = await raw(server);
+    assert.equal(
+      await connection.send("set w 0 0 3\r\n \t \r\nincr w 1\r\n", "value\r\n"),
+      "STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+    );
+    await connection.close();
+  });
+
+  it("a delayed flush_all does not bring back what an earlier flush removed (memcached's may, until it reclaims it)", async () => {
+    await using server = new MemoryServer();
+    const connection = await raw(server);
+    assert.equal(
+      await connection.send("set a 0 0 1\r\na\r\nflush_all\r\nflush_all 100\r\nget a\r\n", "END\r\n"),
+      "STORED\r\nOK\r\nOK\r\nEND\r\n",
+    );
+    server.advance(1);
+    assert.equal(
+      await connection.send("set b 0 0 1\r\nb\r\nget a b\r\n", "END\r\n"),
+      "STORED\r\nVALUE b 0 1\r\nb\r\nEND\r\n",
+    );
+    server.advance(100); // the delayed flush takes b too
+    assert.equal(await connection.send("get a b\r\n", "END\r\n"), "END\r\n");
+    await connection.close();
+  });
+
   it("meta leases: N vivifies and wins once (W, then Z), R wins near expiry, md I makes it stale (X) for one winner", async () => {
     await using server = new MemoryServer();
     const c = await raw(server);
@@ -386,5 +418,282 @@ describe("MemoryServer: listen()", () => {
     // The open connection is gone (the client may learn it only when it writes), and no new one opens.
     await assert.rejects(client.get("k"), MemcacheError);
     await assert.rejects(client.get("k"), MemcacheConnectionError);
+  });
+});
+
+/** A raw TCP connection to a listening MemoryServer. */
+async function tcp(port: number) {
+  const socket = net.connect(port, "127.0.0.1");
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+  });
+  socket.on("error", () => {});
+  let received = "";
+  let wake: (() => void) | undefined;
+  socket.on("data", (chunk: Uint8Array) => {
+    received += latin1(chunk);
+    wake?.();
+  });
+  const gone = new Promise<void>((resolve) =>
+    socket.on("close", () => {
+      wake?.();
+      resolve();
+    })
+  );
+  return {
+    socket,
+    get closed() {
+      return socket.destroyed;
+    },
+    get received() {
+      return received;
+    },
+    write: (data: string | Uint8Array) => socket.write(typeof data === "string" ? encoder.encode(data) : data),
+    /** What came back once it ends with `end` (or the server hung up), consumed. */
+    async read(end: string): Promise<string> {
+      while (!received.endsWith(end) && !socket.destroyed) await new Promise<void>((resolve) => (wake = resolve));
+      const text = received;
+      received = "";
+      return text;
+    },
+    close: async () => {
+      socket.destroy();
+      await gone;
+    },
+  };
+}
+
+const tick = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+describe("MemoryServer: input as memcached reads it", () => {
+  it("a refused set or ms is answered once its block has been swallowed, not before", async () => {
+    await using server = new MemoryServer();
+    const connection = await raw(server);
+    for (const command of ["set a 0 0 2000000\r\n", "ms a 2000000 T0\r\n", "set a 0 0 2000000 noreply\r\n"]) {
+      const reply = connection.send(command + "v".repeat(1_000_000), "never");
+      for (let i = 0; i < 5; i++) await tick();
+      assert.equal(await Promise.race([reply, tick().then(() => "(nothing yet)")]), "(nothing yet)", command);
+      assert.equal(
+        await connection.send("v".repeat(1_000_000) + "\r\nversion\r\n", "VERSION 1.6.18\r\n"),
+        // under noreply the refusal is silent, as in memcached
+        (command.includes("noreply") ? "" : "SERVER_ERROR object too large for cache\r\n") + "VERSION 1.6.18\r\n",
+      );
+    }
+    await connection.close();
+  });
+
+  it("a block longer than memcached's 16 KiB buffer: the answers before it are written out, an error after drops none", async () => {
+    await using server = new MemoryServer();
+    const connection = await raw(server);
+    const tooLong = `get ${"k".repeat(251)}\r\n`;
+    const bad = "CLIENT_ERROR bad command line format\r\n";
+    for (const [n, expected] of [[16000, bad], [17000, "STORED\r\n" + bad], [20000, "STORED\r\n" + bad]] as const) {
+      assert.equal(await connection.send(`set a 0 0 ${n}\r\n${"v".repeat(n)}\r\n${tooLong}`, bad), expected, `${n}`);
+    }
+    // The same bytes split anywhere answer the same: the buffer decides, not the chunks.
+    const text = encoder.encode(`version\r\nset a 0 0 20000\r\n${"v".repeat(20000)}\r\n${tooLong}`);
+    for (const size of [1, 7, 4096, 16384, 65536]) {
+      const session = new MemorySession(new MemoryStore());
+      for (let at = 0; at < text.length; at += size) session.feed(text.subarray(at, at + size));
+      const reply = session.take(false).map(latin1).join("");
+      assert.equal(reply, "VERSION 1.6.18\r\nSTORED\r\n" + bad, `chunks of ${size}`);
+    }
+    await connection.close();
+  });
+
+  it("an unfinished line is scanned and copied once, however many chunks it comes in", () => {
+    const session = new MemorySession(new MemoryStore());
+    const line = encoder.encode("get " + "k".repeat(4_000_000 - 6) + "\r\n");
+    const { indexOf, set } = Uint8Array.prototype;
+    let scanned = 0;
+    let copied = 0;
+    // Counts the work of the whole feed loop: every search and every copy of bytes.
+    Uint8Array.prototype.indexOf = function (this: Uint8Array, value: number, from = 0) {
+      scanned += this.length - from;
+      return indexOf.call(this, value, from);
+    };
+    Uint8Array.prototype.set = function (this: Uint8Array, source: ArrayLike<number>, offset?: number) {
+      copied += source.length;
+      return set.call(this, source, offset);
+    } as typeof set;
+    try {
+      for (let at = 0; at < line.length; at += 4096) session.feed(line.subarray(at, at + 4096));
+    } finally {
+      Uint8Array.prototype.indexOf = indexOf;
+      Uint8Array.prototype.set = set;
+    }
+    assert.ok(scanned <= 3 * line.length, `scanned ${scanned} bytes for a line of ${line.length}`);
+    assert.ok(copied <= 4 * line.length, `copied ${copied} bytes for a line of ${line.length}`);
+    assert.equal(session.take(false).map(latin1).join(""), "CLIENT_ERROR bad command line format\r\n");
+  });
+
+  it("blocks being received count against a budget of maxBytes: past it, out of memory (once the block is in)", () => {
+    const store = new MemoryStore({ maxBytes: 8 * 1024 * 1024 });
+    const sessions = Array.from({ length: 20 }, () => new MemorySession(store));
+    sessions.forEach((session, i) => session.feed(encoder.encode(`set k${i} 0 0 1000000\r\n${"v".repeat(1000)}`)));
+    assert.ok(store.pendingBytes <= 8 * 1024 * 1024, `${store.pendingBytes} bytes held`);
+    for (const session of sessions) assert.deepEqual(session.take(false), []); // all still waiting for their blocks
+    const rest = encoder.encode("v".repeat(999_000) + "\r\n");
+    const replies = sessions.map((session) => (session.feed(rest), session.take(false).map(latin1).join("")));
+    // 1,000,062 bytes each (memcached's item size): 8 fit in 8 MiB.
+    assert.equal(replies.filter((r) => r === "STORED\r\n").length, 8);
+    assert.equal(replies.filter((r) => r === "SERVER_ERROR out of memory storing object\r\n").length, 12);
+    assert.equal(store.pendingBytes, 0);
+    // A connection that goes away with its block half read gives its share back.
+    const quitter = new MemorySession(store);
+    quitter.feed(encoder.encode("set q 0 0 1000000\r\nvvv"));
+    assert.ok(store.pendingBytes > 1_000_000);
+    quitter.dispose();
+    assert.equal(store.pendingBytes, 0);
+  });
+
+  it("maxConnections: one more is answered as memcached answers it past -c, and closed", async () => {
+    await using server = new MemoryServer({ maxConnections: 2 });
+    const { port } = await server.listen();
+    const first = await tcp(port);
+    const second = await raw(server); // transport() connections count too
+    const third = await tcp(port);
+    assert.equal(await within(third.read("\r\n"), 5000, "the refusal"), "ERROR Too many open connections\r\n");
+    await within(third.read("never"), 5000, "the hang-up");
+    assert.ok(third.closed);
+    let refused = "";
+    let hungUp = false;
+    await server.transport().connect({ host: "memory", port: 1 }, {}, {
+      onData: (chunk) => (refused += latin1(chunk)),
+      onClose: () => (hungUp = true),
+    });
+    await tick();
+    assert.equal(refused, "ERROR Too many open connections\r\n");
+    assert.ok(hungUp);
+    await second.close();
+    const again = await tcp(port); // room again
+    again.write("stats\r\n");
+    const stats = await again.read("END\r\n");
+    assert.match(stats, /STAT max_connections 2\r\n/);
+    assert.match(stats, /STAT rejected_connections 2\r\n/);
+    assert.throws(() => new MemoryServer({ maxConnections: 0 }), RangeError);
+    await Promise.all([first.close(), third.close(), again.close()]);
+  });
+});
+
+describe("MemoryServer: listen() under hostile clients", () => {
+  it("long lines, dribbled bytes, huge lengths, stalled blocks, fuzz and too many connections: another connection is answered within its timeout, memory stays bounded", async () => {
+    const seed = harnessSeed(20261207);
+    await withSeed(seed, async () => {
+      const rng = new Rng(seed);
+      await using server = new MemoryServer({ maxBytes: 8 * 1024 * 1024, maxConnections: 170 });
+      const { port } = await server.listen();
+      const held = () => process.memoryUsage().heapUsed + process.memoryUsage().external;
+      const open: Awaited<ReturnType<typeof tcp>>[] = [];
+      const connect = async () => {
+        const connection = await tcp(port);
+        open.push(connection);
+        return connection;
+      };
+      const probe = await connect();
+      const before = held();
+      let attacking = true;
+      let probes = 0;
+      const probing = (async () => {
+        while (attacking) {
+          probe.write(`set p 0 0 ${String(probes).length}\r\n${probes}\r\nget p\r\n`);
+          const reply = await within(probe.read("END\r\n"), 2000, `probe ${probes}`);
+          assert.equal(reply, `STORED\r\nVALUE p 0 ${String(probes).length}\r\n${probes}\r\nEND\r\n`);
+          probes++;
+          await tick();
+        }
+      })();
+      const attacks = [
+        async () => { // a 4 MB get line in 4 KB writes, then a 20 KB line that is not a get
+          const attacker = await connect();
+          const line = encoder.encode("get " + "k".repeat(4_000_000) + "\r\n");
+          for (let at = 0; at < line.length; at += 4096) {
+            attacker.write(line.subarray(at, at + 4096));
+            await new Promise<void>((resolve) => setImmediate(resolve));
+          }
+          assert.equal(
+            await within(attacker.read("\r\n"), 30_000, "the long line's answer"),
+            "CLIENT_ERROR bad command line format\r\n",
+          );
+          attacker.write("x".repeat(20_000));
+          await within(attacker.read("never"), 5000, "the hang-up on a long line");
+        },
+        async () => { // commands one byte at a time
+          const attacker = await connect();
+          const text = "set d 0 0 5\r\nhello\r\nmg d v\r\nms e 2 T0\r\nhi\r\nget d e\r\n";
+          for (const c of text) {
+            attacker.write(c);
+            await tick();
+          }
+          assert.equal(
+            await within(attacker.read("END\r\n"), 5000, "the dribbled answers"),
+            "STORED\r\nVA 5\r\nhello\r\nHD\r\nVALUE d 0 5\r\nhello\r\nVALUE e 0 2\r\nhi\r\nEND\r\n",
+          );
+        },
+        async () => { // announced lengths far past any limit: refused, and the bytes that follow are swallowed
+          for (
+            const command of [
+              "set h 0 0 2147483645",
+              "ms h 2147483000 T0",
+              "set h 0 0 1000000000",
+              "append h 0 0 9999999",
+            ]
+          ) {
+            const attacker = await connect();
+            attacker.write(command + "\r\n" + "z".repeat(rng.int(100_000)));
+          }
+        },
+        async () => { // 180 connections, each with half of a 1 MB block: some refused, the rest stall
+          for (let i = 0; i < 180; i++) {
+            const attacker = await connect();
+            attacker.write(`set s${i} 0 0 1000000\r\n` + "v".repeat(2000));
+          }
+        },
+        async () => { // random bytes from protocol words
+          const words = [
+            "get ",
+            "set ",
+            "ms ",
+            "mg ",
+            "gets ",
+            " 0",
+            " 99999999",
+            " noreply",
+            " v",
+            "\r\n",
+            "\n",
+            " ",
+            "\x00",
+          ];
+          let attacker = await connect();
+          for (let round = 0; round < 100; round++) {
+            let text = "";
+            for (let n = rng.int(300); n > 0; n--) {
+              text += rng.next() < 0.5 ? String.fromCharCode(rng.int(256)) : words[rng.int(words.length)];
+            }
+            attacker.write(Uint8Array.from(text, (c) => c.charCodeAt(0)));
+            await tick();
+            if (attacker.closed) attacker = await connect();
+          }
+        },
+      ];
+      try {
+        await Promise.all(attacks.map((attack) => attack()));
+        await tick();
+        const grown = held() - before;
+        // 180 half-sent 1 MB blocks would be 180 MB; the budget holds 8 MiB of them.
+        assert.ok(grown < 64 * 1024 * 1024, `memory grew by ${grown} bytes`);
+        attacking = false;
+        await probing;
+        assert.ok(probes > 0);
+        const refused = open.filter((c) => c.received === "ERROR Too many open connections\r\n");
+        assert.ok(refused.length > 0, "connections past maxConnections are refused");
+      } finally {
+        attacking = false;
+        await probing.catch(() => {});
+        await Promise.all(open.map((connection) => connection.close()));
+      }
+    });
   });
 });
