@@ -700,7 +700,3 @@ export function encodeMetaGetBatch(
   }
   out.text(text + "mn\r\n");
 }
-
-// ---- replies (src/_meta_reply.ts)
-
-export { metaResult, parseCounterValue, parseMetaLine, QUIET_SUCCESS } from "./_meta_reply.ts";

@@ -10,7 +10,8 @@
  * @module
  */
 
-import { type MetaLine, parseMetaLine } from "./_meta.ts";
+import type { MetaLine } from "./_meta.ts";
+import { parseMetaLine } from "./_meta_reply.ts";
 import { decodeText, type Item, ProtocolError } from "./_wire.ts";
 
 const encoder = new TextEncoder();

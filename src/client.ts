@@ -58,15 +58,13 @@ import {
   type MetaKey,
   type MetaLine,
   type MetaResult,
-  metaResult,
   type MetaSetOptions,
   type MetaSetPlan,
   metaSetPlan,
   type MetaStatus,
   newer,
-  parseCounterValue,
-  QUIET_SUCCESS,
 } from "./_meta.ts";
+import { metaResult, parseCounterValue, QUIET_SUCCESS } from "./_meta_reply.ts";
 import {
   getOrSet as stampedeGetOrSet,
   type GetOrSetOptions,

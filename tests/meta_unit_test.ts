@@ -18,9 +18,8 @@ import {
   type MetaLine,
   metaSetPlan,
   newerOptions,
-  parseCounterValue,
-  parseMetaLine,
 } from "../src/_meta.ts";
+import { parseCounterValue, parseMetaLine } from "../src/_meta_reply.ts";
 import {
   EXPECT_LINE,
   EXPECT_META,
