@@ -16,9 +16,9 @@
  * @module
  */
 
-import { setDefaultTransportLoader } from "./src/_default_transport.ts";
-import { setChannelLoader } from "./src/_observe.ts";
-import { type Transport, WORKERS_MAX_CONNECTIONS } from "./src/transport.ts";
+import { setDefaultTransportLoader } from "./src/connection/_default_transport.ts";
+import { setChannelLoader } from "./src/clients/_observe.ts";
+import { type Transport, WORKERS_MAX_CONNECTIONS } from "./src/connection/transport.ts";
 
 // deno-lint-ignore no-explicit-any
 const inWorkers = (globalThis as any).navigator?.userAgent === "Cloudflare-Workers";
@@ -55,13 +55,25 @@ export type {
   MetaSetMode,
   MetaSetOptions,
   MetaStatus,
-} from "./src/_meta.ts";
-export { OBSERVER_CHANNELS } from "./src/_observe.ts";
-export type { CommandEvent, CommandStartEvent, ConnectionEvent, Observer, ServerEvent } from "./src/_observe.ts";
-export type { GetOrSetOptions, InvalidateOptions, LeaseOptions, Loader, StampedeErrorEvent } from "./src/_stampede.ts";
-export { Client } from "./src/client.ts";
-export type { AuthOptions, ClientOptions, Mapping, NoreplyOptions, StoreOptions, Value } from "./src/client.ts";
-export type { CommandMisses, Commands, PerServerCommand } from "./src/commands.ts";
+} from "./src/protocol/_meta.ts";
+export { OBSERVER_CHANNELS } from "./src/clients/_observe.ts";
+export type {
+  CommandEvent,
+  CommandStartEvent,
+  ConnectionEvent,
+  Observer,
+  ServerEvent,
+} from "./src/clients/_observe.ts";
+export type {
+  GetOrSetOptions,
+  InvalidateOptions,
+  LeaseOptions,
+  Loader,
+  StampedeErrorEvent,
+} from "./src/clients/_get_or_set.ts";
+export { Client } from "./src/clients/client.ts";
+export type { AuthOptions, ClientOptions, Mapping, NoreplyOptions, StoreOptions, Value } from "./src/clients/client.ts";
+export type { CommandMisses, Commands, PerServerCommand } from "./src/clients/commands.ts";
 export {
   MemcacheAuthError,
   MemcacheClientError,
@@ -76,16 +88,16 @@ export {
   MemcacheUnknownError,
 } from "./src/errors.ts";
 export type { MemcacheErrorOptions } from "./src/errors.ts";
-export { HashClient } from "./src/hash_client.ts";
-export type { DiscoveryOptions, HashClientOptions } from "./src/hash_client.ts";
-export { MemcachedCache } from "./src/memcached_cache.ts";
-export type { CacheClientLike, MemcachedCacheOptions } from "./src/memcached_cache.ts";
-export { MemcachePickleError, PickleSerde } from "./src/pickle_serde.ts";
-export type { PickleSerdeOptions, PythonClientName } from "./src/pickle_serde.ts";
-export { PooledClient } from "./src/pooled_client.ts";
-export type { PooledClientOptions } from "./src/pooled_client.ts";
-export { RetryingClient } from "./src/retrying_client.ts";
-export type { ErrorClass, RetryableClient, RetryingClientOptions } from "./src/retrying_client.ts";
+export { HashClient } from "./src/clients/hash_client.ts";
+export type { DiscoveryOptions, HashClientOptions } from "./src/clients/hash_client.ts";
+export { MemcachedCache } from "./src/cache/memcached_cache.ts";
+export type { CacheClientLike, MemcachedCacheOptions } from "./src/cache/memcached_cache.ts";
+export { MemcachePickleError, PickleSerde } from "./src/values/pickle_serde.ts";
+export type { PickleSerdeOptions, PythonClientName } from "./src/values/pickle_serde.ts";
+export { PooledClient } from "./src/clients/pooled_client.ts";
+export type { PooledClientOptions } from "./src/clients/pooled_client.ts";
+export { RetryingClient } from "./src/clients/retrying_client.ts";
+export type { ErrorClass, RetryableClient, RetryingClientOptions } from "./src/clients/retrying_client.ts";
 export {
   CompressedSerde,
   defaultSerde,
@@ -96,9 +108,9 @@ export {
   FLAG_LONG,
   FLAG_PICKLE,
   FLAG_TEXT,
-} from "./src/serde.ts";
-export type { CompressedSerdeOptions, Serde } from "./src/serde.ts";
-export { addressName, parseServerSpec } from "./src/transport.ts";
+} from "./src/values/serde.ts";
+export type { CompressedSerdeOptions, Serde } from "./src/values/serde.ts";
+export { addressName, parseServerSpec } from "./src/connection/transport.ts";
 export type {
   ServerAddress,
   ServerSpec,
@@ -109,4 +121,4 @@ export type {
   TransportHandlers,
   TransportSocket,
   UnixAddress,
-} from "./src/transport.ts";
+} from "./src/connection/transport.ts";

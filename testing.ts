@@ -11,7 +11,7 @@
  * vivify/recache/stale/win). A differential test sends the same 20,000+
  * generated commands to it and to memcached 1.6.18 and compares the replies
  * byte for byte, for the project's seed and two random ones per run
- * (tests/memory_server_diff_test.ts).
+ * (tests/server/memory_server_diff_test.ts).
  *
  * ```ts
  * import { Client } from "@memkit/memcache";
@@ -70,9 +70,9 @@ import type {
   TransportConnectOptions,
   TransportHandlers,
   TransportSocket,
-} from "./src/transport.ts";
-import { MemorySession } from "./src/_memory_session.ts";
-import { MemoryStore } from "./src/_memory_store.ts";
+} from "./src/connection/transport.ts";
+import { MemorySession } from "./src/server/_session.ts";
+import { MemoryStore } from "./src/server/_store.ts";
 
 /** Options of a {@linkcode MemoryServer}. */
 export interface MemoryServerOptions {

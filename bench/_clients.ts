@@ -8,9 +8,9 @@
  * @module
  */
 
-import { Client } from "../src/client.ts";
-import { type Observer, setChannelLoader } from "../src/_observe.ts";
-import type { Transport } from "../src/transport.ts";
+import { Client } from "../src/clients/client.ts";
+import { type Observer, setChannelLoader } from "../src/clients/_observe.ts";
+import type { Transport } from "../src/connection/transport.ts";
 
 /**
  * `BENCH_OBSERVE` (the cost of observing, issue 19): `count` gives memkit and
@@ -61,7 +61,7 @@ export async function open(name: string, port: number): Promise<Adapter> {
     case "memkit":
       return await ours(new Client(spec, { transport: await transport(), ...observing() }));
     case "memkit-pooled": {
-      const { PooledClient } = await import("../src/pooled_client.ts");
+      const { PooledClient } = await import("../src/clients/pooled_client.ts");
       return await ours(new PooledClient(spec, { transport: await transport(), maxPoolSize: 4, ...observing() }));
     }
     case "memkit-meta":

@@ -386,8 +386,7 @@ async function main(): Promise<void> {
   });
   if (runtimes.includes("node")) await bundleForNode();
   // PooledClient only if the library has one yet.
-  // PooledClient only if the library has one yet.
-  const pooled = await Deno.stat(`${ROOT}/src/pooled_client.ts`).then(() => true, () => false);
+  const pooled = await Deno.stat(`${ROOT}/src/clients/pooled_client.ts`).then(() => true, () => false);
   const clientsFor = (runtime: Runtime) =>
     options.clients.filter((c) => (runtime === "node" || !PEERS.includes(c)) && (c !== "memkit-pooled" || pooled));
   const scenariosFor = (client: string) =>

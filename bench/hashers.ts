@@ -13,8 +13,8 @@
  */
 
 import { HashClient } from "../mod.ts";
-import { xxh3_64Split } from "../src/_xxh3.ts";
-import { murmur3_32Bytes } from "../src/_murmur3.ts";
+import { xxh3_64Split } from "../src/placement/_xxh3.ts";
+import { murmur3_32Bytes } from "../src/placement/_murmur3.ts";
 
 const ROUNDS = 7;
 const servers = Array.from({ length: 10 }, (_, i) => `10.0.0.${i + 1}:11211`);

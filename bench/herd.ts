@@ -12,7 +12,7 @@
  */
 import process from "node:process";
 import { Client } from "../mod.ts";
-import { startMemcached } from "../tests/_memcached.ts";
+import { startMemcached } from "../tests/_support/_memcached.ts";
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const ROUNDS = env("HERD_ROUNDS", 20);

@@ -28,7 +28,7 @@ import Keyv from "keyv";
 import KeyvMemjs from "@keyv/memcache";
 import { Client } from "../mod.ts";
 import { KeyvMemcache } from "../keyv.ts";
-import { startMemcached } from "../tests/_memcached.ts";
+import { startMemcached } from "../tests/_support/_memcached.ts";
 
 const arg = (name: string, fallback: number) => {
   const at = process.argv.indexOf(`--${name}`);

@@ -29,8 +29,8 @@
 import process from "node:process";
 import { Client } from "../mod.ts";
 import { MemoryServer } from "../testing.ts";
-import { itemSize } from "../src/_memory_store.ts";
-import { startMemcached } from "../tests/_memcached.ts";
+import { itemSize } from "../src/server/_store.ts";
+import { startMemcached } from "../tests/_support/_memcached.ts";
 import net from "node:net";
 import { execFileSync } from "node:child_process";
 

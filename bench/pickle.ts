@@ -20,9 +20,9 @@
  */
 
 import { execFileSync } from "node:child_process";
-import { unpickle } from "../src/_pickle_read.ts";
-import { OPCODES, TEXT_OPCODES } from "../src/_pickle_ops.ts";
-import { pickle } from "../src/_pickle_write.ts";
+import { unpickle } from "../src/values/_pickle_read.ts";
+import { OPCODES, TEXT_OPCODES } from "../src/values/_pickle_ops.ts";
+import { pickle } from "../src/values/_pickle_write.ts";
 
 function sample(): Record<string, unknown> {
   let seed = 18;

@@ -1,6 +1,6 @@
 /**
  * Soak: `deno task soak` (not in CI). Mixed load from Client, PooledClient
- * and HashClient through the chaos proxy of tests/_hostile.ts (random
+ * and HashClient through the chaos proxy of tests/hostile/_hostile.ts (random
  * latency, stalls, cuts, truncations and resets), with memcached killed and
  * restarted every SOAK_KILL_EVERY seconds; before each kill every
  * acknowledged write is read back straight from memcached. Prints calls,
@@ -31,8 +31,8 @@ import {
   Rng,
   startChaosProxy,
   watchLoop,
-} from "../tests/_hostile.ts";
-import { startMemcached } from "../tests/_memcached.ts";
+} from "../tests/hostile/_hostile.ts";
+import { startMemcached } from "../tests/_support/_memcached.ts";
 
 const SECONDS = envInt("SOAK_SECONDS", 600);
 const KILL_EVERY = envInt("SOAK_KILL_EVERY", 20);

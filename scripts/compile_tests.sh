@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 out=${1:?usage: compile_tests.sh <outdir>}
 rm -rf "$out"
 tests=$(find tests -name '*.ts' -not -path 'tests/npm/*' -not -path 'tests/workerd/*' -not -path 'tests/tools/*' \
-  -not -name '*_deno_test.ts' | sort)
+  -not -name '*_deno_test.ts' -not -name '*.vitest.ts' -not -name 'vitest.config.ts' | sort)
 node_modules/.bin/tsc --target es2022 --module esnext --moduleResolution bundler \
   --rewriteRelativeImportExtensions --allowImportingTsExtensions --verbatimModuleSyntax \
   --noCheck --skipLibCheck --types node --rootDir . --outDir "$out" \

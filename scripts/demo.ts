@@ -18,8 +18,8 @@ import {
   type Transport,
 } from "../mod.ts";
 import { MemoryServer } from "../testing.ts";
-import { addressName } from "../src/transport.ts";
-import { haveMemcached, startMemcached } from "../tests/_memcached.ts";
+import { addressName } from "../src/connection/transport.ts";
+import { haveMemcached, startMemcached } from "../tests/_support/_memcached.ts";
 
 const configured = process.env.MEMCACHED_SERVERS?.split(",").map((s) => s.trim()).filter(Boolean);
 const spawn = !configured?.length && haveMemcached();

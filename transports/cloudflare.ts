@@ -48,7 +48,7 @@ import {
   type TransportHandlers,
   type TransportSocket,
   WORKERS_MAX_CONNECTIONS,
-} from "../src/transport.ts";
+} from "../src/connection/transport.ts";
 
 export { WORKERS_MAX_CONNECTIONS };
 

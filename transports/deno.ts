@@ -22,7 +22,7 @@ import {
   type TransportConnectOptions,
   type TransportHandlers,
   type TransportSocket,
-} from "../src/transport.ts";
+} from "../src/connection/transport.ts";
 
 const READ_SIZE = 65536;
 

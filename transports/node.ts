@@ -23,7 +23,7 @@ import {
   type TransportConnectOptions,
   type TransportHandlers,
   type TransportSocket,
-} from "../src/transport.ts";
+} from "../src/connection/transport.ts";
 
 /** Size of the one read buffer of a plain (not TLS) connection. */
 const READ_SIZE = 65536;

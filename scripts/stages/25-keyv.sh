@@ -2,7 +2,7 @@
 # Stage: the Keyv adapter (keyv.ts) under Keyv's own adapter test suite,
 # @keyv/test-suite, which runs on vitest: tests/keyv/*.vitest.ts on Node with
 # keyv 5.6, against memcached spawned on loopback by the test file
-# (tests/_memcached.ts). The adapter's other tests (tests/keyv_test.ts: namespaces,
+# (tests/_support/_memcached.ts). The adapter's other tests (tests/keyv/keyv_test.ts: namespaces,
 # TTL, keys, clients, cacheable, cache-manager) run in the Deno, Node and Bun
 # stages. Last line: "N passed, N failed".
 set -uo pipefail

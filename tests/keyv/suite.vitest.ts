@@ -10,7 +10,7 @@ import Keyv from "keyv";
 import keyvTestSuite from "@keyv/test-suite";
 import { Client, HashClient, PooledClient, RetryingClient } from "../../mod.ts";
 import { KeyvMemcache } from "../../keyv.ts";
-import { type MemcachedServer, startMemcached } from "../_memcached.ts";
+import { type MemcachedServer, startMemcached } from "../_support/_memcached.ts";
 
 const servers: MemcachedServer[] = [];
 const closers: Array<() => Promise<void>> = [];

@@ -1,4 +1,4 @@
-"""The Python side of tests/python_interop_test.ts: a Python app sharing a
+"""The Python side of tests/interop/python_interop_test.ts: a Python app sharing a
 memcached cache with a TypeScript one.
 
     python3 tests/tools/python_interop.py check

@@ -1,6 +1,6 @@
 /**
  * `describe` / `it` inside workerd: the bundler gives this file to
- * tests/_suite.ts in place of tests/_harness.ts. Cases are only registered
+ * tests/suites/_suite.ts in place of tests/_support/_harness.ts. Cases are only registered
  * here; the Worker (worker.ts) runs one per request, when run.ts asks.
  */
 

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import Keyv from "keyv";
 import { Client } from "../../mod.ts";
-import { defaultTransport } from "../../src/_default_transport.ts";
+import { defaultTransport } from "../../src/connection/_default_transport.ts";
 import { KeyvMemcache } from "../../keyv.ts";
 import { describe, it } from "./_harness.ts";
 

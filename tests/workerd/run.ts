@@ -28,22 +28,22 @@ import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { build, type Plugin } from "esbuild";
 import { Miniflare, Response as MfResponse } from "miniflare";
-import { freePort, type MemcachedServer, startMemcached, testCertificate } from "../_memcached.ts";
+import { freePort, type MemcachedServer, startMemcached, testCertificate } from "../_support/_memcached.ts";
 
 const root = resolve(process.argv[2] ?? ".");
 const measure = process.argv.includes("--measure");
 const CASE_LIMIT = 120_000;
 const REQUEST_LIMIT = 30_000;
 
-// ---- the Worker bundle: the suite's files (tests/_suite*.ts) get the workerd harness
+// ---- the Worker bundle: the suite's files (tests/suites/_suite*.ts) get the workerd harness
 
-const suitePrefix = resolve(root, "tests/_suite");
+const suitePrefix = resolve(root, "tests/suites/_suite");
 const workerHarness = resolve(root, "tests/workerd/_harness.ts");
 const harness: Plugin = {
   name: "workerd-harness",
   setup(b) {
     b.onResolve(
-      { filter: /^\.\/_harness\.ts$/ },
+      { filter: /^\.\.\/_support\/_harness\.ts$/ },
       (args) => args.importer.startsWith(suitePrefix) ? { path: workerHarness } : undefined,
     );
   },

@@ -3,7 +3,7 @@
  * bundles it with esbuild and runs it in workerd through miniflare.
  *
  * - `POST /run {name}` runs one case of the Client behaviour suite
- *   (tests/_suite.ts, the same bodies Deno, Node and Bun run) inside this
+ *   (tests/suites/_suite.ts, the same bodies Deno, Node and Bun run) inside this
  *   request, over CloudflareTransport, plus the Workers-only cases below.
  *   The suite's servers are spawned by run.ts (Node) on loopback; the Worker
  *   asks for them over the CONTROL service binding, and fake servers'
@@ -14,7 +14,7 @@
  *   `ctx.waitUntil(client.close())`.
  */
 import assert from "node:assert/strict";
-import { rejectsWith } from "../_assert.ts";
+import { rejectsWith } from "../_support/_assert.ts";
 import {
   Client,
   type ClientOptions,
@@ -25,11 +25,11 @@ import {
   MemcacheTimeoutError,
   PooledClient,
 } from "../../mod.ts";
-import { defaultTransport } from "../../src/_default_transport.ts";
+import { defaultTransport } from "../../src/connection/_default_transport.ts";
 import { CloudflareTransport } from "../../transports/cloudflare.ts";
-import { clientSuite, type FakeSocket, type SuiteFake, type SuiteServer, type SuiteTarget } from "../_suite.ts";
-import { metaSuite } from "../_suite_meta.ts";
-import { memoryTarget } from "../_memory_target.ts";
+import { clientSuite, type FakeSocket, type SuiteFake, type SuiteServer, type SuiteTarget } from "../suites/_suite.ts";
+import { metaSuite } from "../suites/_suite_meta.ts";
+import { memoryTarget } from "../suites/_memory_target.ts";
 import { cases, describe, it } from "./_harness.ts";
 import { keyvCases } from "./_keyv_cases.ts";
 
