@@ -16,6 +16,7 @@
  */
 
 import { Client, type ClientOptions } from "./client.ts";
+import { loadedDefaultTransport } from "../connection/_default_transport.ts";
 import type { ServerSpec } from "../connection/transport.ts";
 import { MemcacheUnknownCommandError, MemcacheUnknownError } from "../errors.ts";
 
@@ -190,6 +191,8 @@ export class AutoDiscovery {
   /** The read under way, if any. */
   #polling: Promise<boolean> | undefined;
   #stopped = false;
+  /** The transport's way to make a timer not hold the process (see `Transport.unrefTimer`). */
+  #unrefTimer: ((timer: ReturnType<typeof setTimeout>) => void) | undefined;
 
   private constructor(
     readonly endpoint: Client,
@@ -225,6 +228,9 @@ export class AutoDiscovery {
     }
     const report = onError ?? ((error: Error) => console.warn(`memcache: auto discovery: ${error.message}`));
     const discovery = new AutoDiscovery(endpoint, first, interval, report, apply);
+    // Polling is the client's own background work: it must not keep a script that forgot close() alive.
+    const t = transport ?? loadedDefaultTransport();
+    if (t?.unrefTimer) discovery.#unrefTimer = (timer) => t.unrefTimer!(timer);
     discovery.#schedule();
     return discovery;
   }
@@ -253,6 +259,7 @@ export class AutoDiscovery {
       this.#timer = undefined;
       this.refresh().catch((error) => this.onError(error)).finally(() => this.#schedule());
     }, this.interval);
+    this.#unrefTimer?.(this.#timer);
   }
 
   /** Stops the reads: the next one is cancelled, one under way awaited; the endpoint's connection closed. */

@@ -10,6 +10,8 @@ import type { Transport } from "./transport.ts";
 
 let loader: (() => Promise<Transport>) | undefined;
 let loaded: Promise<Transport> | undefined;
+/** What `loaded` resolved to, once it has. */
+let resolved: Transport | undefined;
 let maxConnections: number | undefined;
 
 /**
@@ -23,6 +25,7 @@ export function setDefaultTransportLoader(
 ): void {
   loader = load;
   loaded = undefined;
+  resolved = undefined;
   maxConnections = limits.maxConnections;
 }
 
@@ -45,6 +48,11 @@ export function defaultTransport(): Promise<Transport> {
     );
   }
   loaded = loader();
-  loaded.catch(() => (loaded = undefined));
+  loaded.then((transport) => (resolved = transport), () => (loaded = undefined));
   return loaded;
+}
+
+/** The runtime's transport if it has been loaded already (a connection was opened with it), else undefined. */
+export function loadedDefaultTransport(): Transport | undefined {
+  return resolved;
 }

@@ -7,7 +7,9 @@
  *   <runtime> _lifecycle_child.(ts|js) <kind> <server> [node]
  *
  * kind: `client`, `pooled`, `hash` (a set, a noreply set and two gets, then
- * the script ends), or `wait`, against a server that answers only the first
+ * the script ends), `discover` (`hash` over `HashClient.discover(<server>)`,
+ * a configuration endpoint, which keeps reading the node list every 50 ms
+ * until closed), or `wait`, against a server that answers only the first
  * request of a connection: one get (answered; the connection then idles a
  * moment), then a second get on the same connection that is never answered,
  * timeout 1.5 s: the script must still be there to see it time out. `node`
@@ -24,6 +26,8 @@ const client = kind === "pooled"
   ? new PooledClient(server, { ...options, maxPoolSize: 2 })
   : kind === "hash"
   ? new HashClient([server], options)
+  : kind === "discover"
+  ? await HashClient.discover(server, { ...options, discoveryInterval: 50 })
   : new Client(server, options);
 
 if (kind === "wait") {

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import process from "node:process";
 import { describe, it } from "../_support/_harness.ts";
+import { startConfigEndpoint } from "../_support/_config_endpoint.ts";
 import { startMemcached } from "../_support/_memcached.ts";
 import { startScriptedServer } from "../hostile/_hostile.ts";
 
@@ -60,6 +61,13 @@ describe("lifecycle: a script that forgets close()", () => {
         assertExited(await runChild([kind, server.spec, ...extra]), "forgot close,noreply");
       });
     }
+
+    it(`discover${label}: auto discovery's polling does not keep the process either`, async () => {
+      await using server = await startMemcached();
+      await using endpoint = await startConfigEndpoint(1, [server.spec]);
+      assertExited(await runChild(["discover", endpoint.spec, ...extra]), "forgot close,noreply");
+      assert.ok(endpoint.requests() >= 1);
+    });
 
     it(`client${label}: a request waiting on a silent server keeps the process until it times out`, async () => {
       // Answers each connection's first request only: the second get waits on a connection that went idle before.
