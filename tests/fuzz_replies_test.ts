@@ -36,20 +36,9 @@ import {
   ReplyParser,
 } from "../src/_protocol.ts";
 import { ProtocolError } from "../src/_wire.ts";
-import {
-  envInt,
-  fromLatin1,
-  harnessSeed,
-  Invariants,
-  latin1,
-  readTag,
-  RequestReader,
-  Rng,
-  type ScriptedRequest,
-  ServerModel,
-  startScriptedServer,
-  withSeed,
-} from "./_hostile.ts";
+import { envInt, fromLatin1, harnessSeed, latin1, readTag, Rng, withSeed } from "./_hostile.ts";
+import { RequestReader, type ScriptedRequest, ServerModel, startScriptedServer } from "./_hostile_server.ts";
+import { Invariants } from "./_hostile_ledger.ts";
 
 const ITERATIONS = envInt("MEMKIT_FUZZ_ITERATIONS", 300);
 const TIMEOUT = 1000;

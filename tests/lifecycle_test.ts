@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import process from "node:process";
 import { describe, it } from "./_harness.ts";
 import { startMemcached } from "./_memcached.ts";
-import { startScriptedServer } from "./_hostile.ts";
+import { startScriptedServer } from "./_hostile_server.ts";
 
 const isDeno = typeof process.versions.deno === "string";
 /** A child still running after this long is killed and fails its test (it would have run until killed). */
