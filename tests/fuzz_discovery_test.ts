@@ -31,7 +31,8 @@ const TIMEOUT = 1000;
 function validServer(server: string): boolean {
   const at = server.lastIndexOf(":");
   const port = Number(server.slice(at + 1));
-  return at > 0 && Number.isInteger(port) && port >= 1 && port <= 65535 && ![...server].some((c) => c <= " " || c === "|");
+  return at > 0 && Number.isInteger(port) && port >= 1 && port <= 65535 &&
+    ![...server].some((c) => c <= " " || c === "|");
 }
 
 /** A reply for `version` listing `entries`, maybe with a structural twist; `clean` says if it lists exactly them. */
