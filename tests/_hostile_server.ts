@@ -168,11 +168,12 @@ export class RequestReader {
         noreply: args[args.length - 1] === "noreply",
         index: this.#index++,
       };
-      if (STORAGE.has(req.command)) {
+      if (STORAGE.has(req.command) || req.command === "ms") {
         if (this.unknown(req)) {
           req.unknown = true;
         } else {
-          this.#waiting = { req, length: Number(args[3]) || 0 };
+          // `ms <key> <datalen> <flags>*`; the text commands announce it fourth.
+          this.#waiting = { req, length: Number(req.command === "ms" ? args[1] : args[3]) || 0 };
           continue;
         }
       }
