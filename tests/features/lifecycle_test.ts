@@ -8,7 +8,7 @@ import process from "node:process";
 import { describe, it } from "../_support/_harness.ts";
 import { startConfigEndpoint } from "../_support/_config_endpoint.ts";
 import { startMemcached } from "../_support/_memcached.ts";
-import { startScriptedServer } from "../hostile/_hostile.ts";
+import { startScriptedServer } from "../hostile/_hostile_server.ts";
 
 const isDeno = typeof process.versions.deno === "string";
 /** A child still running after this long is killed and fails its test (it would have run until killed). */

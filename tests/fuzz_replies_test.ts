@@ -17,7 +17,7 @@
 // or "random"); a failure prints the seed.
 import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
-import { describe, it } from "../_support/_harness.ts";
+import { describe, it } from "./_harness.ts";
 import {
   Client,
   MemcacheError,
@@ -26,7 +26,7 @@ import {
   type TransportConnectOptions,
   type TransportHandlers,
   type TransportSocket,
-} from "../../mod.ts";
+} from "../mod.ts";
 import {
   EXPECT_LINE,
   EXPECT_STATS,
@@ -34,22 +34,12 @@ import {
   type Expectation,
   type Reply,
   ReplyParser,
-} from "../../src/protocol/_reply_parser.ts";
-import { ProtocolError } from "../../src/protocol/_wire.ts";
-import {
-  envInt,
-  fromLatin1,
-  harnessSeed,
-  Invariants,
-  latin1,
-  readTag,
-  RequestReader,
-  Rng,
-  type ScriptedRequest,
-  ServerModel,
-  startScriptedServer,
-  withSeed,
-} from "./_hostile.ts";
+} from "../src/_protocol.ts";
+import { ProtocolError } from "../src/_wire.ts";
+import { envInt, fromLatin1, harnessSeed, latin1, readTag, Rng, withSeed } from "./_hostile.ts";
+import { RequestReader, type ScriptedRequest, ServerModel, startScriptedServer } from "./_hostile_server.ts";
+import { Invariants } from "./_hostile_ledger.ts";
+import { chunking, mutate, type Mutation } from "./_hostile_mutate.ts";
 
 const ITERATIONS = envInt("MEMKIT_FUZZ_ITERATIONS", 300);
 const TIMEOUT = 1000;
@@ -212,64 +202,6 @@ function buildStream(model: ServerModel, requests: ScriptedRequest[]) {
     regions.set(opIdOf(req), [start, text.length]);
   }
   return { bytes: latin1(text), regions, lineBytes };
-}
-
-type Ending = "none" | "close" | "reset" | "silence";
-
-interface Mutation {
-  kind: string;
-  /** Offset of the first changed byte; Infinity for a clean stream. */
-  at: number;
-  ending: Ending;
-}
-
-/** Applies one random mutation to `bytes`. */
-function mutate(rng: Rng, bytes: Uint8Array, lineBytes: number[]): { bytes: Uint8Array; mutation: Mutation } {
-  const kinds = ["clean", "flip", "insert", "delete", "crlf", "close", "reset", "silence"];
-  const kind = rng.pick(kinds);
-  if (kind === "clean" || bytes.length === 0) {
-    return { bytes, mutation: { kind: "clean", at: Infinity, ending: "none" } };
-  }
-  // Mostly in the protocol lines: mutations of value data only corrupt that value.
-  const at = lineBytes.length > 0 && rng.chance(0.8) ? rng.pick(lineBytes) : rng.int(bytes.length);
-  const head = bytes.subarray(0, at);
-  const tail = bytes.subarray(at);
-  const join = (...parts: Uint8Array[]) => {
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let o = 0;
-    for (const p of parts) (out.set(p, o), o += p.length);
-    return out;
-  };
-  switch (kind) {
-    case "flip": {
-      const out = bytes.slice();
-      out[at] = (out[at] + 1 + rng.int(255)) & 0xff;
-      return { bytes: out, mutation: { kind: `flip@${at}`, at, ending: "none" } };
-    }
-    case "insert":
-      return {
-        bytes: join(head, Uint8Array.of(rng.int(256)), tail),
-        mutation: { kind: `insert@${at}`, at, ending: "none" },
-      };
-    case "delete":
-      return { bytes: join(head, tail.subarray(1)), mutation: { kind: `delete@${at}`, at, ending: "none" } };
-    case "crlf":
-      return { bytes: join(head, Uint8Array.of(13, 10), tail), mutation: { kind: `crlf@${at}`, at, ending: "none" } };
-    default:
-      return { bytes: head, mutation: { kind: `${kind}@${at}`, at, ending: kind as Ending } };
-  }
-}
-
-/** Random chunk sizes for `length` bytes: single bytes, small pieces, or large runs. */
-function chunking(rng: Rng, length: number): number[] {
-  const sizes: number[] = [];
-  const style = rng.int(3);
-  for (let left = length; left > 0;) {
-    const n = Math.min(left, style === 0 ? 1 + rng.int(3) : style === 1 ? 1 + rng.int(64) : 1 + rng.int(4096));
-    sizes.push(n);
-    left -= n;
-  }
-  return sizes;
 }
 
 /** The values an op's result carries, for the "never another key's value" check. */
