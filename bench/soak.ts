@@ -1,6 +1,6 @@
 /**
  * Soak: `deno task soak` (not in CI). Mixed load from Client, PooledClient
- * and HashClient through the chaos proxy of tests/_hostile_proxy.ts (random
+ * and HashClient through the chaos proxy of tests/hostile/_hostile_proxy.ts (random
  * latency, stalls, cuts, truncations and resets), with memcached killed and
  * restarted every SOAK_KILL_EVERY seconds; before each kill every
  * acknowledged write is read back straight from memcached. Prints calls,
@@ -21,11 +21,11 @@ import { spawn } from "node:child_process";
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { Client, HashClient, PooledClient } from "../mod.ts";
-import { delay, envInt, harnessSeed, Rng } from "../tests/_hostile.ts";
-import { startChaosProxy } from "../tests/_hostile_proxy.ts";
-import { Invariants } from "../tests/_hostile_ledger.ts";
-import { type LoadClient, MixedLoad, watchLoop } from "../tests/_hostile_load.ts";
-import { startMemcached } from "../tests/_memcached.ts";
+import { delay, envInt, harnessSeed, Rng } from "../tests/hostile/_hostile.ts";
+import { startChaosProxy } from "../tests/hostile/_hostile_proxy.ts";
+import { Invariants } from "../tests/hostile/_hostile_ledger.ts";
+import { type LoadClient, MixedLoad, watchLoop } from "../tests/hostile/_hostile_load.ts";
+import { startMemcached } from "../tests/_support/_memcached.ts";
 
 const SECONDS = envInt("SOAK_SECONDS", 600);
 const KILL_EVERY = envInt("SOAK_KILL_EVERY", 20);

@@ -19,7 +19,8 @@ import {
 } from "../../mod.ts";
 import { rejectsWith } from "../_support/_assert.ts";
 import { describe, it } from "../_support/_harness.ts";
-import { harnessSeed, Invariants, Rng, taggedValue } from "../hostile/_hostile.ts";
+import { harnessSeed, Rng, taggedValue } from "../hostile/_hostile.ts";
+import { Invariants } from "../hostile/_hostile_ledger.ts";
 import { skipWithout1638, sleep, startProxy } from "../_support/_memcached.ts";
 import { clientSuite, within } from "../suites/_suite.ts";
 import { metaSuite } from "../suites/_suite_meta.ts";

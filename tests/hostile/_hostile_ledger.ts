@@ -6,7 +6,7 @@
  * write is on the server (read back over an independent connection), and
  * no error but a `MemcacheError` escapes.
  */
-import { MemcacheError } from "../mod.ts";
+import { MemcacheError } from "../../mod.ts";
 import { cpuMs, delay, readTag } from "./_hostile.ts";
 
 // ---------------------------------------------------------------- invariants

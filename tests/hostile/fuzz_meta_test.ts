@@ -20,11 +20,17 @@
 // "random"); a failure prints the seed.
 import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
-import { describe, it } from "./_harness.ts";
-import { Client, MemcacheError, type MetaResult, type Transport } from "../mod.ts";
-import { MemoryServer } from "../testing.ts";
-import { EXPECT_META, EXPECT_META_QUIET, type Expectation, type Reply, ReplyParser } from "../src/_protocol.ts";
-import { ProtocolError } from "../src/_wire.ts";
+import { describe, it } from "../_support/_harness.ts";
+import { Client, MemcacheError, type MetaResult, type Transport } from "../../mod.ts";
+import { MemoryServer } from "../../testing.ts";
+import {
+  EXPECT_META,
+  EXPECT_META_QUIET,
+  type Expectation,
+  type Reply,
+  ReplyParser,
+} from "../../src/protocol/_reply_parser.ts";
+import { ProtocolError } from "../../src/protocol/_wire.ts";
 import { envInt, guard, harnessSeed, latin1, readTag, Rng, taggedValue, withSeed } from "./_hostile.ts";
 import { Invariants } from "./_hostile_ledger.ts";
 import { chunking, lineBytesOf, mutate, MutatingTransport } from "./_hostile_mutate.ts";

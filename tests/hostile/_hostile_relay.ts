@@ -5,7 +5,7 @@
  * fake transport. Closes what it opens, for Deno's sanitizers.
  */
 import net from "node:net";
-import type { Transport, TransportHandlers, TransportSocket } from "../mod.ts";
+import type { Transport, TransportHandlers, TransportSocket } from "../../mod.ts";
 import type { Rng } from "./_hostile.ts";
 import { MutatingTransport, type MutationRecord } from "./_hostile_mutate.ts";
 import { closeServer, resetSocket } from "./_hostile_server.ts";

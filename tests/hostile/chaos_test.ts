@@ -1,4 +1,4 @@
-// A chaos proxy (tests/_hostile_proxy.ts) between the clients and a real
+// A chaos proxy (tests/hostile/_hostile_proxy.ts) between the clients and a real
 // memcached: latency, stalls, connections cut or truncated mid-reply,
 // resets; then mixed load under random faults, and memcached killed and
 // restarted under load. Every call is checked against the harness
@@ -9,13 +9,20 @@
 // Sizes: MEMKIT_CHAOS_SECONDS (default 5) of random faults, and
 // MEMKIT_CHAOS_KILLS (default 3) kill/restart cycles. Seed: MEMKIT_SEED.
 import assert from "node:assert/strict";
-import { describe, it } from "./_harness.ts";
-import { Client, type ClientOptions, HashClient, MemcacheError, MemcacheTimeoutError, PooledClient } from "../mod.ts";
+import { describe, it } from "../_support/_harness.ts";
+import {
+  Client,
+  type ClientOptions,
+  HashClient,
+  MemcacheError,
+  MemcacheTimeoutError,
+  PooledClient,
+} from "../../mod.ts";
 import { delay, envInt, harnessSeed, Rng, taggedValue, withSeed } from "./_hostile.ts";
 import { type ChaosProxy, startChaosProxy } from "./_hostile_proxy.ts";
 import { Invariants, unlessStarved } from "./_hostile_ledger.ts";
 import { type LoadClient, MixedLoad } from "./_hostile_load.ts";
-import { haveMemcached, type MemcachedServer, startMemcached } from "./_memcached.ts";
+import { haveMemcached, type MemcachedServer, startMemcached } from "../_support/_memcached.ts";
 
 const SECONDS = envInt("MEMKIT_CHAOS_SECONDS", 5);
 const KILLS = envInt("MEMKIT_CHAOS_KILLS", 3);

@@ -1,14 +1,14 @@
-// The scripted misbehaving server (tests/_hostile_server.ts) on the meta
+// The scripted misbehaving server (tests/hostile/_hostile_server.ts) on the meta
 // commands and getOrSet, against Client, PooledClient and HashClient: a
 // `VA` to `ms`, `HD` with a foreign opaque, an `MN` before the hits of a
 // quiet batch, garbage, a hang-up in the middle of a `VA` block, silence.
 // What the script does not twist is answered by memcached in memory
-// (tests/_hostile_meta.ts), byte for byte. Each case checks the ledger:
+// (tests/hostile/_hostile_meta.ts), byte for byte. Each case checks the ledger:
 // every call settles within its timeout + 100 ms, with a MemcacheError or
 // its own right value (values name their key), nothing queued behind a bad
 // reply gets another's, and the client works again after.
 import assert from "node:assert/strict";
-import { describe, it } from "./_harness.ts";
+import { describe, it } from "../_support/_harness.ts";
 import {
   Client,
   type ClientOptions,
@@ -17,7 +17,7 @@ import {
   MemcacheTimeoutError,
   type MetaResult,
   PooledClient,
-} from "../mod.ts";
+} from "../../mod.ts";
 import { readTag, taggedValue } from "./_hostile.ts";
 import { type ScriptedIo, type ScriptedRequest, type ScriptedServer, startScriptedServer } from "./_hostile_server.ts";
 import { Invariants, unlessStarved } from "./_hostile_ledger.ts";

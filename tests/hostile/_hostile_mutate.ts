@@ -6,7 +6,13 @@
  * are, and a {@linkcode MutatingTransport} that puts a mutation into
  * what a real (in-process) server answers.
  */
-import type { ServerAddress, Transport, TransportConnectOptions, TransportHandlers, TransportSocket } from "../mod.ts";
+import type {
+  ServerAddress,
+  Transport,
+  TransportConnectOptions,
+  TransportHandlers,
+  TransportSocket,
+} from "../../mod.ts";
 import { fromLatin1, type Rng } from "./_hostile.ts";
 
 /** How a mutated stream ends. */

@@ -1,11 +1,11 @@
-// A scripted misbehaving server (tests/_hostile_server.ts) against every client
+// A scripted misbehaving server (tests/hostile/_hostile_server.ts) against every client
 // class: replies that do not fit their request, garbage, byte-by-byte
 // dribbling, huge announced lengths, hang-ups, resets, silence, floods.
 // Each case checks the harness invariants: no call settles later than its
 // timeout + 100 ms, no call resolves with another request's value, no error
 // but a MemcacheError escapes, and the client recovers (reconnects) after.
 import assert from "node:assert/strict";
-import { describe, it } from "./_harness.ts";
+import { describe, it } from "../_support/_harness.ts";
 import {
   Client,
   type ClientOptions,
@@ -14,7 +14,7 @@ import {
   MemcacheIllegalInputError,
   MemcacheTimeoutError,
   PooledClient,
-} from "../mod.ts";
+} from "../../mod.ts";
 import { delay, envInt, guard } from "./_hostile.ts";
 import {
   type ScriptedIo,

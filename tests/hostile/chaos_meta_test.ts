@@ -1,7 +1,7 @@
-// The chaos proxy (tests/_hostile_proxy.ts) in front of a real memcached,
+// The chaos proxy (tests/hostile/_hostile_proxy.ts) in front of a real memcached,
 // under a mixed load of getOrSet (with recacheWithin and leases, keys shared
 // by every lane and client), metaGet, metaGetMany and metaSet
-// (tests/_hostile_meta_load.ts) alongside the text commands' load: random
+// (tests/hostile/_hostile_meta_load.ts) alongside the text commands' load: random
 // latency, stalls, cuts, truncations and resets, then memcached killed and
 // restarted. The ledger: late 0, hung 0, wrong 0 (every value names its key,
 // a getOrSet loader is only ever asked for its own key), lost 0 (every
@@ -10,14 +10,14 @@
 // Knobs: MEMKIT_CHAOS_SECONDS (default 3 here), MEMKIT_CHAOS_KILLS (default
 // 2 here), MEMKIT_SEED (a number, or "random"); a failure prints the seed.
 import assert from "node:assert/strict";
-import { describe, it } from "./_harness.ts";
-import { Client, type ClientOptions, HashClient, PooledClient } from "../mod.ts";
+import { describe, it } from "../_support/_harness.ts";
+import { Client, type ClientOptions, HashClient, PooledClient } from "../../mod.ts";
 import { delay, envInt, harnessSeed, Rng, withSeed } from "./_hostile.ts";
 import { type ChaosProxy, startChaosProxy } from "./_hostile_proxy.ts";
 import { Invariants } from "./_hostile_ledger.ts";
 import { type LoadClient, MixedLoad } from "./_hostile_load.ts";
 import { MetaLoad, type MetaLoadClient } from "./_hostile_meta_load.ts";
-import { haveMemcached, type MemcachedServer, startMemcached } from "./_memcached.ts";
+import { haveMemcached, type MemcachedServer, startMemcached } from "../_support/_memcached.ts";
 
 const SECONDS = envInt("MEMKIT_CHAOS_SECONDS", 3);
 const KILLS = envInt("MEMKIT_CHAOS_KILLS", 2);

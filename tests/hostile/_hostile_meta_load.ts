@@ -7,7 +7,7 @@
  * loader must be asked for the key of its call and whose value must name
  * that key.
  */
-import type { MetaResult } from "../mod.ts";
+import type { MetaResult } from "../../mod.ts";
 import { delay, type Rng, taggedValue } from "./_hostile.ts";
 import type { Invariants } from "./_hostile_ledger.ts";
 

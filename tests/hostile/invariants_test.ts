@@ -1,4 +1,4 @@
-// The harness ledger's "late" rule (tests/_hostile_ledger.ts Invariants): a call
+// The harness ledger's "late" rule (tests/hostile/_hostile_ledger.ts Invariants): a call
 // past its timeout + 100 ms is late when the process had the CPU it needed,
 // and excused when the OS simply did not run the process (a loaded machine),
 // so a green suite stays green on a busy machine and a late client is still
@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import process from "node:process";
-import { describe, it } from "./_harness.ts";
+import { describe, it } from "../_support/_harness.ts";
 import { delay } from "./_hostile.ts";
 import { Invariants } from "./_hostile_ledger.ts";
 

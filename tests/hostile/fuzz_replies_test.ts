@@ -17,7 +17,7 @@
 // or "random"); a failure prints the seed.
 import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
-import { describe, it } from "./_harness.ts";
+import { describe, it } from "../_support/_harness.ts";
 import {
   Client,
   MemcacheError,
@@ -26,7 +26,7 @@ import {
   type TransportConnectOptions,
   type TransportHandlers,
   type TransportSocket,
-} from "../mod.ts";
+} from "../../mod.ts";
 import {
   EXPECT_LINE,
   EXPECT_STATS,
@@ -34,8 +34,8 @@ import {
   type Expectation,
   type Reply,
   ReplyParser,
-} from "../src/_protocol.ts";
-import { ProtocolError } from "../src/_wire.ts";
+} from "../../src/protocol/_reply_parser.ts";
+import { ProtocolError } from "../../src/protocol/_wire.ts";
 import { envInt, fromLatin1, harnessSeed, latin1, readTag, Rng, withSeed } from "./_hostile.ts";
 import { RequestReader, type ScriptedRequest, ServerModel, startScriptedServer } from "./_hostile_server.ts";
 import { Invariants } from "./_hostile_ledger.ts";

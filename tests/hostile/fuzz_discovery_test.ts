@@ -15,14 +15,14 @@
 // Sizes: MEMKIT_FUZZ_ITERATIONS (default 300) parses x5, a tenth of it in
 // refreshes. Seed: MEMKIT_SEED (a number, or "random"); a failure prints it.
 import assert from "node:assert/strict";
-import { describe, it } from "./_harness.ts";
-import { HashClient, MemcacheError } from "../mod.ts";
-import { MAX_CLUSTER_NODES, parseClusterConfig } from "../src/_discovery.ts";
+import { describe, it } from "../_support/_harness.ts";
+import { HashClient, MemcacheError } from "../../mod.ts";
+import { MAX_CLUSTER_NODES, parseClusterConfig } from "../../src/clients/_discovery.ts";
 import { envInt, fromLatin1, harnessSeed, latin1, Rng, taggedValue, withSeed } from "./_hostile.ts";
 import { Invariants } from "./_hostile_ledger.ts";
 import { type Ending, lineBytesOf, mutate } from "./_hostile_mutate.ts";
 import { type ScriptedServer, startScriptedServer } from "./_hostile_server.ts";
-import { entriesReply, entryOf } from "./_config_endpoint.ts";
+import { entriesReply, entryOf } from "../_support/_config_endpoint.ts";
 
 const ITERATIONS = envInt("MEMKIT_FUZZ_ITERATIONS", 300);
 const TIMEOUT = 1000;

@@ -4,8 +4,8 @@
  * sessions): a hostile script answers what it does not twist with these,
  * byte for byte what memcached 1.6.18 would send.
  */
-import { MemorySession } from "../src/_memory_session.ts";
-import { MemoryStore } from "../src/_memory_store.ts";
+import { MemorySession } from "../../src/server/_session.ts";
+import { MemoryStore } from "../../src/server/_store.ts";
 import { fromLatin1, latin1 } from "./_hostile.ts";
 import type { ScriptedIo, ScriptedRequest } from "./_hostile_server.ts";
 
