@@ -5,8 +5,7 @@
  * settle wait on a gate the test opens, so no assertion depends on timing.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import process from "node:process";
+import { runFleet } from "../_support/_fleet.ts";
 import { describe, it } from "../_support/_harness.ts";
 import {
   Client,
@@ -134,42 +133,15 @@ describe("getOrSet", () => {
     const key = freshKey("fleet");
     const counter = freshKey("fleet-runs");
     await admin.set(counter, 0, { noreply: false });
-    const isDeno = typeof process.versions.deno === "string";
-    const child =
-      new URL(isDeno ? "../_support/_get_or_set_child.ts" : "../_support/_get_or_set_child.js", import.meta.url)
-        .pathname;
-    const command = isDeno ? [process.execPath, "run", "--allow-all", child] : [process.execPath, child];
-    const children = Array.from({ length: 4 }, () => {
-      const proc = spawn(command[0], [...command.slice(1), server.spec, key, counter, "250", "300"], {
-        stdio: ["pipe", "pipe", "inherit"],
-      });
-      let out = "";
-      const ready = new Promise<void>((resolve) => {
-        proc.stdout!.on("data", (d) => {
-          out += d;
-          if (out.startsWith("ready\n")) resolve();
-        });
-      });
-      const exited = new Promise<number | null>((resolve) => proc.once("close", resolve));
-      return { proc, ready, exited, output: () => out.slice("ready\n".length).trim() };
-    });
-    try {
-      await Promise.all(children.map((c) => c.ready));
-      for (const c of children) c.proc.stdin!.end("go\n");
-      const codes = await Promise.all(children.map((c) => c.exited));
-      assert.deepEqual(codes, [0, 0, 0, 0]);
-      const reports = children.map((c) => JSON.parse(c.output()));
-      assert.equal(Number(await admin.get(counter)), 1, "the loader ran once across the processes");
-      assert.equal(reports.reduce((n, r) => n + r.runs, 0), 1);
-      const values = new Set(reports.flatMap((r) => r.values));
-      assert.equal(values.size, 1, `every caller got the same value: ${[...values]}`);
-      assert.equal(reports.reduce((n, r) => n + r.count, 0), 1000);
-      assert.deepEqual(reports.flatMap((r) => r.errors), []);
-      assert.equal(await admin.get(key), [...values][0]);
-    } finally {
-      for (const c of children) if (c.proc.exitCode === null) c.proc.kill("SIGKILL");
-      await Promise.all(children.map((c) => c.exited));
-    }
+    const { codes, reports } = await runFleet(server.spec, key, counter);
+    assert.deepEqual(codes, [0, 0, 0, 0]);
+    assert.equal(Number(await admin.get(counter)), 1, "the loader ran once across the processes");
+    assert.equal(reports.reduce((n, r) => n + r.runs, 0), 1);
+    const values = new Set(reports.flatMap((r) => r.values));
+    assert.equal(values.size, 1, `every caller got the same value: ${[...values]}`);
+    assert.equal(reports.reduce((n, r) => n + r.count, 0), 1000);
+    assert.deepEqual(reports.flatMap((r) => r.errors), []);
+    assert.equal(await admin.get(key), [...values][0]);
   });
 
   it("recache window: one caller fleet-wide refreshes in the background, all get the current value meanwhile", async () => {
