@@ -22,7 +22,7 @@ import process from "node:process";
 import { createInterface } from "node:readline";
 import { Client, HashClient, PooledClient } from "../mod.ts";
 import { delay, envInt, harnessSeed, Rng } from "../tests/hostile/_hostile.ts";
-import { startChaosProxy } from "../tests/hostile/_hostile_proxy.ts";
+import { injectFault, startChaosProxy } from "../tests/hostile/_hostile_proxy.ts";
 import { Invariants } from "../tests/hostile/_hostile_ledger.ts";
 import { type LoadClient, MixedLoad, watchLoop } from "../tests/hostile/_hostile_load.ts";
 import { startMemcached } from "../tests/_support/_memcached.ts";
@@ -70,20 +70,7 @@ async function serve(seed: number): Promise<void> {
   say({ proxy: proxy.spec, server: server.spec });
   while (!stopping) {
     await delay(100 + rng.int(400));
-    const links = proxy.links();
-    if (links.length === 0) continue;
-    const link = rng.pick(links);
-    const dir = rng.chance(0.8) ? link.down : link.up;
-    const roll = rng.int(5);
-    if (roll === 0) (dir.latency = rng.int(150), faults.latency++);
-    else if (roll === 1) {
-      dir.stall();
-      faults.stall++;
-      const timer = setTimeout(() => (timers.delete(timer), dir.resume()), 100 + rng.int(900));
-      timers.add(timer);
-    } else if (roll === 2) (dir.cutAfter(rng.int(5000), { reset: rng.chance(0.5) }), faults.cut++);
-    else if (roll === 3) (dir.truncateAfter(rng.int(5000)), faults.truncate++);
-    else (link.reset(), faults.reset++);
+    injectFault(proxy, rng, faults, timers, { maxStallMs: 1000, resetCuts: true });
   }
   for (const timer of timers) clearTimeout(timer);
   lines.close();

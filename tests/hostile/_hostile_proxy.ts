@@ -237,3 +237,48 @@ export async function startChaosProxy(
   Object.assign(proxy, { spec: `127.0.0.1:${port}`, port });
   return proxy;
 }
+
+/** How many faults of each kind {@linkcode injectFault} caused. */
+export interface FaultCounts {
+  latency: number;
+  stall: number;
+  cut: number;
+  truncate: number;
+  reset: number;
+}
+
+/** Fresh fault counts. */
+export function faultCounts(): FaultCounts {
+  return { latency: 0, stall: 0, cut: 0, truncate: 0, reset: 0 };
+}
+
+/**
+ * One random fault on one random link of `proxy` (most often on the reply
+ * direction): latency, a stall resumed up to `maxStallMs` later (its timer
+ * goes into `timers`, for the caller to clear), a cut (a reset instead of
+ * a close when `resetCuts` and a coin say so), a truncation or a reset.
+ * Nothing when no link is open.
+ */
+export function injectFault(
+  proxy: ChaosProxy,
+  rng: { int(n: number): number; chance(p: number): boolean; pick<T>(items: readonly T[]): T },
+  faults: FaultCounts,
+  timers: Set<ReturnType<typeof setTimeout>>,
+  { maxStallMs = 800, resetCuts = false } = {},
+): void {
+  const links = proxy.links();
+  if (links.length === 0) return;
+  const link = rng.pick(links);
+  const dir = rng.chance(0.8) ? link.down : link.up;
+  const roll = rng.int(5);
+  if (roll === 0) (dir.latency = rng.int(150), faults.latency++);
+  else if (roll === 1) {
+    dir.stall();
+    faults.stall++;
+    const timer = setTimeout(() => (timers.delete(timer), dir.resume()), 100 + rng.int(maxStallMs - 100));
+    timers.add(timer);
+  } else if (roll === 2) {
+    (dir.cutAfter(rng.int(5000), resetCuts ? { reset: rng.chance(0.5) } : undefined), faults.cut++);
+  } else if (roll === 3) (dir.truncateAfter(rng.int(5000)), faults.truncate++);
+  else (link.reset(), faults.reset++);
+}

@@ -19,7 +19,7 @@ import {
   PooledClient,
 } from "../../mod.ts";
 import { delay, envInt, harnessSeed, Rng, taggedValue, withSeed } from "./_hostile.ts";
-import { type ChaosProxy, startChaosProxy } from "./_hostile_proxy.ts";
+import { type ChaosProxy, faultCounts, injectFault, startChaosProxy } from "./_hostile_proxy.ts";
 import { Invariants, unlessStarved } from "./_hostile_ledger.ts";
 import { type LoadClient, MixedLoad } from "./_hostile_load.ts";
 import { haveMemcached, type MemcachedServer, startMemcached } from "../_support/_memcached.ts";
@@ -180,7 +180,7 @@ describe("chaos proxy: random faults under mixed load", () => {
         const inv = new Invariants("chaos");
         const clients = clientsThrough(proxy, { timeout: TIMEOUT, connectTimeout: TIMEOUT });
         const load = new MixedLoad({ clients, inv, rng, timeout: TIMEOUT, prefix: `chaos${seed}` });
-        const faults = { latency: 0, stall: 0, cut: 0, truncate: 0, reset: 0 };
+        const faults = faultCounts();
         proxy.onLink = (link) => {
           if (rng.chance(0.3)) link.down.latency = rng.int(80);
         };
@@ -190,20 +190,7 @@ describe("chaos proxy: random faults under mixed load", () => {
           const until = Date.now() + SECONDS * 1000;
           while (Date.now() < until) {
             await delay(50 + rng.int(150));
-            const links = proxy.links();
-            if (links.length === 0) continue;
-            const link = rng.pick(links);
-            const dir = rng.chance(0.8) ? link.down : link.up;
-            const roll = rng.int(5);
-            if (roll === 0) (dir.latency = rng.int(150), faults.latency++);
-            else if (roll === 1) {
-              dir.stall();
-              faults.stall++;
-              const timer = setTimeout(() => (timers.delete(timer), dir.resume()), 100 + rng.int(700));
-              timers.add(timer);
-            } else if (roll === 2) (dir.cutAfter(rng.int(5000)), faults.cut++);
-            else if (roll === 3) (dir.truncateAfter(rng.int(5000)), faults.truncate++);
-            else (link.reset(), faults.reset++);
+            injectFault(proxy, rng, faults, timers);
             if (rng.chance(0.1)) {
               // Now and then, check the server holds every acknowledged write.
               await load.pause();
