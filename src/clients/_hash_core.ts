@@ -174,7 +174,7 @@ function passingSerialized(serde: Serde): Serde {
  * console.log(await cluster.getMany(["a", "b", "c"])); // Map { "a" => 1, "b" => 2, "c" => 3 }
  * ```
  */
-export class HashClient implements Commands {
+export class HashCore implements Commands {
   /**
    * The servers, as their clients name them (`"host:port"` or a path), in
    * the order given (with {@linkcode HashClient.discover}: as the cluster

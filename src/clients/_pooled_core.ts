@@ -91,7 +91,7 @@ interface Idle {
  * console.log(await pool.get("k42")); // 42
  * ```
  */
-export class PooledClient implements Commands {
+export class PooledCore implements Commands {
   /** The server as `"host:port"` or a socket path. */
   readonly server: string;
   /** The parsed server address. */

@@ -96,7 +96,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * await client.set("k", "v");
  * ```
  */
-export class RetryingClient<C extends Commands = Client> implements Commands {
+export class RetryingCore<C extends Commands = Client> implements Commands {
   /** The wrapped client. */
   readonly client: C;
   /** Attempts per call. */
