@@ -200,7 +200,7 @@ export class HashCore {
   #placement: Placement<Inner>;
   #discovery: AutoDiscovery | undefined;
   /** The public HashClient: getOrSet's refreshes belong to it. */
-  readonly #owner: object;
+  readonly #owner: { close(): Promise<void> };
   /** Each public HashClient's core, for discover. */
   static #cores = new WeakMap<object, HashCore>();
 
@@ -211,7 +211,7 @@ export class HashCore {
    * @throws {TypeError} for an invalid server spec or option.
    * @throws {MemcacheIllegalInputError} for an invalid key prefix.
    */
-  constructor(owner: object, servers: Iterable<ServerSpec>, options: HashClientOptions = {}) {
+  constructor(owner: { close(): Promise<void> }, servers: Iterable<ServerSpec>, options: HashClientOptions = {}) {
     this.#owner = owner;
     HashCore.#cores.set(owner, this);
     const {
@@ -573,7 +573,7 @@ export class HashCore {
 
   /** Same as {@linkcode HashClient.close}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
+    return this.#owner.close(); // the public object's: a subclass's or a patched close() runs
   }
 
   /** @internal The request limit (ms; `undefined`: none) close() bounds background work with. */

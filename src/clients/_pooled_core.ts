@@ -115,7 +115,7 @@ export class PooledCore {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closing = new Set<Promise<void>>();
   /** The public PooledClient: getOrSet's refreshes belong to it. */
-  readonly #owner: object;
+  readonly #owner: { close(): Promise<void> };
 
   /**
    * Creates the pool; no connection opens until the first call.
@@ -124,7 +124,7 @@ export class PooledCore {
    * @throws {TypeError} for an invalid server spec, timeout or pool option.
    * @throws {MemcacheIllegalInputError} for an invalid key prefix.
    */
-  constructor(owner: object, server: ServerSpec, options: PooledClientOptions = {}) {
+  constructor(owner: { close(): Promise<void> }, server: ServerSpec, options: PooledClientOptions = {}) {
     this.#owner = owner;
     const { maxPoolSize, poolIdleTimeout, poolBlocking, ...clientOptions } = options;
     this.#template = new Client(server, clientOptions);
@@ -327,7 +327,7 @@ export class PooledCore {
 
   /** Same as {@linkcode PooledClient.close}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
+    return this.#owner.close(); // the public object's: a subclass's or a patched close() runs
   }
 
   /** @internal The request limit (ms; `undefined`: none) close() bounds background work with. */

@@ -99,7 +99,7 @@ export class RetryingCore<C extends Commands = Client> {
   readonly #retryFor: ErrorClass[];
   readonly #doNotRetryFor: ErrorClass[];
   /** The public RetryingClient: what observers wrap and getOrSet's refreshes belong to. */
-  readonly #owner: object;
+  readonly #owner: { close(): Promise<void> };
 
   /**
    * Wraps `client`.
@@ -109,7 +109,7 @@ export class RetryingCore<C extends Commands = Client> {
    * `retryDelay` not a number of milliseconds, or `retryFor` /
    * `doNotRetryFor` hold anything but error classes, or share a class.
    */
-  constructor(owner: object, client: C, options: RetryingClientOptions = {}) {
+  constructor(owner: { close(): Promise<void> }, client: C, options: RetryingClientOptions = {}) {
     this.#owner = owner;
     const attempts = options.attempts ?? 2;
     if (!Number.isInteger(attempts) || attempts < 1) {
@@ -186,7 +186,7 @@ export class RetryingCore<C extends Commands = Client> {
 
   /** Same as {@linkcode RetryingClient.close}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
+    return this.#owner.close(); // the public object's: a subclass's or a patched close() runs
   }
 
   /** @internal The wrapped client's request limit (ms; `undefined`: none), which bounds close()'s wait. */
