@@ -89,15 +89,15 @@ export {
 } from "./src/errors.ts";
 export type { MemcacheErrorOptions } from "./src/errors.ts";
 export { HashClient } from "./src/clients/hash_client.ts";
-export type { DiscoveryOptions, HashClientOptions } from "./src/clients/hash_client.ts";
+export type { DiscoveryOptions, HashClientOptions } from "./src/clients/_hash_core.ts";
 export { MemcachedCache } from "./src/cache/memcached_cache.ts";
 export type { CacheClientLike, MemcachedCacheOptions } from "./src/cache/memcached_cache.ts";
 export { MemcachePickleError, PickleSerde } from "./src/values/pickle_serde.ts";
 export type { PickleSerdeOptions, PythonClientName } from "./src/values/pickle_serde.ts";
 export { PooledClient } from "./src/clients/pooled_client.ts";
-export type { PooledClientOptions } from "./src/clients/pooled_client.ts";
+export type { PooledClientOptions } from "./src/clients/_pooled_core.ts";
 export { RetryingClient } from "./src/clients/retrying_client.ts";
-export type { ErrorClass, RetryableClient, RetryingClientOptions } from "./src/clients/retrying_client.ts";
+export type { ErrorClass, RetryableClient, RetryingClientOptions } from "./src/clients/_retrying_core.ts";
 export {
   CompressedSerde,
   defaultSerde,

@@ -1,35 +1,28 @@
 /**
- * `HashClient`: keys spread over several memcached servers, with
- * pymemcache's `HashClient` API, placement and failover.
+ * The hand-written part of `HashClient` (keys spread over several
+ * memcached servers, with pymemcache's `HashClient` API, placement and
+ * failover): `HashCore` holds its state and logic. src/clients/hash_client.ts,
+ * written by scripts/gen_commands.ts, is the public class: every public
+ * member here, with its doc comment, plus the commands, each delegating
+ * to {@linkcode HashCore.run}.
  *
  * @module
  */
 
-import { Client } from "./client.ts";
-import type { GetOrSetOptions, InvalidateOptions, Loader } from "./_get_or_set.ts"; // generated: the commands' types
-import type { Mapping } from "./_mapping.ts"; // generated: the commands' types
-import type {
-  MetaArithmeticOptions,
-  MetaDeleteOptions,
-  MetaGetManyOptions,
-  MetaGetOptions,
-  MetaKey,
-  MetaResult,
-  MetaSetOptions,
-} from "../protocol/_meta.ts"; // generated: the commands' types
-import type { NoreplyOptions, StoreOptions, Value } from "./client.ts"; // generated: the commands' types
-import { type CommandName, type CommandRow, type Commands, missOf, rowOf, runComposed } from "./commands.ts";
+import { Client, type StoreOptions } from "./client.ts";
+import { type CommandName, type CommandRow, missOf, rowOf } from "./commands.ts";
 import { AutoDiscovery } from "./_discovery.ts";
 import { MemcacheError, MemcacheIllegalInputError } from "../errors.ts";
 import type { Node } from "../placement/_failover.ts";
 import { checkKey as checkWireKey, keyBytes } from "../protocol/_keys.ts";
-import { entriesOf } from "./_mapping.ts";
+import { entriesOf, type Mapping } from "./_mapping.ts";
 import { checkMs } from "./_options.ts";
 import { endBackground, requestTimeout, timeoutOf } from "./_background.ts";
 import { serverEvents } from "./_observe.ts";
 import { HASHERS, Placement } from "../placement/_placement.ts";
 import { checkCompatibleWith, type PythonClientName, pythonHasher, pythonSerde } from "./_python_compat.ts";
-import { PooledClient, type PooledClientOptions } from "./pooled_client.ts";
+import { PooledClient } from "./pooled_client.ts";
+import type { PooledClientOptions } from "./_pooled_core.ts";
 import type { Serde } from "../values/serde.ts";
 import type { ServerSpec } from "../connection/transport.ts";
 import { defaultPoolLimit } from "../connection/_default_transport.ts";
@@ -174,7 +167,7 @@ function passingSerialized(serde: Serde): Serde {
  * console.log(await cluster.getMany(["a", "b", "c"])); // Map { "a" => 1, "b" => 2, "c" => 3 }
  * ```
  */
-export class HashCore implements Commands {
+export class HashCore {
   /**
    * The servers, as their clients name them (`"host:port"` or a path), in
    * the order given (with {@linkcode HashClient.discover}: as the cluster
@@ -206,6 +199,10 @@ export class HashCore implements Commands {
   /** The servers, their ring and failover. */
   #placement: Placement<Inner>;
   #discovery: AutoDiscovery | undefined;
+  /** The public HashClient: getOrSet's refreshes belong to it. */
+  readonly #owner: { close(): Promise<void> };
+  /** Each public HashClient's core, for discover. */
+  static #cores = new WeakMap<object, HashCore>();
 
   /**
    * Creates a client for the cluster; no connection opens until a call needs one.
@@ -214,7 +211,9 @@ export class HashCore implements Commands {
    * @throws {TypeError} for an invalid server spec or option.
    * @throws {MemcacheIllegalInputError} for an invalid key prefix.
    */
-  constructor(servers: Iterable<ServerSpec>, options: HashClientOptions = {}) {
+  constructor(owner: { close(): Promise<void> }, servers: Iterable<ServerSpec>, options: HashClientOptions = {}) {
+    this.#owner = owner;
+    HashCore.#cores.set(owner, this);
     const {
       hasher,
       seed,
@@ -310,19 +309,24 @@ export class HashCore implements Commands {
    *   over the limits or lists an invalid node; whatever the first read
    *   fails with otherwise (no client is made).
    */
-  static async discover(endpoint: ServerSpec, options: DiscoveryOptions = {}): Promise<HashClient> {
+  static async discover<T extends object>(
+    cls: new (servers: ServerSpec[], options: HashClientOptions) => T,
+    endpoint: ServerSpec,
+    options: DiscoveryOptions = {},
+  ): Promise<T> {
     const { discoveryInterval, onDiscoveryError, ...rest } = options;
     const interval = checkMs("discoveryInterval", discoveryInterval ?? 60_000);
     if (onDiscoveryError !== undefined && typeof onDiscoveryError !== "function") {
       throw new TypeError("onDiscoveryError must be a function");
     }
-    const client = new HashClient([], rest); // checks the options
-    client.#discovery = await AutoDiscovery.start(
+    const client = new cls([], rest); // checks the options
+    const core = HashCore.#cores.get(client)!;
+    core.#discovery = await AutoDiscovery.start(
       endpoint,
       rest,
       interval,
       onDiscoveryError,
-      (servers) => client.#placement.setServers(servers),
+      (servers) => core.#placement.setServers(servers),
     );
     return client;
   }
@@ -373,7 +377,7 @@ export class HashCore implements Commands {
   // ---- the commands, routed as src/clients/commands.ts says
 
   /** Runs command `name` where its route says, with failover. */
-  #run(name: CommandName, args: unknown[]): Promise<unknown> {
+  run(name: CommandName, args: unknown[]): Promise<unknown> {
     const row = rowOf(name);
     const call = (client: Inner) => (client[name] as AnyMethod)(...args);
     switch (row.route) {
@@ -492,379 +496,7 @@ export class HashCore implements Commands {
     return Promise.all(results).then(store);
   }
 
-  // ---- generated by scripts/gen_commands.ts from src/clients/commands.ts: do not edit by hand
-  /**
-   * Stores a value. Resolves to `true` (always, as pymemcache: with
-   * noreply nothing is known; otherwise failures throw).
-   *
-   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
-   * resolves `false`.
-   *
-   * @throws {MemcacheIllegalInputError} for a bad key, value, expire or flags (nothing is sent).
-   * @throws {MemcacheServerError} e.g. for a value over the server's item size (with noreply the server stays silent).
-   */
-  set(key: string, value: unknown, options: StoreOptions = {}): Promise<boolean> {
-    return this.#run("set", [key, value, options]) as Promise<boolean>;
-  }
-
-  /**
-   * Stores only if the key is absent: `true` if stored (or noreply), `false` if it exists.
-   *
-   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
-   * resolves `false`.
-   */
-  add(key: string, value: unknown, options: StoreOptions = {}): Promise<boolean> {
-    return this.#run("add", [key, value, options]) as Promise<boolean>;
-  }
-
-  /**
-   * Stores only if the key exists: `true` if stored (or noreply), `false` if it is absent.
-   *
-   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
-   * resolves `false`.
-   */
-  replace(key: string, value: unknown, options: StoreOptions = {}): Promise<boolean> {
-    return this.#run("replace", [key, value, options]) as Promise<boolean>;
-  }
-
-  /**
-   * Appends bytes to an existing value: `true` if done (or noreply), `false` if absent.
-   *
-   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
-   * resolves `false`.
-   */
-  append(key: string, value: unknown, options: StoreOptions = {}): Promise<boolean> {
-    return this.#run("append", [key, value, options]) as Promise<boolean>;
-  }
-
-  /**
-   * Prepends bytes to an existing value: `true` if done (or noreply), `false` if absent.
-   *
-   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
-   * resolves `false`.
-   */
-  prepend(key: string, value: unknown, options: StoreOptions = {}): Promise<boolean> {
-    return this.#run("prepend", [key, value, options]) as Promise<boolean>;
-  }
-
-  /**
-   * Check-and-set: `true` if stored, `false` if the item changed since
-   * `cas` was read, `null` if it does not exist. Waits for the reply unless
-   * `noreply: true` (then `true`).
-   *
-   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
-   * resolves `false`.
-   */
-  cas(key: string, value: unknown, cas: string | number | bigint, options: StoreOptions = {}): Promise<boolean | null> {
-    return this.#run("cas", [key, value, cas, options]) as Promise<boolean | null>;
-  }
-
-  /**
-   * Stores many values, pipelined. Resolves to the keys (as passed) that
-   * were not stored; always empty with noreply.
-   *
-   * Split per server and run in parallel, with failover. Every key is checked and every value serialized before
-   * any is sent: a bad pair fails the call with nothing stored anywhere. The keys not stored of every server,
-   * in one list. With `ignoreExc` a failing server's keys are reported not stored.
-   */
-  setMany(values: Mapping, options: StoreOptions = {}): Promise<string[]> {
-    return this.#run("setMany", [values, options]) as Promise<string[]>;
-  }
-
-  /** Alias of {@linkcode HashClient.setMany}. */
-  setMulti(values: Mapping, options: StoreOptions = {}): Promise<string[]> {
-    return this.setMany(values, options);
-  }
-
-  /**
-   * The value of `key`, or `defaultValue` on a miss. A byte value up to
-   * 4 KiB may be a view of a shared `ArrayBuffer`; see {@linkcode HashClient.getMany}.
-   *
-   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
-   * resolves as a miss does.
-   */
-  get(key: string, defaultValue: Value = null): Promise<Value> {
-    return this.#run("get", [key, defaultValue]) as Promise<Value>;
-  }
-
-  /**
-   * The values of the keys found, keyed as passed (without the prefix).
-   * Byte values up to 4 KiB may be views of a shared 8 KiB `ArrayBuffer`,
-   * as Node's pooled Buffers are (see the README): `value.slice()` before
-   * transferring a value's `.buffer` or keeping it for long.
-   *
-   * Split per server and run in parallel, with failover; the results are merged, keyed as passed. With
-   * `ignoreExc` a failure resolves as a miss does.
-   */
-  getMany(keys: Iterable<string>): Promise<Map<string, Value>> {
-    return this.#run("getMany", [keys]) as Promise<Map<string, Value>>;
-  }
-
-  /** Alias of {@linkcode HashClient.getMany}. */
-  getMulti(keys: Iterable<string>): Promise<Map<string, Value>> {
-    return this.getMany(keys);
-  }
-
-  /**
-   * `[value, cas]` of `key`, or `[defaultValue, casDefault]` on a miss.
-   *
-   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
-   * resolves as a miss does.
-   */
-  gets(key: string, defaultValue: Value = null, casDefault: string | null = null): Promise<[Value, string | null]> {
-    return this.#run("gets", [key, defaultValue, casDefault]) as Promise<[Value, string | null]>;
-  }
-
-  /**
-   * `[value, cas]` of every key found, keyed as passed.
-   *
-   * Split per server and run in parallel, with failover; the results are merged, keyed as passed. With
-   * `ignoreExc` a failure resolves as a miss does.
-   */
-  getsMany(keys: Iterable<string>): Promise<Map<string, [Value, string]>> {
-    return this.#run("getsMany", [keys]) as Promise<Map<string, [Value, string]>>;
-  }
-
-  /**
-   * Like {@linkcode HashClient.get}, setting the item's expiry to `expire` seconds.
-   *
-   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
-   * resolves as a miss does.
-   */
-  gat(key: string, expire = 0, defaultValue: Value = null): Promise<Value> {
-    return this.#run("gat", [key, expire, defaultValue]) as Promise<Value>;
-  }
-
-  /**
-   * Like {@linkcode HashClient.gets}, setting the item's expiry to `expire` seconds.
-   *
-   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
-   * resolves as a miss does.
-   */
-  gats(
-    key: string,
-    expire = 0,
-    defaultValue: Value = null,
-    casDefault: string | null = null,
-  ): Promise<[Value, string | null]> {
-    return this.#run("gats", [key, expire, defaultValue, casDefault]) as Promise<[Value, string | null]>;
-  }
-
-  /**
-   * Deletes `key`: `true` if deleted (or noreply), `false` if it was absent.
-   *
-   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
-   * resolves `false`.
-   */
-  delete(key: string, options: NoreplyOptions = {}): Promise<boolean> {
-    return this.#run("delete", [key, options]) as Promise<boolean>;
-  }
-
-  /**
-   * Deletes many keys, pipelined. Resolves `true`.
-   *
-   * Split per server and run in parallel, with failover; the results are merged, keyed as passed. With
-   * `ignoreExc` a failure resolves `true`.
-   */
-  deleteMany(keys: Iterable<string>, options: NoreplyOptions = {}): Promise<true> {
-    return this.#run("deleteMany", [keys, options]) as Promise<true>;
-  }
-
-  /** Alias of {@linkcode HashClient.deleteMany}. */
-  deleteMulti(keys: Iterable<string>, options: NoreplyOptions = {}): Promise<true> {
-    return this.deleteMany(keys, options);
-  }
-
-  /**
-   * Adds `value` to a decimal counter. Resolves to the new value (a
-   * `bigint` above 2^53-1), or `null` if the key is absent or with
-   * noreply. Waits for the reply unless `noreply: true`.
-   *
-   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
-   * resolves `null`.
-   */
-  incr(key: string, value: number | bigint, options: NoreplyOptions = {}): Promise<number | bigint | null> {
-    return this.#run("incr", [key, value, options]) as Promise<number | bigint | null>;
-  }
-
-  /**
-   * Subtracts from a counter; memcached stops at 0. Otherwise as {@linkcode HashClient.incr}.
-   *
-   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
-   * resolves `null`.
-   */
-  decr(key: string, value: number | bigint, options: NoreplyOptions = {}): Promise<number | bigint | null> {
-    return this.#run("decr", [key, value, options]) as Promise<number | bigint | null>;
-  }
-
-  /**
-   * Sets the expiry of `key`: `true` if touched (or noreply), `false` if absent.
-   *
-   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
-   * resolves `false`.
-   */
-  touch(key: string, expire = 0, options: NoreplyOptions = {}): Promise<boolean> {
-    return this.#run("touch", [key, expire, options]) as Promise<boolean>;
-  }
-
-  /**
-   * Sets the server's memory limit in megabytes. Resolves `true`.
-   *
-   * Runs on every live server, with failover (see the class doc). With `ignoreExc` a failure resolves `true`.
-   */
-  cacheMemlimit(megabytes: number): Promise<true> {
-    return this.#run("cacheMemlimit", [megabytes]) as Promise<true>;
-  }
-
-  /**
-   * Sets the server's log verbosity. Resolves `true`.
-   *
-   * Runs on every live server, with failover (see the class doc). With `ignoreExc` a failure resolves `true`.
-   */
-  verbosity(level: number, options: NoreplyOptions = {}): Promise<true> {
-    return this.#run("verbosity", [level, options]) as Promise<true>;
-  }
-
-  /**
-   * Invalidates every item, after `delay` seconds. `true` once the server
-   * confirms (or with noreply).
-   *
-   * Runs on every live server, with failover (see the class doc). With `ignoreExc` a failure resolves `false`.
-   */
-  flushAll(delay = 0, options: NoreplyOptions = {}): Promise<boolean> {
-    return this.#run("flushAll", [delay, options]) as Promise<boolean>;
-  }
-
-  /**
-   * Asks the server to shut down (memcached needs `-A`). Resolves once the
-   * server closed the connection.
-   *
-   * Runs on every live server, with failover (see the class doc).
-   *
-   * @throws {MemcacheUnknownCommandError} when the server has shutdown disabled.
-   */
-  shutdown(graceful = false): Promise<void> {
-    return this.#run("shutdown", [graceful]) as Promise<void>;
-  }
-
-  /**
-   * `mg`: reads `key` (a string, or any bytes as a `Uint8Array`, sent
-   * base64) with what `options` asks for: by default its value (through
-   * the serde), plus any of cas, TTL, size, last access, hit-before, and
-   * touch, vivify-on-miss and early-recache leases. A miss resolves to
-   * `{ hit: false, … }`. See {@linkcode MetaGetOptions}, {@linkcode MetaResult}.
-   *
-   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
-   * resolves as a miss does.
-   *
-   * @throws {MemcacheIllegalInputError} for a bad key or option (nothing is sent).
-   * @throws {MemcacheUnknownCommandError} when the server does not speak meta.
-   */
-  metaGet(key: MetaKey, options?: MetaGetOptions): Promise<MetaResult> {
-    return this.#run("metaGet", [key, options]) as Promise<MetaResult>;
-  }
-
-  /**
-   * Reads many keys in one round trip: a quiet `mg … q` per key (misses
-   * send nothing) closed by one `mn`. Resolves to the hits, keyed by the
-   * keys as passed (a `Uint8Array` key: that very object).
-   *
-   * Split per server and run in parallel, with failover; the results are merged, keyed as passed. With
-   * `ignoreExc` a failure resolves as a miss does.
-   */
-  metaGetMany(keys: Iterable<MetaKey>, options?: MetaGetManyOptions): Promise<Map<MetaKey, MetaResult>> {
-    return this.#run("metaGetMany", [keys, options]) as Promise<Map<MetaKey, MetaResult>>;
-  }
-
-  /**
-   * `ms`: stores `value` (through the serde) under `key`, by `mode` (set,
-   * add, replace, append, prepend), optionally against a `cas` (with
-   * `invalidate`: an older cas stores a stale item). Resolves with
-   * `stored`; `status` says why not (`NS` not stored, `EX` cas mismatch,
-   * `NF` not found). With `noreply` the server answers only failures.
-   *
-   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
-   * resolves as a miss does.
-   */
-  metaSet(key: MetaKey, value: unknown, options?: MetaSetOptions): Promise<MetaResult> {
-    return this.#run("metaSet", [key, value, options]) as Promise<MetaResult>;
-  }
-
-  /**
-   * `md`: deletes `key` (`deleted`), optionally only at a `cas`; with
-   * `invalidate` it marks the item stale instead, so the next reader gets
-   * `win` and the others the old value with `stale`.
-   *
-   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
-   * resolves as a miss does.
-   */
-  metaDelete(key: MetaKey, options?: MetaDeleteOptions): Promise<MetaResult> {
-    return this.#run("metaDelete", [key, options]) as Promise<MetaResult>;
-  }
-
-  /**
-   * `ma`: adds `delta` (default 1) to a decimal counter, or subtracts it
-   * with `mode: "decr"` (stopping at 0); with `vivify` a missing counter is
-   * created at `initial` (the delta is not applied then). `value` is the
-   * new counter, a `number` or, above 2^53-1, a `bigint`.
-   *
-   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
-   * resolves as a miss does.
-   */
-  metaArithmetic(key: MetaKey, options?: MetaArithmeticOptions): Promise<MetaResult> {
-    return this.#run("metaArithmetic", [key, options]) as Promise<MetaResult>;
-  }
-
-  /**
-   * `mn`: resolves `true` once the server has answered everything sent before it.
-   *
-   * Runs on every live server, with failover (see the class doc). With `ignoreExc` a failure resolves `true`.
-   */
-  metaNoop(): Promise<true> {
-    return this.#run("metaNoop", []) as Promise<true>;
-  }
-
-  /**
-   * The value of `key`, or on a miss `loader(key)`'s value, stored for
-   * `options.ttl` seconds, such that concurrent callers run the loader
-   * once: in this client (concurrent calls for a key share one request and
-   * one loader run), and across clients, processes and machines (a meta
-   * lease: one caller wins and loads, the others wait for its value up to
-   * `lease.wait` ms, then load themselves). With `recacheWithin`, a hit
-   * about to expire is refreshed in the background by one caller
-   * fleet-wide while every caller gets the current value; a stale item
-   * (see {@linkcode HashClient.invalidate}) is served the same way while one
-   * caller recomputes it. A loader that throws rejects its callers with
-   * that error and hands the lease back at once. A loader result of
-   * `undefined` is returned and not stored. When memcached fails, the
-   * loader's value is returned all the same and the error goes to
-   * `options.onError`. No connection is held while the loader runs. See
-   * {@linkcode GetOrSetOptions}.
-   *
-   * Each memcached request in it runs on the key's server (see {@linkcode HashClient.serverFor}), which
-   * arbitrates the lease; with `ignoreExc` a failing server reads as a miss.
-   *
-   * @throws {MemcacheIllegalInputError} for a bad key, a loader that is not a function or bad options (nothing is sent).
-   */
-  getOrSet(key: string, loader: Loader, options: GetOrSetOptions): Promise<Value> {
-    return runComposed("getOrSet", this, [key, loader, options]) as Promise<Value>;
-  }
-
-  /**
-   * Marks `key` stale instead of deleting it (`md I`, for `staleFor`
-   * seconds if given): every {@linkcode HashClient.getOrSet} of it then gets
-   * the stale value at once while one of them, fleet-wide, recomputes it.
-   * Resolves `true` if the item existed, `false` if not.
-   *
-   * Runs on the key's server (see {@linkcode HashClient.serverFor}), with failover. With `ignoreExc` a failure
-   * resolves `false`.
-   *
-   * @throws {MemcacheIllegalInputError} for a bad key or `staleFor` (nothing is sent).
-   */
-  invalidate(key: string, options?: InvalidateOptions): Promise<boolean> {
-    return this.#run("invalidate", [key, options]) as Promise<boolean>;
-  }
-  // ---- end of generated code
+  // ---- here the public class has the commands (written by scripts/gen_commands.ts)
 
   // ---- server-wide commands: every live server, with failover
 
@@ -915,7 +547,7 @@ export class HashCore implements Commands {
    * The client stays usable; auto discovery stops (see {@linkcode HashClient.close}).
    */
   async quit(): Promise<void> {
-    const ending = endBackground(this, this[requestTimeout]); // getOrSet's refreshes (src/clients/_background.ts)
+    const ending = endBackground(this.#owner, this[requestTimeout]); // getOrSet's refreshes (src/clients/_background.ts)
     if (ending !== undefined) await ending;
     // Every client is told in this tick: calls made after quit() go out on new connections.
     const stopping = this.#discovery?.stop();
@@ -930,7 +562,7 @@ export class HashCore implements Commands {
    * longer read (the servers stay as last read).
    */
   async close(): Promise<void> {
-    const ending = endBackground(this, this[requestTimeout]); // getOrSet's refreshes (src/clients/_background.ts)
+    const ending = endBackground(this.#owner, this[requestTimeout]); // getOrSet's refreshes (src/clients/_background.ts)
     if (ending !== undefined) await ending;
     // Every client is told in this tick: calls made after close() go out on new connections.
     const stopping = this.#discovery?.stop();
@@ -941,7 +573,7 @@ export class HashCore implements Commands {
 
   /** Same as {@linkcode HashClient.close}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
+    return this.#owner.close(); // the public object's: a subclass's or a patched close() runs
   }
 
   /** @internal The request limit (ms; `undefined`: none) close() bounds background work with. */

@@ -10,10 +10,12 @@
  * 1. Write the method on `Client` (src/clients/client.ts), with its doc comment:
  *    the only implementation of the wire work.
  * 2. Add its row below, in the order of `Client`'s methods.
- * 3. Run `deno run --allow-all scripts/gen_commands.ts`: it writes the
- *    forwarders, with `Client`'s signature and doc comment, into the
- *    generated region of src/clients/pooled_client.ts, src/clients/hash_client.ts and
- *    src/clients/retrying_client.ts. The test `tests/unit/commands_deno_test.ts` fails
+ * 3. Run `deno run --allow-all scripts/gen_commands.ts`: it rewrites the
+ *    generated files src/clients/pooled_client.ts, src/clients/hash_client.ts
+ *    and src/clients/retrying_client.ts, each the public class over its
+ *    hand-written core (`_pooled_core.ts`, ...): the core's public members
+ *    and one method per command, with `Client`'s signature and doc comment,
+ *    delegating to the core. The test `tests/unit/commands_deno_test.ts` fails
  *    while that output is stale, and `tests/unit/uniformity_test.ts` while a
  *    `Client` method has no row or a class lacks a command.
  *

@@ -124,4 +124,19 @@ describe("interface uniformity", () => {
       }
     }
   });
+
+  it("each class's asyncDispose calls the object's own close(), so a subclass's or a patched close() runs", async () => {
+    const objects = {
+      Client: new Client("127.0.0.1:1"),
+      PooledClient: new PooledClient("127.0.0.1:1"),
+      HashClient: new HashClient(["127.0.0.1:1"]),
+      RetryingClient: new RetryingClient(new Client("127.0.0.1:1")),
+    };
+    for (const [className, object] of Object.entries(objects)) {
+      let closed = 0;
+      Object.defineProperty(object, "close", { value: () => (closed++, Promise.resolve()) });
+      await object[Symbol.asyncDispose]();
+      assert.equal(closed, 1, className);
+    }
+  });
 });
