@@ -243,6 +243,20 @@ export class ReplyParser {
       this.#metaLines.length === 0 && this.#metaReply === null;
   }
 
+  /**
+   * Where the next read may put its bytes: the unfilled rest of a value
+   * being received, when at least `min` bytes of it are still owed;
+   * otherwise undefined. A chunk later fed that is a view of this very
+   * place (as a transport that read into it passes) is taken without a
+   * copy. Only value bytes go there: a read never gets more room than the
+   * value still needs, so nothing after the value lands in it.
+   */
+  readTarget(min: number): Uint8Array | undefined {
+    const value = this.#value;
+    if (value === null || value.length - this.#filled < min) return undefined;
+    return value.subarray(this.#filled);
+  }
+
   /** Feeds bytes; the chunk is not kept after the call returns. */
   feed(input: Uint8Array): void {
     // Work on a plain Uint8Array: on a Node Buffer every subarray goes
@@ -257,7 +271,10 @@ export class ReplyParser {
         // Length-framed value bytes: copied as they come, never scanned.
         const want = this.#value.length - this.#filled;
         const take = Math.min(want, end - pos);
-        this.#value.set(chunk.subarray(pos, pos + take), this.#filled);
+        // Bytes a transport read straight into the value (see readTarget) are in place already.
+        if (chunk.buffer !== this.#value.buffer || chunk.byteOffset + pos !== this.#value.byteOffset + this.#filled) {
+          this.#value.set(chunk.subarray(pos, pos + take), this.#filled);
+        }
         this.#filled += take;
         pos += take;
         if (this.#filled === this.#value.length) {
@@ -632,6 +649,8 @@ const SLAB_SIZE = 8192;
 const SLAB_VALUE_MAX = 4096;
 /** Size of the outbox's buffer, which commands of many ticks share. */
 const OUTBOX_SLAB = 65536;
+/** The largest send buffer an outbox keeps for reuse (see Outbox.giveBack). */
+const SPARE_MAX = 4 * 1024 * 1024;
 /** Buffers from this size on come from `allocate` (uninitialized memory where the transport has it). */
 const UNSAFE_MIN = 65536;
 const zeroed = (size: number): Uint8Array => new Uint8Array(size);
@@ -669,6 +688,12 @@ export class Outbox {
   #len = 0;
   /** Allocates buffers for large values; see `Transport.allocUnsafe`. */
   allocate: (size: number) => Uint8Array = zeroed;
+  /**
+   * A buffer grown for a large value, given back by {@linkcode giveBack}
+   * once the transport wrote it: the next large value is copied into it
+   * instead of into new memory (fresh pages cost far more than the copy).
+   */
+  #spare: Uint8Array | null = null;
 
   /** `initial`: bytes to start with; by default the first write allocates. */
   constructor(initial = 0) {
@@ -687,9 +712,12 @@ export class Outbox {
     const need = pending + extra;
     // A slab, or for a large value a buffer sized to it (room for the
     // commands after it; doubling if one tick brings several).
-    const fresh = need <= OUTBOX_SLAB
-      ? new Uint8Array(OUTBOX_SLAB)
-      : this.allocate(Math.max(need + OUTBOX_SLAB, 2 * this.#buf.length)); // only [#start, #len) is ever sent
+    let fresh: Uint8Array;
+    if (need <= OUTBOX_SLAB) fresh = new Uint8Array(OUTBOX_SLAB);
+    else if (this.#spare !== null && this.#spare.length >= need) {
+      fresh = this.#spare;
+      this.#spare = null;
+    } else fresh = this.allocate(Math.max(need + OUTBOX_SLAB, 2 * this.#buf.length)); // only [#start, #len) is ever sent
     fresh.set(this.#buf.subarray(this.#start, this.#len));
     this.#buf = fresh;
     this.#start = 0;
@@ -750,9 +778,30 @@ export class Outbox {
   }
 
   /**
+   * True when the bytes waiting sit in a buffer grown for a large value:
+   * `take` then lets go of that buffer, which {@linkcode giveBack} can
+   * return for reuse once the transport has written it.
+   */
+  get grown(): boolean {
+    return this.#buf.length > OUTBOX_SLAB;
+  }
+
+  /**
+   * Returns a view `take` handed out from a grown buffer, once nothing
+   * holds it any more (the transport wrote it): the next large value
+   * reuses its memory. One spare is kept, up to {@linkcode SPARE_MAX}.
+   */
+  giveBack(taken: Uint8Array): void {
+    const size = taken.buffer.byteLength;
+    if (size <= OUTBOX_SLAB || size > SPARE_MAX || this.#buf.buffer === taken.buffer) return;
+    if (this.#spare === null || this.#spare.length < size) this.#spare = new Uint8Array(taken.buffer, 0, size);
+  }
+
+  /**
    * Removes and returns everything written so far: a view that is never
    * written to again (later commands go after it, or into a new buffer), so
-   * a transport may hold it until its write completes. A view instead of a
+   * a transport may hold it until its write completes (a grown
+   * buffer: until it is given back). A view instead of a
    * copy, since a new ArrayBuffer per tick costs more than encoding a get.
    */
   take(): Uint8Array {
