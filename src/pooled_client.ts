@@ -236,8 +236,10 @@ export class PooledClient implements Commands {
     let best!: Client;
     let bestSlot!: Slot;
     for (const [client, slot] of this.#busy) {
-      if (bestSlot === undefined || (slot.large === 0) > (bestSlot.large === 0) ||
-        ((slot.large === 0) === (bestSlot.large === 0) && slot.calls < bestSlot.calls)) {
+      if (
+        bestSlot === undefined || (slot.large === 0) > (bestSlot.large === 0) ||
+        ((slot.large === 0) === (bestSlot.large === 0) && slot.calls < bestSlot.calls)
+      ) {
         best = client;
         bestSlot = slot;
       }

@@ -129,7 +129,9 @@ describe("a reused send buffer (write's done)", () => {
     await client.set("c", pattern(300_000, 3), { noreply: false }); // a's buffer, given back, is reused
     assert.ok(transport.held[2].data.buffer === transport.held[0].data.buffer);
     await client.set("d", pattern(300_000, 4), { noreply: false }); // b and c still held: new memory again
-    for (const i of [1, 2, 3]) assert.ok(equalBytes(transport.held[i].data, transport.held[i].copy), `write ${i} changed`);
+    for (const i of [1, 2, 3]) {
+      assert.ok(equalBytes(transport.held[i].data, transport.held[i].copy), `write ${i} changed`);
+    }
     assert.ok(transport.held[3].data.buffer !== transport.held[1].data.buffer);
     assert.ok(transport.held[3].data.buffer !== transport.held[2].data.buffer);
   });
