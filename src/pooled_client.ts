@@ -28,8 +28,10 @@ import { leavesConnectionUsable } from "./_usable.ts";
 /** Options of {@linkcode PooledClient}: those of {@linkcode ClientOptions} plus the pool's. */
 export interface PooledClientOptions extends ClientOptions {
   /**
-   * Most connections open at once. A call gets a connection to itself
-   * while one is free or can be opened, as in pymemcache; past that, see
+   * Most connections open at once. Connections open only when they help:
+   * small calls share one connection's pipeline until 64 are in flight on
+   * it, and a call with a value of 64 KiB or more gets a connection of its
+   * own (see {@linkcode PooledClient}); past `maxPoolSize`, see
    * `poolBlocking`.
    * @default {10}
    */
@@ -41,9 +43,10 @@ export interface PooledClientOptions extends ClientOptions {
    */
   poolIdleTimeout?: number;
   /**
-   * When all `maxPoolSize` connections are busy: `true` queues the call on
-   * the connection with the fewest requests in flight (it waits behind
-   * them, pipelined); `false` rejects it with `MemcacheError` at once.
+   * When all `maxPoolSize` connections are taken (each with 64 requests
+   * in flight or a large value): `true` queues the call on the least busy
+   * one, a connection without a large value first (it waits behind them,
+   * pipelined); `false` rejects it with `MemcacheError` at once.
    * @default {true}
    */
   poolBlocking?: boolean;
@@ -64,11 +67,13 @@ interface Slot {
 }
 
 /**
- * Requests a pooled connection carries at once before a call goes to
- * another connection. A pipeline is the cheapest way to carry small
- * requests (one write and one read for many); past this depth another
- * connection spreads the work over the server's threads. Measured with
- * bench S2/S3 (50 in flight): 32 keeps them on one or two connections.
+ * Requests a pooled connection carries at once before a small call goes
+ * to another connection. A pipeline is the cheapest way to carry small
+ * requests (one write and one read for many, on one event loop); past
+ * this depth another connection spreads the work over the server's
+ * threads. Measured with bench S2/S3 (50 in flight): at 32 the 50 split
+ * over two connections and the pool ran at about 0.6 of a Client; at 64
+ * they stay on one.
  */
 const PIPELINE_DEPTH = 64;
 
@@ -90,16 +95,22 @@ function isLarge(value: unknown): boolean {
 
 /**
  * A client for one memcached server that runs requests on up to
- * `maxPoolSize` connections, mirroring pymemcache's `PooledClient`.
+ * `maxPoolSize` connections, with pymemcache's `PooledClient` options.
  *
- * A call takes a free connection for itself (the most recently used one
- * first), or opens a new one while fewer than `maxPoolSize` are open, so
- * a slow request only holds up its own connection. When all are busy, the
- * call queues behind the requests on the least busy connection and is
- * pipelined with them (`poolBlocking: true`, the default; its `timeout`
- * counts the wait, and if a request ahead of it times out, the connection
- * closes and the call fails with it), or rejects at once
- * (`poolBlocking: false`). The pool never has more than `maxPoolSize`
+ * A connection opens only when it helps. A pipelined connection is the
+ * fastest way to carry small requests, so a small call joins the pipeline
+ * of a connection already in use while that one has fewer than 64
+ * requests in flight and no large value streaming. A call that stores a
+ * value of 64 KiB or more (bytes, or UTF-16 units of a string) takes a
+ * connection of its own, and small calls stay off it while it streams,
+ * so they do not wait behind it (head-of-line blocking). Otherwise a call
+ * takes a free connection (the most recently used one first), or opens a
+ * new one while fewer than `maxPoolSize` are open. When all are taken,
+ * the call queues behind the requests on the least busy connection, one
+ * without a large value first, and is pipelined with them
+ * (`poolBlocking: true`, the default; its `timeout` counts the wait, and
+ * if a request ahead of it times out, the connection closes and the call
+ * fails with it), or rejects at once (`poolBlocking: false`). The pool never has more than `maxPoolSize`
  * sockets: connections still closing count, and a call that finds every
  * slot taken by closing ones waits for the first to be gone. A connection that failed
  * (timeout, unexpected close, unparseable reply, `CLIENT_ERROR`) is closed
