@@ -694,6 +694,14 @@ export class Outbox {
    * instead of into new memory (fresh pages cost far more than the copy).
    */
   #spare: Uint8Array | null = null;
+  /**
+   * The slab set aside while a grown buffer takes a large value, and where
+   * its free part starts: `take` returns to it instead of zeroing a new one
+   * per large value. Nothing from there on was handed out (the bytes
+   * pending there were copied into the grown buffer).
+   */
+  #slab: Uint8Array | null = null;
+  #slabFree = 0;
 
   /** `initial`: bytes to start with; by default the first write allocates. */
   constructor(initial = 0) {
@@ -718,6 +726,10 @@ export class Outbox {
       fresh = this.#spare;
       this.#spare = null;
     } else fresh = this.allocate(Math.max(need + OUTBOX_SLAB, 2 * this.#buf.length)); // only [#start, #len) is ever sent
+    if (fresh.length > OUTBOX_SLAB && this.#buf.length === OUTBOX_SLAB) {
+      this.#slab = this.#buf;
+      this.#slabFree = this.#start;
+    }
     fresh.set(this.#buf.subarray(this.#start, this.#len));
     this.#buf = fresh;
     this.#start = 0;
@@ -807,9 +819,16 @@ export class Outbox {
   take(): Uint8Array {
     const out = this.#buf.subarray(this.#start, this.#len);
     if (this.#buf.length > OUTBOX_SLAB) {
-      // Grown for a large value: do not keep it.
-      this.#buf = new Uint8Array(OUTBOX_SLAB);
-      this.#start = this.#len = 0;
+      // Grown for a large value: do not keep it (giveBack may return it);
+      // back to the slab set aside, after what it handed out.
+      if (this.#slab !== null) {
+        this.#buf = this.#slab;
+        this.#start = this.#len = this.#slabFree;
+        this.#slab = null;
+      } else {
+        this.#buf = new Uint8Array(OUTBOX_SLAB);
+        this.#start = this.#len = 0;
+      }
     } else {
       this.#start = this.#len;
     }

@@ -136,6 +136,23 @@ describe("a reused send buffer (write's done)", () => {
     assert.ok(transport.held[3].data.buffer !== transport.held[2].data.buffer);
   });
 
+  it("after a large value the Outbox goes back to its slab, past every byte it handed out", () => {
+    const out = new Outbox();
+    encodeStore(out, "set", "small", 0, 0, "v", false);
+    const before = out.take();
+    const copy = before.slice();
+    encodeStore(out, "set", "pending", 0, 0, "w", false); // pending as the large value comes: moves with it
+    encodeStore(out, "set", "k", 0, 0, pattern(100_000, 1), false);
+    const large = out.take();
+    assert.ok(large.buffer !== before.buffer);
+    assert.ok(new TextDecoder().decode(large.subarray(0, 12)).startsWith("set pending"));
+    encodeStore(out, "set", "after", 0, 0, "x".repeat(200), false);
+    const after = out.take();
+    assert.ok(after.buffer === before.buffer); // the same slab, no new one per large value
+    assert.ok(after.byteOffset >= before.byteOffset + before.length);
+    assert.ok(equalBytes(before, copy));
+  });
+
   it("the Outbox keeps one spare and never takes the buffer it is filling", () => {
     const out = new Outbox();
     encodeStore(out, "set", "k", 0, 0, pattern(100_000, 1), false);
