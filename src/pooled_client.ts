@@ -58,12 +58,20 @@ const DEFAULT_MAX_POOL_SIZE = 10;
 interface Idle {
   client: Client;
   since: number;
+  /** Its slot, kept for its next use. */
+  slot: Slot;
 }
 
-/** A client in use: the calls running on it, and how many of them carry a large value. */
+/**
+ * A client in use: the calls running on it, and how many of them carry a
+ * large value; with the handlers that give it back after a small call,
+ * made once per client rather than twice per call.
+ */
 interface Slot {
   calls: number;
   large: number;
+  done: (result: unknown) => unknown;
+  failed: (error: unknown) => never;
 }
 
 /**
@@ -229,12 +237,25 @@ export class PooledClient implements Commands {
     const idle = this.#idle.pop();
     if (idle !== undefined) {
       if (this.#idle.length === 0) this.#disarm();
-      this.#busy.set(idle.client, { calls: 1, large: large ? 1 : 0 });
+      idle.slot.calls = 1;
+      idle.slot.large = large ? 1 : 0;
+      this.#busy.set(idle.client, idle.slot);
       return idle.client;
     }
     if (this.#busy.size + this.#closing.size < this.maxPoolSize) {
       const client = new Client(this.#spec, this.#options);
-      this.#busy.set(client, { calls: 1, large: large ? 1 : 0 });
+      this.#busy.set(client, {
+        calls: 1,
+        large: large ? 1 : 0,
+        done: (result) => {
+          this.#release(client, false, false);
+          return result;
+        },
+        failed: (error) => {
+          this.#release(client, false, !leavesConnectionUsable(error));
+          throw error;
+        },
+      });
       return client;
     }
     if (!this.poolBlocking) {
@@ -276,7 +297,7 @@ export class PooledClient implements Commands {
       slot.calls--;
     } else {
       this.#busy.delete(client);
-      this.#idle.push({ client, since: Date.now() });
+      this.#idle.push({ client, since: this.poolIdleTimeout > 0 ? Date.now() : 0, slot });
       this.#arm();
     }
   }
@@ -305,6 +326,7 @@ export class PooledClient implements Commands {
   }
 
   #useOn<T>(client: Client, call: (client: Client) => Promise<T>, large: boolean): Promise<T> {
+    const slot = this.#busy.get(client)!;
     let running: Promise<T>;
     try {
       running = call(client);
@@ -312,6 +334,7 @@ export class PooledClient implements Commands {
       this.#release(client, large, !leavesConnectionUsable(error));
       return Promise.reject(error);
     }
+    if (!large) return running.then(slot.done as (result: T) => T, slot.failed);
     return running.then((result) => {
       this.#release(client, large, false);
       return result;
