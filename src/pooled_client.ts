@@ -79,9 +79,11 @@ interface Slot {
  * to another connection. A pipeline is the cheapest way to carry small
  * requests (one write and one read for many, on one event loop); past
  * this depth another connection spreads the work over the server's
- * threads. Measured with bench S2/S3 (50 in flight): at 32 the 50 split
- * over two connections and the pool ran at about 0.6 of a Client; at 64
- * they stay on one.
+ * threads. Measured with 50 in flight (bench S2/S3), in one process
+ * against a Client: at 32 the 50 split over two connections and the pool
+ * ran S3 at about half a Client's rate, S2 at 0.7; at 64 they stay on one
+ * connection, and the pool runs at 0.88-0.94 of a Client (the rest is the
+ * pool's own bookkeeping per call).
  */
 const PIPELINE_DEPTH = 64;
 
