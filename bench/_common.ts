@@ -9,11 +9,11 @@
  */
 
 /** The scenarios of issue 7. */
-export type Scenario = "S1" | "S2" | "S3" | "S4" | "S5" | "S6";
+export type Scenario = "S1" | "S2" | "S3" | "S4" | "S5" | "S6" | "S7";
 
 /** What one child process is asked to measure. */
 export interface RunConfig {
-  runtime: "node" | "deno" | "bun";
+  runtime: "node" | "deno" | "bun" | "python";
   client: string;
   scenarios: Scenario[];
   port: number;
@@ -34,9 +34,11 @@ export interface RunConfig {
 /** One measurement, printed by a child as `RESULT <json>`. */
 export interface Result {
   scenario: Scenario;
-  /** ops/s (S1–S3), keys/s (S4), MB/s (S5). */
+  /** ops/s (S1–S3; S7: the small gets), keys/s (S4), MB/s (S5). */
   value?: number;
-  /** S1: latency percentiles in µs. */
+  /** S5: CPU time of the client's process per set + get round, µs. */
+  cpu?: number;
+  /** S1, S7 (the small gets): latency percentiles in µs. */
   p50?: number;
   p99?: number;
   /** S6: heap/RSS samples in bytes, taken after a full GC. */

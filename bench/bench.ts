@@ -16,11 +16,13 @@
  *   --warmup MS             BENCH_WARMUP_MS     before each measurement (default 1000: Bun's JIT
  *                                               needs about that long to reach its top tier)
  *   --s6-ops N              BENCH_S6_OPS        (default 1,000,000)
- *   --runtimes a,b          BENCH_RUNTIMES      node,deno,bun
- *   --clients a,b           BENCH_CLIENTS       raw,floor,memkit,memkit-pooled,memkit-meta,memjs,memcached,memcache-client
+ *   --runtimes a,b          BENCH_RUNTIMES      node,deno,bun,python (python: pymemcache, Debian's
+ *                                               python3-pymemcache under /usr/bin/python3)
+ *   --clients a,b           BENCH_CLIENTS       raw,floor,memkit,memkit-pooled,memkit-meta,memjs,memcached,memcache-client,
+ *                                               pymemcache
  *                                               (memkit-meta: Client's metaGet in S1/S2 and metaGetMany in S4,
  *                                               beside memkit's get and getMany)
- *   --scenarios a,b         BENCH_SCENARIOS     S1,...,S6
+ *   --scenarios a,b         BENCH_SCENARIOS     S1,...,S7 (S7: Client and PooledClient only)
  *   --s6-peers              BENCH_S6_PEERS=1    also run S6 for the peers (slow)
  *   --out PATH              BENCH_OUT           (default bench/RESULTS.md; "-" to write nothing)
  *   --pin same|split|none   BENCH_PIN           CPU placement, see `Placement` (default same)
@@ -31,44 +33,32 @@
  */
 
 import type { Result, RunConfig, Scenario } from "./_common.ts";
+import { type Options, PEERS, type Placement, render, type Row, type Runtime, RUNTIMES } from "./_report.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const OUT_DIR = `${ROOT}/bench/.out`;
-const RUNTIMES = ["node", "deno", "bun"] as const;
-type Runtime = typeof RUNTIMES[number];
-const ALL_CLIENTS = ["raw", "floor", "memkit", "memkit-pooled", "memkit-meta", "memjs", "memcached", "memcache-client"];
-const PEERS = ["memjs", "memcached", "memcache-client"];
-const ALL_SCENARIOS: Scenario[] = ["S1", "S2", "S3", "S4", "S5", "S6"];
-/** PooledClient is measured where more connections can help: concurrent requests. */
-const POOLED_SCENARIOS: Scenario[] = ["S2", "S3"];
+const ALL_CLIENTS = [
+  "raw",
+  "floor",
+  "memkit",
+  "memkit-pooled",
+  "memkit-meta",
+  "memjs",
+  "memcached",
+  "memcache-client",
+  "pymemcache",
+];
+const ALL_SCENARIOS: Scenario[] = ["S1", "S2", "S3", "S4", "S5", "S6", "S7"];
+/** S7 (small gets beside streaming large sets) is for our two clients: Client against PooledClient. */
+const S7_CLIENTS = ["memkit", "memkit-pooled"];
+/** pymemcache is synchronous (one request in flight), as memcache-client: the sequential scenarios. */
+const PYMEMCACHE_SCENARIOS: Scenario[] = ["S1", "S4", "S5"];
+/** Debian's python3-pymemcache is for the system Python, not a pyenv shim's. */
+const PYTHON = "/usr/bin/python3";
 /** The meta protocol's reads (metaGet, metaGetMany) against the classic ones: the read scenarios. */
 const META_SCENARIOS: Scenario[] = ["S1", "S2", "S4"];
 
-const TITLES: Record<Scenario, string> = {
-  S1: "S1 — sequential `get`, 100-byte value (ops/s; latency per call)",
-  S2: "S2 — 50 concurrent `get`s, 100-byte values (ops/s)",
-  S3: "S3 — 50 concurrent `set`s, 100-byte values, reply awaited (ops/s)",
-  S4: "S4 — `getMany` of 100 keys per call, 100-byte values (keys/s)",
-  S5: "S5 — `set` + `get` of 512 KiB values, sequential (MB/s of values moved)",
-  S6: "S6 — memory over mixed operations",
-};
-
 // ---- options
-
-interface Options {
-  quick: boolean;
-  repeats: number;
-  durationMs: number;
-  warmupMs: number;
-  s6Ops: number;
-  runtimes: Runtime[];
-  clients: string[];
-  scenarios: Scenario[];
-  s6Peers: boolean;
-  out: string;
-  nodeFlags: string[];
-  pin: Placement;
-}
 
 function parseOptions(args: string[]): Options {
   const flags = new Map<string, string>();
@@ -77,7 +67,7 @@ function parseOptions(args: string[]): Options {
     if (arg === "--help" || arg === "-h") {
       console.log(
         "usage: deno task bench [--quick] [--repeats N] [--duration MS] [--warmup MS] [--s6-ops N]\n" +
-          "       [--runtimes node,deno,bun] [--clients raw,memkit,...] [--scenarios S1,...] [--s6-peers] [--out PATH|-]",
+          "       [--runtimes node,deno,bun,python] [--clients raw,memkit,...] [--scenarios S1,...] [--s6-peers] [--out PATH|-]",
       );
       Deno.exit(0);
     }
@@ -277,7 +267,6 @@ let current: Deno.ChildProcess | undefined;
  * (memcached on 1): closer to a remote server, noisier. `none` leaves it
  * to the scheduler.
  */
-type Placement = "same" | "split" | "none";
 
 async function effectivePlacement(options: Options): Promise<Placement> {
   if (options.pin === "none" || navigator.hardwareConcurrency < 2) return "none";
@@ -303,6 +292,8 @@ function command(runtime: Runtime, options: Options, config: RunConfig): string[
       return [Deno.execPath(), "run", "--allow-all", "--v8-flags=--expose-gc", "bench/runner.ts", json];
     case "bun":
       return [`${ROOT}/node_modules/.bin/bun`, "bench/runner.ts", json];
+    case "python":
+      return [PYTHON, "bench/runner_pymemcache.py", json];
   }
 }
 
@@ -339,34 +330,6 @@ async function runChild(
   return { results, error: why.trim().slice(0, 160) };
 }
 
-// ---- statistics and formatting
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
-function fmt(value: number, scenario: Scenario): string {
-  if (scenario === "S5") return value.toFixed(value < 100 ? 1 : 0);
-  return Math.round(value).toLocaleString("en-US");
-}
-
-const mb = (bytes: number) => (bytes / 1048576).toFixed(1);
-
-interface Row {
-  scenario: Scenario;
-  runtime: Runtime;
-  client: string;
-  values: Result[];
-  error?: string;
-}
-
-function table(header: string[], rows: string[][]): string {
-  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
-  return [line(header), line(header.map((_, i) => (i < 2 ? "---" : "---:"))), ...rows.map(line)].join("\n");
-}
-
 // ---- main
 
 async function main(): Promise<void> {
@@ -379,6 +342,8 @@ async function main(): Promise<void> {
     node: await capture("node", ["--version"]),
     deno: `${Deno.version.deno} (V8 ${Deno.version.v8})`,
     bun: await capture(`${ROOT}/node_modules/.bin/bun`, ["--version"]),
+    python: await capture(PYTHON, ["-c", "import pymemcache; print(pymemcache.__version__)"]),
+    pythonRuntime: await capture(PYTHON, ["-c", "import platform; print(platform.python_version())"]),
   };
   const runtimes = options.runtimes.filter((r) => {
     if (versions[r] === undefined) console.error(`skipping ${r}: not found`);
@@ -387,11 +352,17 @@ async function main(): Promise<void> {
   if (runtimes.includes("node")) await bundleForNode();
   // PooledClient only if the library has one yet.
   const pooled = await Deno.stat(`${ROOT}/src/clients/pooled_client.ts`).then(() => true, () => false);
+  // pymemcache is the python "runtime"'s only client; the Node peers run on Node only.
   const clientsFor = (runtime: Runtime) =>
-    options.clients.filter((c) => (runtime === "node" || !PEERS.includes(c)) && (c !== "memkit-pooled" || pooled));
+    runtime === "python"
+      ? options.clients.filter((c) => c === "pymemcache")
+      : options.clients.filter((c) =>
+        c !== "pymemcache" && (runtime === "node" || !PEERS.includes(c)) && (c !== "memkit-pooled" || pooled)
+      );
   const scenariosFor = (client: string) =>
     options.scenarios.filter((s) =>
-      s !== "S6" && (client !== "memkit-pooled" || POOLED_SCENARIOS.includes(s)) &&
+      s !== "S6" && (s !== "S7" || S7_CLIENTS.includes(client)) &&
+      (client !== "pymemcache" || PYMEMCACHE_SCENARIOS.includes(s)) &&
       (client !== "memkit-meta" || META_SCENARIOS.includes(s))
     );
 
@@ -462,7 +433,7 @@ async function main(): Promise<void> {
       for (const runtime of runtimes) {
         for (const client of clientsFor(runtime)) {
           if (
-            ["raw", "floor", "memkit-pooled", "memkit-meta"].includes(client) ||
+            ["raw", "floor", "memkit-pooled", "memkit-meta", "pymemcache"].includes(client) ||
             (PEERS.includes(client) && !options.s6Peers)
           ) {
             continue;
@@ -512,218 +483,6 @@ async function main(): Promise<void> {
     await Deno.writeTextFile(options.out, report);
     console.error(`wrote ${options.out}`);
   }
-}
-
-interface RunInfo {
-  started: Date;
-  seconds: number;
-  versions: Record<string, string | undefined>;
-  memcachedVersion: string;
-  runtimes: Runtime[];
-  pooled: boolean;
-  placement: Placement;
-}
-
-async function render(options: Options, rows: Map<string, Row>, info: RunInfo): Promise<string> {
-  const peerVersion = async (name: string) => {
-    try {
-      return JSON.parse(await Deno.readTextFile(`${ROOT}/node_modules/${name}/package.json`)).version;
-    } catch {
-      return "?";
-    }
-  };
-  const ours = JSON.parse(await Deno.readTextFile(`${ROOT}/deno.json`)).version;
-  const commit = await capture("git", ["rev-parse", "--short", "HEAD"]);
-  const dirty = await capture("git", ["status", "--porcelain", "--", "src", "transports", "mod.ts"]);
-  const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => "")).match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
-  const mem = Deno.systemMemoryInfo();
-  const out: string[] = [];
-  out.push("# Benchmark results", "");
-  out.push(
-    `Written by \`deno task bench${
-      Deno.args.length ? " " + Deno.args.join(" ") : ""
-    }\` on ${info.started.toISOString()} ` +
-      `(${
-        info.seconds.toFixed(0)
-      } s). Every number is the median of ${options.repeats} runs, each in a fresh process; ` +
-      `“× raw” divides by the median of the raw-socket baseline on the same runtime in the same run.`,
-    "",
-  );
-  out.push(
-    `- Machine: ${cpu}, ${navigator.hardwareConcurrency} cores, ${(mem.total / 2 ** 30).toFixed(1)} GiB RAM, ` +
-      `${Deno.build.os} ${Deno.osRelease()} ${Deno.build.arch}`,
-    `- Runtimes: Node ${info.versions.node ?? "—"}, Deno ${info.versions.deno}, Bun ${info.versions.bun ?? "—"}`,
-    `- memcached ${info.memcachedVersion} on 127.0.0.1 (\`-U 0\`${
-      Deno.env.get("MEMCACHED_ARGS") ? " " + Deno.env.get("MEMCACHED_ARGS") : ""
-    }), started by the benchmark`,
-    `- Clients: @memkit/memcache ${ours} (${commit ?? "?"}${dirty ? ", with uncommitted core changes" : ""}; ` +
-      `Client${info.pooled ? ", PooledClient with maxPoolSize 4 in S2/S3" : "; no PooledClient in this build"}), ` +
-      `memjs ${await peerVersion("memjs")}, memcached ${await peerVersion("memcached")}, ` +
-      `memcache-client ${await peerVersion("memcache-client")} — each with its default settings; ours and the peers ` +
-      `wait for every reply (no noreply)`,
-    `- Per scenario and run: ${options.warmupMs} ms warm-up, then ${options.durationMs} ms measured` +
-      (options.quick ? " (**--quick**)" : ""),
-    `- Raw baseline: commands encoded before the clock starts, the same number in flight as the clients, ` +
-      `replies counted by length (not parsed or copied); \`node:net\` on Node (reading into one reused buffer, as our NodeTransport does) and Bun, \`Deno.connect\` on Deno`,
-    "- floor: a minimal client on the same socket (bench/_floor.ts): one promise per request, commands " +
-      "coalesced per tick, values parsed and copied out, nothing else (no validation, serde, timeouts or errors). " +
-      "It is what the promise-per-request API itself costs: our client can at best approach it",
-    info.placement === "same"
-      ? "- CPU placement (`--pin same`, taskset): the client and memcached share core 0, so each number is the CPU " +
-        "cost of the work (client + kernel + memcached) and not the VM's ~60 µs cross-core wake-ups, which made " +
-        "unpinned runs vary 2× from run to run. A ratio is (memcached + kernel + raw client) ÷ (memcached + kernel + client)"
-      : info.placement === "split"
-      ? "- CPU placement (`--pin split`, taskset): the client on core 0, memcached on core 1"
-      : "- CPU placement: left to the scheduler (`--pin none`, or no taskset)",
-    "",
-  );
-
-  const ratioOf = (scenario: Scenario, runtime: Runtime, client: string): number | undefined => {
-    const row = rows.get(`${scenario}|${runtime}|${client}`);
-    const raw = rows.get(`${scenario}|${runtime}|raw`);
-    if (!row?.values.length || !raw?.values.length) return undefined;
-    return median(row.values.map((r) => r.value!)) / median(raw.values.map((r) => r.value!));
-  };
-  const valueOf = (scenario: Scenario, runtime: Runtime, client: string): number | undefined => {
-    const row = rows.get(`${scenario}|${runtime}|${client}`);
-    return row?.values.length ? median(row.values.map((r) => r.value!)) : undefined;
-  };
-
-  for (const scenario of options.scenarios.filter((s) => s !== "S6")) {
-    const body: string[][] = [];
-    for (const row of rows.values()) {
-      if (row.scenario !== scenario) continue;
-      const name = row.client === "memjs" && scenario === "S4" ? "memjs (100 `get`s: no multi-get)" : row.client;
-      if (!row.values.length) {
-        body.push([row.runtime, name, `failed: ${row.error ?? "?"}`, "", "", ...(scenario === "S1" ? ["", ""] : [])]);
-        continue;
-      }
-      const vs = row.values.map((r) => r.value!);
-      const ratio = ratioOf(scenario, row.runtime, row.client);
-      const cells = [
-        row.runtime,
-        row.error ? `${name} (${row.values.length} of ${options.repeats} runs)` : name,
-        fmt(median(vs), scenario),
-        `${fmt(Math.min(...vs), scenario)}–${fmt(Math.max(...vs), scenario)}`,
-        ratio === undefined ? "—" : ratio.toFixed(2),
-      ];
-      if (scenario === "S1") {
-        cells.push(median(row.values.map((r) => r.p50!)).toFixed(0), median(row.values.map((r) => r.p99!)).toFixed(0));
-      }
-      body.push(cells);
-    }
-    if (!body.length) continue;
-    out.push(`## ${TITLES[scenario]}`, "");
-    const unit = scenario === "S4" ? "keys/s" : scenario === "S5" ? "MB/s" : "ops/s";
-    out.push(
-      table(
-        ["Runtime", "Client", `Median ${unit}`, "Min–max", "× raw", ...(scenario === "S1" ? ["p50 µs", "p99 µs"] : [])],
-        body,
-      ),
-      "",
-    );
-  }
-
-  const s6 = [...rows.values()].filter((r) => r.scenario === "S6");
-  if (s6.length) {
-    out.push(`## ${TITLES.S6}`, "");
-    out.push(
-      `${options.s6Ops.toLocaleString("en-US")} operations from 50 workers over 10,000 keys (60% get, 15% set, ` +
-        `10% noreply set where the client has it, 10% getMany of 10, 5% delete), after a warm-up; heap and RSS ` +
-        `sampled after a full GC at the start, every quarter and the end. Growth = end − start.`,
-      "",
-    );
-    const body = s6.map((row) => {
-      const r = row.values[0];
-      if (!r) return [row.runtime, row.client, `failed: ${row.error ?? "?"}`, "", "", "", "", ""];
-      const heap = r.heap!, rss = r.rss!;
-      return [
-        row.runtime,
-        row.client,
-        `${(r.ops! / r.seconds!).toLocaleString("en-US", { maximumFractionDigits: 0 })}`,
-        `${mb(heap[0])} → ${mb(heap.at(-1)!)}`,
-        mb(heap.at(-1)! - heap[0]),
-        heap.map(mb).join(", "),
-        mb(rss.at(-1)! - rss[0]),
-        rss.map(mb).join(", "),
-      ];
-    });
-    out.push(
-      table(
-        [
-          "Runtime",
-          "Client",
-          "ops/s",
-          "Heap MB",
-          "Heap growth MB",
-          "Heap samples MB",
-          "RSS growth MB",
-          "RSS samples MB",
-        ],
-        body,
-      ),
-      "",
-    );
-  }
-
-  // Targets of issue 7.
-  // The floor's ratio beside each ratio target: where the floor (a bare
-  // promise-per-request client) misses a goal too, the bound is the API and
-  // the runtime, not this client's code.
-  const checks: string[][] = [];
-  const target = (what: string, got: number | undefined, goal: number, unit = "× raw", floor?: number) =>
-    checks.push([
-      what,
-      got === undefined ? "—" : got.toFixed(2),
-      `≥ ${goal}${unit === "× raw" ? "" : " " + unit}`,
-      got === undefined ? "not run" : got >= goal ? "met" : "**missed**",
-      floor === undefined ? "" : floor.toFixed(2),
-    ]);
-  const goals: [Scenario, number][] = [["S1", 0.9], ["S2", 0.9], ["S3", 0.85], ["S4", 0.6], ["S5", 0.8]];
-  for (const [s, goal] of goals) {
-    if (!options.scenarios.includes(s)) continue;
-    target(`${s} Node: Client × raw`, ratioOf(s, "node", "memkit"), goal, "× raw", ratioOf(s, "node", "floor"));
-  }
-  for (const s of ["S3", "S4"] as Scenario[]) {
-    if (!options.scenarios.includes(s)) continue;
-    const peers = PEERS.map((p) => valueOf(s, "node", p)).filter((v): v is number => v !== undefined);
-    const ours = valueOf(s, "node", "memkit");
-    target(`${s} Node: Client ÷ best peer`, peers.length && ours ? ours / Math.max(...peers) : undefined, 2, "×");
-  }
-  for (const runtime of ["deno", "bun"] as Runtime[]) {
-    if (!info.runtimes.includes(runtime)) continue;
-    for (const [s] of goals) {
-      if (!options.scenarios.includes(s)) continue;
-      const name = `${s} ${runtime[0].toUpperCase() + runtime.slice(1)}: Client × raw`;
-      target(name, ratioOf(s, runtime, "memkit"), 0.8, "× raw", ratioOf(s, runtime, "floor"));
-    }
-  }
-  // Issue 15: the meta protocol's reads beside the classic ones, same client, same runtime.
-  for (const runtime of info.runtimes) {
-    for (const [s, goal] of [["S1", 0.9], ["S2", 0.9], ["S4", 1]] as [Scenario, number][]) {
-      const meta = valueOf(s, runtime, "memkit-meta");
-      const classic = valueOf(s, runtime, "memkit");
-      if (meta === undefined || classic === undefined) continue;
-      const what = s === "S4" ? "metaGetMany ÷ getMany" : "metaGet ÷ get";
-      target(`${s} ${runtime[0].toUpperCase() + runtime.slice(1)}: ${what}`, meta / classic, goal, "×");
-    }
-  }
-  for (const row of s6) {
-    if (!row.client.startsWith("memkit") || !row.values[0]) continue;
-    const heap = row.values[0].heap!;
-    const growth = (heap.at(-1)! - heap[0]) / 1048576;
-    checks.push([
-      `S6 ${row.runtime}: heap growth`,
-      `${growth.toFixed(1)} MB`,
-      "< 5 MB",
-      growth < 5 ? "met" : "**missed**",
-      "",
-    ]);
-  }
-  if (checks.length) {
-    out.push("## Targets (issue 7)", "", table(["Target", "Measured", "Goal", "", "Floor × raw"], checks), "");
-  }
-  return out.join("\n");
 }
 
 await main();

@@ -18,6 +18,7 @@ import {
   MIX_KEYS,
   mixKey,
   now,
+  percentiles,
   type Result,
   type RunConfig,
   type Scenario,
@@ -82,11 +83,37 @@ async function clientScenario(a: Adapter, scenario: Scenario): Promise<Result> {
         checkValue(await a.get(key), config.bigBytes, "S5 get");
       };
       await timed(1, warmupMs, op);
+      const cpu = cpuMicros();
       const r = await timed(1, durationMs, op);
-      return { scenario, value: (r.ops * 2 * config.bigBytes) / r.seconds / 1e6 };
+      return { scenario, value: (r.ops * 2 * config.bigBytes) / r.seconds / 1e6, cpu: (cpuMicros() - cpu) / r.ops };
     }
     case "S6":
       return await mixed(a);
+    case "S7": {
+      // 50 small gets in flight while 512 KiB sets stream on the same client:
+      // one set at a time, at most one per 5 ms, so both clients
+      // carry the same large-value load (back to back, a set stream that
+      // no longer waits behind the gets would take more of the CPU).
+      const key = bigKey(config.client);
+      const big = filler(config.bigBytes, 3);
+      let streaming = true;
+      const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
+      const streamer = (async () => {
+        while (streaming) await Promise.all([a.set(key, big), tick()]);
+      })();
+      let lat: number[] = [];
+      const op = async (i: number) => {
+        const t = now();
+        checkValue(await a.get(getKeys[i % GET_KEYS]), VALUE_BYTES, "S7 get");
+        lat.push(now() - t);
+      };
+      await timed(concurrency, warmupMs, op);
+      lat = [];
+      const r = await timed(concurrency, durationMs, op);
+      streaming = false;
+      await streamer;
+      return { scenario, value: r.ops / r.seconds, ...percentiles(lat) };
+    }
   }
 }
 
@@ -142,6 +169,12 @@ async function mixed(a: Adapter): Promise<Result> {
     sample();
   }
   return { scenario: "S6", heap, rss, ops: config.s6Ops, seconds: (now() - start) / 1000 };
+}
+
+/** CPU time of this process (user + system), µs. */
+function cpuMicros(): number {
+  const { user, system } = process.cpuUsage();
+  return user + system;
 }
 
 function fullGc(): void {
@@ -214,11 +247,15 @@ async function rawScenario(socket: RawSocket, scenario: Scenario): Promise<Resul
       ];
       await check(socket, steps[0], "STORED");
       await check(socket, steps[1], "VALUE ");
-      const r = await measure(steps, 1);
-      return { scenario, value: (r.ops * config.bigBytes) / r.seconds / 1e6 };
+      await run(socket, steps, 1, warmupMs);
+      const cpu = cpuMicros();
+      const r = await run(socket, steps, 1, durationMs);
+      // A step is a set or a get: a round is two.
+      return { scenario, value: (r.ops * config.bigBytes) / r.seconds / 1e6, cpu: (cpuMicros() - cpu) / (r.ops / 2) };
     }
     case "S6":
-      throw new Error("S6 has no raw baseline");
+    case "S7":
+      throw new Error(`${scenario} has no raw baseline`);
   }
 }
 

@@ -174,10 +174,12 @@ class CloudflareSocket implements TransportSocket {
     this.#socket.close().catch(() => {});
   }
 
-  write(data: Uint8Array): void {
+  write(data: Uint8Array, done?: () => void): void {
     if (this.#closed || this.#closing) return;
-    // WritableStream queues writes in order; the promise only reports failure.
-    this.#lastWrite = this.#writer.write(data).catch((e) => {
+    // WritableStream queues writes in order; its promise resolves once the
+    // sink took the bytes (then `done`: the core may reuse the buffer).
+    const written = this.#writer.write(data);
+    this.#lastWrite = (done === undefined ? written : written.then(done)).catch((e) => {
       // e.g. "Cannot perform I/O on behalf of a different request": never
       // write to this socket again; the read loop ends and reports it.
       this.#failure ??= e instanceof Error ? e : new Error(String(e));

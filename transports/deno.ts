@@ -146,6 +146,8 @@ export class DenoTransport implements Transport {
 class DenoSocket implements TransportSocket {
   #conn: Deno.Conn;
   #queue: Uint8Array[] = [];
+  /** Per queued write, what to call once it is written (or undefined). */
+  #done: (undefined | (() => void))[] = [];
   #writing: Promise<void> | null = null;
   #closing = false;
   #closed = false;
@@ -159,10 +161,13 @@ class DenoSocket implements TransportSocket {
   }
 
   async #readLoop(): Promise<void> {
-    const buf = new Uint8Array(READ_SIZE);
+    const own = new Uint8Array(READ_SIZE);
+    const readInto = this.#handlers.readInto;
     let error: Error | undefined;
     try {
       for (;;) {
+        // While a large value arrives, read straight into its buffer (no copy through ours).
+        const buf = readInto?.() ?? own;
         const n = await this.#conn.read(buf);
         if (n === null) break;
         this.#handlers.onData(buf.subarray(0, n));
@@ -178,14 +183,16 @@ class DenoSocket implements TransportSocket {
     if (this.#closed) return;
     this.#closed = true;
     this.#queue = [];
+    this.#done = [];
     try {
       this.#conn.close();
     } catch { /* already closed */ }
   }
 
-  write(data: Uint8Array): void {
+  write(data: Uint8Array, done?: () => void): void {
     if (this.#closed) return;
     this.#queue.push(data);
+    this.#done.push(done);
     this.#writing ??= this.#drain();
   }
 
@@ -193,10 +200,14 @@ class DenoSocket implements TransportSocket {
     try {
       while (this.#queue.length > 0 && !this.#closed) {
         const parts = this.#queue;
+        const dones = this.#done;
         this.#queue = [];
-        for (const part of parts) {
+        this.#done = [];
+        for (let i = 0; i < parts.length; i++) {
+          const part = parts[i];
           let off = 0;
           while (off < part.length) off += await this.#conn.write(part.subarray(off));
+          dones[i]?.(); // written: Deno holds it no more
         }
       }
     } catch {

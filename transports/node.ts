@@ -106,10 +106,14 @@ export class NodeTransport implements Transport {
         // a third of the speed; on Bun a Buffer the core must first view as
         // a plain Uint8Array. The core copies what it keeps (see
         // TransportHandlers.onData), so one buffer serves every read.
+        // While a large value arrives, reads go straight into its buffer
+        // (handlers.readInto): no copy of it through the read buffer.
+        const own = new Uint8Array(READ_SIZE);
+        const readInto = handlers.readInto;
         socket = net.connect({
           ...where,
           onread: {
-            buffer: new Uint8Array(READ_SIZE),
+            buffer: readInto === undefined ? own : () => readInto() ?? own,
             callback: (n: number, buf: Uint8Array) => {
               handlers.onData(buf.subarray(0, n));
               return true; // keep reading
@@ -146,8 +150,11 @@ export class NodeTransport implements Transport {
           }
         }
         resolve({
-          write(data) {
-            if (!closed) socket.write(data);
+          write(data, done) {
+            if (closed) return;
+            // Node calls back once the bytes are handed to the OS (or dropped with a failed socket).
+            if (done === undefined) socket.write(data);
+            else socket.write(data, () => done());
           },
           close() {
             if (!closed) socket.end();

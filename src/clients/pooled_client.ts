@@ -21,16 +21,22 @@ import { requestTimeout } from "./_background.ts";
 
 /**
  * A client for one memcached server that runs requests on up to
- * `maxPoolSize` connections, mirroring pymemcache's `PooledClient`.
+ * `maxPoolSize` connections, with pymemcache's `PooledClient` options.
  *
- * A call takes a free connection for itself (the most recently used one
- * first), or opens a new one while fewer than `maxPoolSize` are open, so
- * a slow request only holds up its own connection. When all are busy, the
- * call queues behind the requests on the least busy connection and is
- * pipelined with them (`poolBlocking: true`, the default; its `timeout`
- * counts the wait, and if a request ahead of it times out, the connection
- * closes and the call fails with it), or rejects at once
- * (`poolBlocking: false`). The pool never has more than `maxPoolSize`
+ * A connection opens only when it helps. A pipelined connection is the
+ * fastest way to carry small requests, so a small call joins the pipeline
+ * of a connection already in use while that one has fewer than 64
+ * requests in flight and no large value streaming. A call that stores a
+ * value of 64 KiB or more (bytes, or UTF-16 units of a string) takes a
+ * connection of its own, and small calls stay off it while it streams,
+ * so they do not wait behind it (head-of-line blocking). Otherwise a call
+ * takes a free connection (the most recently used one first), or opens a
+ * new one while fewer than `maxPoolSize` are open. When all are taken,
+ * the call queues behind the requests on the least busy connection, one
+ * without a large value first, and is pipelined with them
+ * (`poolBlocking: true`, the default; its `timeout` counts the wait, and
+ * if a request ahead of it times out, the connection closes and the call
+ * fails with it), or rejects at once (`poolBlocking: false`). The pool never has more than `maxPoolSize`
  * sockets: connections still closing count, and a call that finds every
  * slot taken by closing ones waits for the first to be gone. A connection that failed
  * (timeout, unexpected close, unparseable reply, `CLIENT_ERROR`) is closed

@@ -161,6 +161,14 @@ class Queue<T> {
   }
 }
 
+/**
+ * A value still owed at least this many bytes is read straight into its
+ * buffer by transports that can (see `TransportHandlers.readInto`); a
+ * shorter rest comes through the transport's buffer, in reads that may
+ * carry the replies after it too.
+ */
+const READ_INTO_MIN = 16384;
+
 /** One pipelined memcached connection. See the module doc. */
 export class Connection {
   readonly name: string;
@@ -460,6 +468,7 @@ export class Connection {
     });
     const handlers = {
       onData: (chunk: Uint8Array) => this.#onData(chunk),
+      readInto: () => this.#parser.readTarget(READ_INTO_MIN),
       onClose: (error?: Error) => this.#onTransportClose(error),
     };
     const transport = this.#transport;
@@ -561,7 +570,15 @@ export class Connection {
   }
 
   #flush(): void {
-    if (this.#outbox.length > 0) this.#socket!.write(this.#outbox.take());
+    const out = this.#outbox;
+    if (out.length > 0) {
+      if (!out.grown) this.#socket!.write(out.take());
+      else {
+        // A large value's buffer: reused for the next one once written.
+        const data = out.take();
+        this.#socket!.write(data, () => out.giveBack(data));
+      }
+    }
     if (this.#quitting) this.#closeAfterQuit();
     if (this.#unflushed.size > 0 && !this.#firstPending) {
       for (const u of this.#unflushed.drain()) u.resolve();

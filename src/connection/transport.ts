@@ -75,6 +75,15 @@ export interface TransportHandlers {
    * whatever it keeps, so a transport may reuse its buffer afterwards.
    */
   onData(chunk: Uint8Array): void;
+  /**
+   * Optional, for transports that read into a buffer of their choosing:
+   * where the next read may put its bytes, or undefined for the
+   * transport's own buffer. Asked before each read; while a large value
+   * arrives it is the rest of that value's buffer, so its bytes land where
+   * they belong instead of being copied there. The bytes read go to
+   * `onData` as usual, as a view of the returned buffer.
+   */
+  readInto?(): Uint8Array | undefined;
   /** The stream ended, or failed with `error`. Called once, last. */
   onClose(error?: Error): void;
 }
@@ -83,9 +92,14 @@ export interface TransportHandlers {
 export interface TransportSocket {
   /**
    * Queues bytes for writing, in order. The core never touches `data`
-   * again after handing it over. Write failures surface via `onClose`.
+   * again after handing it over, unless `done` is given: then the core
+   * may write into `data`'s buffer again once `done` is called, so a
+   * transport that calls it must call it only when it no longer holds
+   * `data` (written to the OS, or dropped with a failed stream). A
+   * transport that ignores `done` costs the core only that reuse. Write
+   * failures surface via `onClose`.
    */
-  write(data: Uint8Array): void;
+  write(data: Uint8Array, done?: () => void): void;
   /**
    * Closes the stream after the queued writes are flushed. Resolves when
    * it is closed; `onClose` has been called by then.

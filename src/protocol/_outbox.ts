@@ -8,6 +8,8 @@
 const encoder = new TextEncoder();
 /** Size of the outbox's buffer, which commands of many ticks share. */
 const OUTBOX_SLAB = 65536;
+/** The largest send buffer an outbox keeps for reuse (see Outbox.giveBack). */
+const SPARE_MAX = 4 * 1024 * 1024;
 const zeroed = (size: number): Uint8Array => new Uint8Array(size);
 
 /**
@@ -22,6 +24,20 @@ export class Outbox {
   #len = 0;
   /** Allocates buffers for large values; see `Transport.allocUnsafe`. */
   allocate: (size: number) => Uint8Array = zeroed;
+  /**
+   * A buffer grown for a large value, given back by {@linkcode giveBack}
+   * once the transport wrote it: the next large value is copied into it
+   * instead of into new memory (fresh pages cost far more than the copy).
+   */
+  #spare: Uint8Array | null = null;
+  /**
+   * The slab set aside while a grown buffer takes a large value, and where
+   * its free part starts: `take` returns to it instead of zeroing a new one
+   * per large value. Nothing from there on was handed out (the bytes
+   * pending there were copied into the grown buffer).
+   */
+  #slab: Uint8Array | null = null;
+  #slabFree = 0;
 
   /** `initial`: bytes to start with; by default the first write allocates. */
   constructor(initial = 0) {
@@ -40,9 +56,16 @@ export class Outbox {
     const need = pending + extra;
     // A slab, or for a large value a buffer sized to it (room for the
     // commands after it; doubling if one tick brings several).
-    const fresh = need <= OUTBOX_SLAB
-      ? new Uint8Array(OUTBOX_SLAB)
-      : this.allocate(Math.max(need + OUTBOX_SLAB, 2 * this.#buf.length)); // only [#start, #len) is ever sent
+    let fresh: Uint8Array;
+    if (need <= OUTBOX_SLAB) fresh = new Uint8Array(OUTBOX_SLAB);
+    else if (this.#spare !== null && this.#spare.length >= need) {
+      fresh = this.#spare;
+      this.#spare = null;
+    } else fresh = this.allocate(Math.max(need + OUTBOX_SLAB, 2 * this.#buf.length)); // only [#start, #len) is ever sent
+    if (fresh.length > OUTBOX_SLAB && this.#buf.length === OUTBOX_SLAB) {
+      this.#slab = this.#buf;
+      this.#slabFree = this.#start;
+    }
     fresh.set(this.#buf.subarray(this.#start, this.#len));
     this.#buf = fresh;
     this.#start = 0;
@@ -103,17 +126,45 @@ export class Outbox {
   }
 
   /**
+   * True when the bytes waiting sit in a buffer grown for a large value:
+   * `take` then lets go of that buffer, which {@linkcode giveBack} can
+   * return for reuse once the transport has written it.
+   */
+  get grown(): boolean {
+    return this.#buf.length > OUTBOX_SLAB;
+  }
+
+  /**
+   * Returns a view `take` handed out from a grown buffer, once nothing
+   * holds it any more (the transport wrote it): the next large value
+   * reuses its memory. One spare is kept, up to {@linkcode SPARE_MAX}.
+   */
+  giveBack(taken: Uint8Array): void {
+    const size = taken.buffer.byteLength;
+    if (size <= OUTBOX_SLAB || size > SPARE_MAX || this.#buf.buffer === taken.buffer) return;
+    if (this.#spare === null || this.#spare.length < size) this.#spare = new Uint8Array(taken.buffer, 0, size);
+  }
+
+  /**
    * Removes and returns everything written so far: a view that is never
    * written to again (later commands go after it, or into a new buffer), so
-   * a transport may hold it until its write completes. A view instead of a
+   * a transport may hold it until its write completes (a grown
+   * buffer: until it is given back). A view instead of a
    * copy, since a new ArrayBuffer per tick costs more than encoding a get.
    */
   take(): Uint8Array {
     const out = this.#buf.subarray(this.#start, this.#len);
     if (this.#buf.length > OUTBOX_SLAB) {
-      // Grown for a large value: do not keep it.
-      this.#buf = new Uint8Array(OUTBOX_SLAB);
-      this.#start = this.#len = 0;
+      // Grown for a large value: do not keep it (giveBack may return it);
+      // back to the slab set aside, after what it handed out.
+      if (this.#slab !== null) {
+        this.#buf = this.#slab;
+        this.#start = this.#len = this.#slabFree;
+        this.#slab = null;
+      } else {
+        this.#buf = new Uint8Array(OUTBOX_SLAB);
+        this.#start = this.#len = 0;
+      }
     } else {
       this.#start = this.#len;
     }

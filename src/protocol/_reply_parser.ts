@@ -223,6 +223,20 @@ export class ReplyParser {
       this.#metaLines.length === 0 && this.#metaReply === null;
   }
 
+  /**
+   * Where the next read may put its bytes: the unfilled rest of a value
+   * being received, when at least `min` bytes of it are still owed;
+   * otherwise undefined. A chunk later fed that is a view of this very
+   * place (as a transport that read into it passes) is taken without a
+   * copy. Only value bytes go there: a read never gets more room than the
+   * value still needs, so nothing after the value lands in it.
+   */
+  readTarget(min: number): Uint8Array | undefined {
+    const value = this.#value;
+    if (value === null || value.length - this.#filled < min) return undefined;
+    return value.subarray(this.#filled);
+  }
+
   /** Feeds bytes; the chunk is not kept after the call returns. */
   feed(input: Uint8Array): void {
     // Work on a plain Uint8Array: on a Node Buffer every subarray goes
@@ -237,7 +251,10 @@ export class ReplyParser {
         // Length-framed value bytes: copied as they come, never scanned.
         const want = this.#value.length - this.#filled;
         const take = Math.min(want, end - pos);
-        this.#value.set(chunk.subarray(pos, pos + take), this.#filled);
+        // Bytes a transport read straight into the value (see readTarget) are in place already.
+        if (chunk.buffer !== this.#value.buffer || chunk.byteOffset + pos !== this.#value.byteOffset + this.#filled) {
+          this.#value.set(chunk.subarray(pos, pos + take), this.#filled);
+        }
         this.#filled += take;
         pos += take;
         if (this.#filled === this.#value.length) {

@@ -136,33 +136,49 @@ describe("PooledClient", () => {
     values.forEach((v, k) => assert.equal(v, Number(k.slice(1))));
   });
 
-  it("gives concurrent calls a connection each, up to maxPoolSize, and reuses idle ones", async () => {
+  it("small calls share one connection's pipeline; past 64 in flight, or beside a large value, another opens", async () => {
     await using server = await startMemcached();
     await using probe = new Client(server.spec);
     const before = (await probe.stats()).total_connections as number;
     await using pool = new PooledClient(server.spec, { maxPoolSize: 5 });
     await Promise.all([pool.set("a", 1), pool.set("b", 2), pool.set("c", 3)]);
-    assert.equal(pool.size, 3);
+    assert.equal(pool.size, 1); // one pipeline carries them
+    const many = await Promise.all(Array.from({ length: 64 }, () => pool.get("a")));
+    assert.deepEqual(many, Array(64).fill(1));
+    assert.equal(pool.size, 1);
+    await Promise.all(Array.from({ length: 65 }, () => pool.get("a")));
+    assert.equal(pool.size, 2); // the 65th found the pipeline full
     for (let i = 0; i < 20; i++) assert.equal(await pool.get("a"), 1); // sequential: one idle connection serves all
-    assert.equal(pool.size, 3);
-    assert.equal((await probe.stats()).total_connections as number, before + 3);
+    assert.equal(pool.size, 2);
+    assert.equal((await probe.stats()).total_connections as number, before + 2);
+
+    // A large value takes a connection of its own, and small calls stay off it.
+    await using split = new PooledClient(server.spec, { maxPoolSize: 5 });
+    const big = new Uint8Array(65536).fill(7);
+    await Promise.all([split.set("big1", big), split.set("big2", big), split.get("a"), split.get("b")]);
+    assert.equal(split.size, 3);
+    assert.deepEqual(await split.get("big2"), big);
   });
 
   it("poolBlocking: false rejects when every connection is busy; true (default) queues", async () => {
     await using server = await startMemcached();
     await using strict = new PooledClient(server.spec, { maxPoolSize: 2, poolBlocking: false });
-    const results = await Promise.allSettled([strict.get("a"), strict.get("b"), strict.get("c")]);
+    const small = await Promise.allSettled(Array.from({ length: 129 }, (_, i) => strict.get(`k${i}`)));
+    assert.ok(small.slice(0, 128).every((r) => r.status === "fulfilled")); // two pipelines of 64
+    assert.equal(small[128].status, "rejected");
+    const big = new Uint8Array(65536);
+    const results = await Promise.allSettled([strict.set("a", big), strict.set("b", big), strict.set("c", big)]);
     assert.equal(results[0].status, "fulfilled");
     assert.equal(results[1].status, "fulfilled");
     assert.equal(results[2].status, "rejected");
     const reason = (results[2] as PromiseRejectedResult).reason;
     assert.ok(reason instanceof MemcacheError);
     assert.match(reason.message, /All 2 pooled connections are busy/);
-    assert.equal(await strict.get("a", "free again"), "free again");
+    assert.equal(await strict.get("x", "free again"), "free again");
 
     await using blocking = new PooledClient(server.spec, { maxPoolSize: 2 });
-    const all = await Promise.all(Array.from({ length: 50 }, (_, i) => blocking.set(`k${i}`, i, { noreply: false })));
-    assert.deepEqual(all, Array(50).fill(true));
+    const all = await Promise.all(Array.from({ length: 200 }, (_, i) => blocking.set(`k${i}`, i, { noreply: false })));
+    assert.deepEqual(all, Array(200).fill(true));
     assert.equal(blocking.size, 2);
   });
 
@@ -171,7 +187,8 @@ describe("PooledClient", () => {
     await using probe = new Client(server.spec);
     const baseline = await connections(probe);
     await using pool = new PooledClient(server.spec, { maxPoolSize: 3, poolIdleTimeout: 50 });
-    await Promise.all([pool.set("k", "v"), pool.get("x"), pool.get("y")]);
+    const big = new Uint8Array(65536); // a large value each: a connection each
+    await Promise.all([pool.set("k", "v"), pool.set("x", big), pool.set("y", big)]);
     assert.equal(pool.size, 3);
     for (let i = 0; i < 400 && pool.size > 0; i++) await sleep(10);
     assert.equal(pool.size, 0);
@@ -246,15 +263,15 @@ describe("PooledClient", () => {
   it("kill memcached mid-run: failed connections are replaced after a restart", async () => {
     await using server = await startMemcached();
     await using pool = new PooledClient(server.spec, { maxPoolSize: 3 });
-    await Promise.all(Array.from({ length: 30 }, (_, i) => pool.set(`k${i}`, i, { noreply: false })));
-    assert.equal(pool.size, 3);
+    await Promise.all(Array.from({ length: 150 }, (_, i) => pool.set(`k${i}`, i, { noreply: false })));
+    assert.equal(pool.size, 3); // 64 + 64 + 22 in flight
     await server.stop();
-    const failed = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => pool.get(`k${i}`)));
+    const failed = await Promise.allSettled(Array.from({ length: 150 }, (_, i) => pool.get(`k${i}`)));
     assert.ok(failed.every((r) => r.status === "rejected" && r.reason instanceof MemcacheError));
     assert.equal(pool.size, 0);
     await server.restart();
-    const fresh = await Promise.all(Array.from({ length: 30 }, (_, i) => pool.get(`k${i}`, "miss")));
-    assert.deepEqual(fresh, Array(30).fill("miss"));
+    const fresh = await Promise.all(Array.from({ length: 150 }, (_, i) => pool.get(`k${i}`, "miss")));
+    assert.deepEqual(fresh, Array(150).fill("miss"));
     assert.equal(pool.size, 3);
   });
 
