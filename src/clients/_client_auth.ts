@@ -11,8 +11,10 @@ import type { Transport } from "../connection/transport.ts";
 import { encodeStore } from "../protocol/_text_commands.ts";
 import { EXPECT_LINE, WITH_DATA } from "../protocol/_reply_parser.ts";
 import { MemcacheAuthError, MemcacheClientError } from "../errors.ts";
-import { encoder, unexpected } from "./_client_core.ts";
+import { unexpected } from "./_client_core.ts";
 import type { AuthOptions, ClientOptions } from "./_client_types.ts";
+
+const encoder = new TextEncoder();
 
 /** ms after a refused login during which calls fail at once instead of logging in again. */
 const AUTH_RETRY_MS = 1000;

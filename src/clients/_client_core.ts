@@ -13,8 +13,6 @@ import { inContext } from "../protocol/_validate.ts";
 import { MemcacheError, MemcacheIllegalInputError, MemcacheSerdeError } from "../errors.ts";
 import type { ClientCore } from "./_client_types.ts";
 
-export const encoder = new TextEncoder();
-
 export function isPromise<T>(value: unknown): value is Promise<T> {
   // Bytes first: looking up a missing `then` on a typed array is slow in JavaScriptCore.
   if (value === null || (typeof value !== "object" && typeof value !== "function") || ArrayBuffer.isView(value)) {

@@ -42,8 +42,10 @@ import {
 import { metaResult, parseCounterValue, QUIET_SUCCESS } from "../protocol/_meta_reply.ts";
 import { checkFlags } from "../protocol/_validate.ts";
 import { MemcacheIllegalInputError } from "../errors.ts";
-import { context, deserialize, encoder, inputs, isPromise, unserializable, wireKey } from "./_client_core.ts";
+import { context, deserialize, inputs, isPromise, unserializable, wireKey } from "./_client_core.ts";
 import type { ClientCore, Serialized } from "./_client_types.ts";
+
+const encoder = new TextEncoder();
 
 /** The statuses each meta command may answer (see _meta.ts). */
 const GET_STATUSES: readonly MetaStatus[] = ["VA", "HD", "EN"];

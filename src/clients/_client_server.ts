@@ -20,9 +20,11 @@ import { EXPECT_LINE, EXPECT_RAW, EXPECT_STATS, WITH_DATA } from "../protocol/_r
 import { convertStats } from "../protocol/_stats.ts";
 import { checkExpire, checkInt, checkToken } from "../protocol/_validate.ts";
 import { MemcacheIllegalInputError, MemcacheUnexpectedCloseError } from "../errors.ts";
-import { encoder, inputs, noreplyOf, unexpected } from "./_client_core.ts";
+import { inputs, noreplyOf, unexpected } from "./_client_core.ts";
 import { simple } from "./_client_store.ts";
 import type { ClientCore } from "./_client_types.ts";
+
+const encoder = new TextEncoder();
 
 /** Client.stats: `stats` with `args`, converted as pymemcache's STAT_TYPES. */
 export async function stats(core: ClientCore, args: string[]): Promise<Record<string, string | number | boolean>> {
