@@ -55,30 +55,7 @@ const ARITHMETIC_STATUSES: readonly MetaStatus[] = ["HD", "VA", "NF", "NS", "EX"
 
 /** Client.metaGet: `mg` of one key. */
 export function metaGet(core: ClientCore, key: MetaKey, options?: MetaGetOptions): Promise<MetaResult> {
-  let wire: string;
-  let flags: string;
-  const binary = typeof key !== "string";
-  try {
-    wire = metaKey(core, key);
-    flags = metaGetFlags(options, binary);
-  } catch (error) {
-    return Promise.reject(context(core, error, "mg"));
-  }
-  try {
-    return newer(
-      core.connection().request(
-        "mg",
-        EXPECT_META,
-        (out) => encodeMeta(out, "mg", wire, binary, flags, false),
-        undefined,
-        undefined,
-        (reply) => metaRead(core, metaCheck(metaLine(reply, GET_STATUSES, "mg"), wire, options), key, options),
-      ) as Promise<MetaResult>,
-      options,
-    );
-  } catch (error) {
-    return Promise.reject(error);
-  }
+  return metaOne(core, "mg", key, options, false, metaGetFlags, GET_STATUSES, metaRead);
 }
 
 /** Client.metaGetMany: a quiet `mg … q` per key, closed by one `mn`; the hits keyed as passed. */
@@ -207,19 +184,14 @@ function sendMetaSet(
 
 /** Client.metaDelete: `md`. */
 export function metaDelete(core: ClientCore, key: MetaKey, options?: MetaDeleteOptions): Promise<MetaResult> {
-  return metaSimple(core, "md", key, options, metaDeleteFlags, DELETE_STATUSES, (result) => {
-    result.deleted = result.status === "HD";
-  });
+  const quiet = isQuiet(options);
+  return metaOne(core, "md", key, options, quiet, metaDeleteFlags, DELETE_STATUSES, readDelete);
 }
 
 /** Client.metaArithmetic: `ma`. */
 export function metaArithmetic(core: ClientCore, key: MetaKey, options?: MetaArithmeticOptions): Promise<MetaResult> {
-  return metaSimple(core, "ma", key, options, metaArithmeticFlags, ARITHMETIC_STATUSES, (result, line) => {
-    if (line.item === undefined) return;
-    const value = parseCounterValue(line.item.value);
-    if (value === undefined) throw new ProtocolError("an ma reply's value is not a decimal number");
-    result.value = value;
-  });
+  const quiet = isQuiet(options);
+  return metaOne(core, "ma", key, options, quiet, metaArithmeticFlags, ARITHMETIC_STATUSES, readArithmetic);
 }
 
 /** Client.metaNoop: `mn`. */
@@ -229,20 +201,28 @@ export async function metaNoop(core: ClientCore): Promise<true> {
   return true;
 }
 
-/** md and ma: one line (quiet: a trailing mn), read into a result by `finish`. */
-function metaSimple<O extends { noreply?: boolean }>(
+/** How a command reads its checked reply line into a result. */
+type Read = (
   core: ClientCore,
-  command: "md" | "ma",
+  line: MetaLine,
+  key: MetaKey,
+  options: MetaCommonOptions | undefined,
+) => MetaResult | Promise<MetaResult>;
+
+/** mg, md and ma: one line (quiet: a trailing mn), read into a result by `read`. */
+function metaOne<O extends MetaCommonOptions>(
+  core: ClientCore,
+  command: "mg" | "md" | "ma",
   key: MetaKey,
   options: O | undefined,
+  quiet: boolean,
   flagsOf: (options: O | undefined, binary: boolean) => string,
   statuses: readonly MetaStatus[],
-  finish: (result: MetaResult, line: MetaLine) => void,
+  read: Read,
 ): Promise<MetaResult> {
   let wire: string;
   let flags: string;
   const binary = typeof key !== "string";
-  const quiet = isQuiet(options);
   try {
     wire = metaKey(core, key);
     flags = flagsOf(options, binary);
@@ -257,18 +237,30 @@ function metaSimple<O extends { noreply?: boolean }>(
         (out) => encodeMeta(out, command, wire, binary, flags, quiet),
         quiet ? [wire] : undefined,
         undefined,
-        (reply) => {
-          const line = metaCheck(metaLine(reply, statuses, command), wire, options as MetaCommonOptions);
-          const result = metaResult(line, (options as MetaCommonOptions | undefined)?.returnKey ? key : undefined);
-          finish(result, line);
-          return result;
-        },
-      ),
+        (reply) => read(core, metaCheck(metaLine(reply, statuses, command), wire, options), key, options),
+      ) as Promise<MetaResult>,
       options,
     );
   } catch (error) {
     return Promise.reject(error);
   }
+}
+
+/** An md line as a result: `deleted`. */
+function readDelete(_core: ClientCore, line: MetaLine, key: MetaKey, options: MetaCommonOptions | undefined) {
+  const result = metaResult(line, options?.returnKey ? key : undefined);
+  result.deleted = result.status === "HD";
+  return result;
+}
+
+/** An ma line as a result: the counter, if returned. */
+function readArithmetic(_core: ClientCore, line: MetaLine, key: MetaKey, options: MetaCommonOptions | undefined) {
+  const result = metaResult(line, options?.returnKey ? key : undefined);
+  if (line.item === undefined) return result;
+  const value = parseCounterValue(line.item.value);
+  if (value === undefined) throw new ProtocolError("an ma reply's value is not a decimal number");
+  result.value = value;
+  return result;
 }
 
 /** The wire form of a meta key: checked and prefixed; bytes in base64. */
@@ -314,7 +306,7 @@ function metaRead(
   core: ClientCore,
   line: MetaLine,
   key: MetaKey,
-  options: MetaGetManyOptions | undefined,
+  options: MetaCommonOptions | undefined,
 ): MetaResult | Promise<MetaResult> {
   const result = metaResult(line, options?.returnKey ? key : undefined);
   const item = line.item;

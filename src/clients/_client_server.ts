@@ -27,9 +27,9 @@ import type { ClientCore } from "./_client_types.ts";
 const encoder = new TextEncoder();
 
 /** Client.stats: `stats` with `args`, converted as pymemcache's STAT_TYPES. */
-export async function stats(core: ClientCore, args: string[]): Promise<Record<string, string | number | boolean>> {
+export function stats(core: ClientCore, args: string[]): Promise<Record<string, string | number | boolean>> {
   inputs(core, "stats", () => args.forEach((a) => checkToken("stats argument", a)));
-  return await core.connection().request(
+  return core.connection().request(
     "stats",
     EXPECT_STATS,
     (out) => encodeStats(out, args),
@@ -50,8 +50,8 @@ export async function cacheMemlimit(core: ClientCore, megabytes: number): Promis
 }
 
 /** Client.version. */
-export async function version(core: ClientCore): Promise<string> {
-  return await core.connection().request("version", EXPECT_LINE, encodeVersion, undefined, undefined, (reply) => {
+export function version(core: ClientCore): Promise<string> {
+  return core.connection().request("version", EXPECT_LINE, encodeVersion, undefined, undefined, (reply) => {
     if (reply.type === "line" && reply.text.startsWith("VERSION ")) return reply.text.slice(8);
     throw unexpected(reply);
   });
@@ -69,13 +69,13 @@ export async function verbosity(core: ClientCore, level: number, options: { nore
 }
 
 /** Client.flushAll. */
-export async function flushAll(core: ClientCore, delay: number, options: { noreply?: boolean }): Promise<boolean> {
+export function flushAll(core: ClientCore, delay: number, options: { noreply?: boolean }): Promise<boolean> {
   const [seconds, noreply] = inputs(
     core,
     "flush_all",
     () => [checkExpire(delay), noreplyOf(core, options.noreply)] as const,
   );
-  return await simple(core, "flush_all", noreply, (out, nr) => encodeFlushAll(out, seconds, nr), "OK");
+  return simple(core, "flush_all", noreply, (out, nr) => encodeFlushAll(out, seconds, nr), "OK");
 }
 
 /** Client.shutdown: resolves once the server closed the connection. */
@@ -98,22 +98,19 @@ export async function shutdown(core: ClientCore, graceful: boolean): Promise<voi
   }
 }
 
-/** Client.rawCommand's arguments as bytes, checked before a connection is opened for them. */
-export function rawArgs(
+/** Client.rawCommand, on a connection `open` makes for it alone, closed afterwards. */
+export async function raw(
   core: ClientCore,
+  open: () => Connection,
   command: string | Uint8Array,
   endTokens: string | Uint8Array,
-): [Uint8Array, Uint8Array] {
+): Promise<Uint8Array> {
   const line = typeof command === "string" ? encoder.encode(command) : command;
   const end = typeof endTokens === "string" ? encoder.encode(endTokens) : endTokens;
   if (end.length === 0) {
     throw new MemcacheIllegalInputError("endTokens must not be empty", { server: core.server, command: "raw" });
   }
-  return [line, end];
-}
-
-/** Client.rawCommand on `conn`, a connection of its own, closed afterwards. */
-export async function raw(conn: Connection, line: Uint8Array, end: Uint8Array): Promise<Uint8Array> {
+  const conn = open();
   try {
     return await conn.request(
       "raw",

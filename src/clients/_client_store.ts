@@ -249,13 +249,13 @@ export async function fetchMany(
 }
 
 /** Client.delete: `true` if deleted (or noreply), `false` if it was absent. */
-export async function deleteOne(core: ClientCore, key: string, options: { noreply?: boolean }): Promise<boolean> {
+export function deleteOne(core: ClientCore, key: string, options: { noreply?: boolean }): Promise<boolean> {
   const [wire, noreply] = inputs(core, "delete", () => [wireKey(core, key), noreplyOf(core, options.noreply)] as const);
-  return await simple(core, "delete", noreply, (out, nr) => encodeDelete(out, wire, nr), "DELETED", "NOT_FOUND");
+  return simple(core, "delete", noreply, (out, nr) => encodeDelete(out, wire, nr), "DELETED", "NOT_FOUND");
 }
 
 /** Client.touch: `true` if touched (or noreply), `false` if absent. */
-export async function touchOne(
+export function touchOne(
   core: ClientCore,
   key: string,
   expire: number,
@@ -266,7 +266,7 @@ export async function touchOne(
     "touch",
     () => [wireKey(core, key), checkExpire(expire), noreplyOf(core, options.noreply)] as const,
   );
-  return await simple(core, "touch", noreply, (out, nr) => encodeTouch(out, wire, exptime, nr), "TOUCHED", "NOT_FOUND");
+  return simple(core, "touch", noreply, (out, nr) => encodeTouch(out, wire, exptime, nr), "TOUCHED", "NOT_FOUND");
 }
 
 /** incr and decr: the new value, or `null` for a miss or with noreply. */

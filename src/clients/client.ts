@@ -534,8 +534,7 @@ export class Client {
    * `MemcacheUnknownError` and the connection closes.
    */
   async rawCommand(command: string | Uint8Array, endTokens: string | Uint8Array = "\r\n"): Promise<Uint8Array> {
-    const [line, end] = admin.rawArgs(this.#core, command, endTokens);
-    return await admin.raw(this.#open(), line, end);
+    return await admin.raw(this.#core, () => this.#open(), command, endTokens);
   }
 
   // ---- meta protocol (memcached ≥ 1.6.10; the codec is in _meta.ts)
