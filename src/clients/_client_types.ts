@@ -1,7 +1,8 @@
 /**
  * The option types of {@linkcode Client} (re-exported by client.ts) and
  * the internal view of a client that the modules client.ts delegates to
- * (_client_auth.ts, _client_store.ts, _client_meta.ts) work on.
+ * (_client_auth.ts, _client_store.ts, _client_meta.ts, _client_server.ts)
+ * work on.
  *
  * @module
  */

@@ -2,6 +2,10 @@
  * `Client`: one memcached server over one pipelined connection, with
  * pymemcache's `Client` API and semantics.
  *
+ * The class keeps its public members (gen_commands.ts reads their signatures
+ * and docs here), the pipeline and the single-key reads that coalesce on it;
+ * the rest is in the _client_*.ts modules it delegates to over a `ClientCore`.
+ *
  * @module
  */
 
@@ -34,6 +38,7 @@ import { connectionObserver, observeCommands } from "./_observe.ts";
 import { checkCas, checkExpire } from "../protocol/_validate.ts";
 import { defaultSerde, type Serde } from "../values/serde.ts";
 import { addressName, parseServerSpec, type ServerAddress, type ServerSpec } from "../connection/transport.ts";
+import type { Transport } from "../connection/transport.ts";
 import {
   type ClientCore,
   type ClientOptions,
@@ -50,6 +55,9 @@ import * as admin from "./_client_server.ts";
 
 export type { Mapping };
 export type { AuthOptions, ClientOptions } from "./_client_types.ts";
+
+// StoreOptions, NoreplyOptions and Value are declared here, not in _client_types.ts: gen_commands.ts
+// imports the types of Client's signatures from where client.ts declares or imports them.
 
 /** Per-call options of the storage commands. */
 export interface StoreOptions {
@@ -115,7 +123,7 @@ export class Client {
   /** ms, or `undefined` for no limit (see ClientOptions). */
   #connectTimeout: number | undefined;
   #timeout: number | undefined;
-  #transport: ClientOptions["transport"] | Promise<NonNullable<ClientOptions["transport"]>>;
+  #transport: Transport | Promise<Transport> | undefined;
   /** `auth`'s login, sent first on every connection (see _client_auth.ts). */
   #login: Login | undefined;
   /** What the modules this class delegates to see of it (see ClientCore). */
@@ -537,7 +545,7 @@ export class Client {
     return await admin.raw(this.#core, () => this.#open(), command, endTokens);
   }
 
-  // ---- meta protocol (memcached ≥ 1.6.10; the codec is in _meta.ts)
+  // ---- meta protocol (memcached ≥ 1.6.10; in _client_meta.ts, over the codec in _meta.ts)
 
   /**
    * `mg`: reads `key` (a string, or any bytes as a `Uint8Array`, sent
