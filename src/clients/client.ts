@@ -48,7 +48,7 @@ import {
   type GetFlight,
 } from "./_client_types.ts";
 import { checkClientCert, clientLogin, type Login, loginTransport } from "./_client_auth.ts";
-import { context, deserialize, inputs, isPromise, noCas, wireKey } from "./_client_core.ts";
+import { context, deserialize, inputs, isPromise, noCas } from "./_client_core.ts";
 import { arithmetic, deleteOne, fetchMany, store, storeMany, touchOne } from "./_client_store.ts";
 import * as meta from "./_client_meta.ts";
 import * as admin from "./_client_server.ts";
@@ -257,7 +257,7 @@ export class Client {
   }
 
   #key(key: string): string {
-    return wireKey(this.#core, key);
+    return checkWireKey(key, this.keyPrefix, this.allowUnicodeKeys);
   }
 
   // ---- storage
