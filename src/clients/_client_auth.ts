@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { FirstRequest } from "../connection/_connection.ts";
+import type { FirstRequest } from "../connection/_connection_options.ts";
 import type { Transport } from "../connection/transport.ts";
 import { encodeStore } from "../protocol/_text_commands.ts";
 import { EXPECT_LINE, WITH_DATA } from "../protocol/_reply_parser.ts";

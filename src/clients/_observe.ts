@@ -13,7 +13,7 @@
  * @module
  */
 
-import type { ConnectionObserver, Tally } from "../connection/_connection.ts";
+import type { ConnectionObserver, Tally } from "../connection/_connection_options.ts";
 import type { Route } from "./_route.ts";
 import { aliasOwner } from "./_background.ts";
 

@@ -9,7 +9,8 @@
  * @module
  */
 
-import { Connection, type ConnectionObserver } from "../connection/_connection.ts";
+import { Connection } from "../connection/_connection.ts";
+import type { ConnectionObserver } from "../connection/_connection_options.ts";
 import { defaultTransport } from "../connection/_default_transport.ts";
 import { checkKey as checkWireKey, keyBytes } from "../protocol/_keys.ts";
 import { encodeQuit, encodeRetrieve } from "../protocol/_text_commands.ts";

@@ -33,6 +33,8 @@ import {
   WITH_DATA,
 } from "../protocol/_reply_parser.ts";
 import { ProtocolError } from "../protocol/_wire.ts";
+import { Queue, rejectAll } from "./_queue.ts";
+import type { ConnectionObserver, ConnectionOptions, FirstRequest, Tally } from "./_connection_options.ts";
 import {
   CLOSE_GRACE_MS,
   type ServerAddress,
@@ -41,51 +43,6 @@ import {
   type TransportConnectOptions,
   type TransportSocket,
 } from "./transport.ts";
-
-/** Where the connection counts a request's bytes: the event of the call that issued it. */
-export interface Tally {
-  bytesWritten: number;
-  bytesRead: number;
-}
-
-/** What a Connection reports to (see `ConnectionOptions.observer`). */
-export interface ConnectionObserver {
-  /** The call issuing a request right now, if it is observed. */
-  tally(): Tally | undefined;
-  /** A connection to `server` opened, closed or failed. */
-  event(type: "open" | "close" | "error", server: string, error?: Error): void;
-}
-
-/** Settings of a connection. */
-export interface ConnectionOptions extends Omit<TransportConnectOptions, "signal"> {
-  /** ms to wait for the connection to open. */
-  connectTimeout?: number;
-  /** ms a request may wait for its reply, counted from when it is issued. */
-  timeout?: number;
-  /** Most requests that may wait on the connection at once; past it a request fails at once. */
-  maxQueue?: number;
-  /** Observability (see _observe.ts): connection events, and each request's bytes counted to its call. */
-  observer?: ConnectionObserver;
-  /** A request sent before anything else on the connection (memcached ASCII auth). */
-  first?: FirstRequest;
-}
-
-/**
- * A request encoded ahead of everything the caller queues, when the
- * connection is made. Its reply goes to `check`; when the server answers
- * with an error or `check` throws, the connection closes and every request
- * on it rejects with `failure(error, command)`. Whatever else ends the
- * connection first (timeout, close) rejects as it always does.
- */
-export interface FirstRequest {
-  /** The command's name, for errors (never the request's bytes). */
-  command: string;
-  /** The reply expected, as for {@linkcode Connection.request}. */
-  expect: number;
-  encode(out: Outbox): void;
-  check(reply: Reply): void;
-  failure(error: Error, command: string): Error;
-}
 
 /** A request waiting for its reply. */
 interface Waiting extends Expectation {
@@ -126,40 +83,6 @@ interface Unflushed {
 const CONNECTING = 0;
 const OPEN = 1;
 const CLOSED = 2;
-
-/** A FIFO without `shift()`'s O(n): a head index, compacted now and then. */
-class Queue<T> {
-  items: T[] = [];
-  head = 0;
-  get size(): number {
-    return this.items.length - this.head;
-  }
-  peek(): T | undefined {
-    return this.items[this.head];
-  }
-  push(item: T): void {
-    this.items.push(item);
-  }
-  shift(): T | undefined {
-    const item = this.items[this.head];
-    if (item === undefined) return undefined;
-    this.items[this.head++] = undefined as T;
-    if (this.head === this.items.length) {
-      this.items.length = 0;
-      this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return item;
-  }
-  drain(): T[] {
-    const rest = this.items.slice(this.head);
-    this.items = [];
-    this.head = 0;
-    return rest;
-  }
-}
 
 /**
  * A value still owed at least this many bytes is read straight into its
@@ -823,37 +746,6 @@ export class Connection {
     this.#connecting.then((socket) => graceful || !socket.destroy ? socket.close() : socket.destroy(), () => {})
       .then(() => this.#rejecting).then(this.#markClosed, this.#markClosed);
   }
-}
-
-/** Requests rejected in one go before the loop gets a turn; see {@linkcode rejectAll}. */
-const REJECT_SLICE = 2048;
-
-/**
- * Rejects `requests` in order (oldest deadline first). A long queue is
- * rejected a slice per macrotask, so each slice's callers run before the
- * next slice is rejected and the event loop never stalls for the whole
- * queue: with 100,000 waiting, the oldest settle first and none past its
- * own deadline. Resolves when the last is rejected.
- */
-function rejectAll(
-  requests: { command: string; reject: (error: Error) => void }[],
-  errorOf: (command: string) => Error,
-): Promise<void> | undefined {
-  const slice = (from: number) => {
-    const to = Math.min(requests.length, from + REJECT_SLICE);
-    for (let i = from; i < to; i++) requests[i].reject(errorOf(requests[i].command));
-    return to;
-  };
-  let at = slice(0);
-  if (at === requests.length) return undefined;
-  return new Promise<void>((resolve) => {
-    const next = () => {
-      at = slice(at);
-      if (at === requests.length) resolve();
-      else setTimeout(next, 0);
-    };
-    setTimeout(next, 0);
-  });
 }
 
 /** Every returned key must be among the requested ones, in request order. */
