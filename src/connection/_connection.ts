@@ -72,6 +72,15 @@ const AUTH_REFUSALS = new Set([
 /** The meta commands (see #noMeta). */
 const META_COMMANDS = new Set(["mg", "ms", "md", "ma", "mn"]);
 
+/**
+ * Servers (by name) that have answered a meta command in this process: a
+ * connection to one of them that closes on a meta command was lost (a
+ * restart, an outage behind a proxy), not refused by a server without
+ * meta. Bounded: past MAX_META_SERVERS names it starts again.
+ */
+const metaServers = new Set<string>();
+const MAX_META_SERVERS = 10_000;
+
 /** A noreply request waiting to be flushed. */
 interface Unflushed {
   command: string;
@@ -581,7 +590,11 @@ export class Connection {
         throw new ProtocolError("a retrieval reply named keys that were not requested");
       }
     }
-    if (reply.type === "meta" || reply.type === "metaGroup") this.#speaksMeta = true;
+    if ((reply.type === "meta" || reply.type === "metaGroup") && !this.#speaksMeta) {
+      this.#speaksMeta = true;
+      if (metaServers.size >= MAX_META_SERVERS) metaServers.clear();
+      metaServers.add(this.name);
+    }
     const w = this.#waiting.shift()!;
     if (this.#observer !== undefined) {
       // A read carrying several replies counts to the first of them.
@@ -673,11 +686,12 @@ export class Connection {
 
   /**
    * twemproxy closes the connection on a meta command instead of answering
-   * ERROR: for a meta command, a close before any meta reply came on the
-   * connection is the server not knowing the command.
+   * ERROR: for a meta command, a close before any meta reply came from the
+   * server (on this connection or, in this process, any other to it) is
+   * the server not knowing the command.
    */
   #noMeta(command: string, cause?: Error): MemcacheUnknownCommandError | undefined {
-    if (this.#speaksMeta || !META_COMMANDS.has(command)) return undefined;
+    if (this.#speaksMeta || !META_COMMANDS.has(command) || metaServers.has(this.name)) return undefined;
     return new MemcacheUnknownCommandError(
       "The server closed the connection on a meta command: it does not speak the meta protocol (twemproxy does this)",
       { server: this.name, command, cause },

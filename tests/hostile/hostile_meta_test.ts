@@ -15,6 +15,7 @@ import {
   HashClient,
   MemcacheError,
   MemcacheTimeoutError,
+  MemcacheUnexpectedCloseError,
   type MetaResult,
   PooledClient,
 } from "../../mod.ts";
@@ -321,5 +322,30 @@ describe("hostile server: getOrSet answered wrongly", () => {
         await Promise.all([getOrSet(inv, c, "g", lease), ...followers(inv, c, 2)]);
       },
     );
+  }
+});
+
+describe("hostile server: a server that answered meta closes on a meta command", () => {
+  for (const cls of CLASSES) {
+    it(`${cls.name}: the call fails as a lost connection, not as a server without meta (a restart, an outage behind a proxy)`, async () => {
+      const answers = new MemoryAnswers();
+      answers.set("m0", taggedValue("m0", 1));
+      await using server = await startScriptedServer({
+        onRequest(req, io) {
+          // Connections after the first: the server is going away (or a proxy lost its backend) and hangs up.
+          if (io.id >= 1 && req.command === "mg") return io.hangUp();
+          answers.answer(req, io);
+        },
+      });
+      const client = cls.make(server.spec, { timeout: TIMEOUT, connectTimeout: TIMEOUT });
+      try {
+        assert.equal((await client.metaGet("m0")).hit, true);
+        await client.close(); // the next call opens a new connection
+        const error = await client.metaGet("m0").then(() => null, (e: unknown) => e);
+        assert.ok(error instanceof MemcacheUnexpectedCloseError, `${(error as Error)?.name}: ${error}`);
+      } finally {
+        await client.close();
+      }
+    });
   }
 });
