@@ -26,8 +26,9 @@
  *
  * Then it reports the packed tarball size and the minified sizes of the
  * Worker in tests/npm/worker/ bundled for workerd: as a get/set Worker (its
- * `MemcachedCache` route defined away; limit 68 KB: 40 KB until every client
- * class carried the meta protocol, getOrSet, the observer hook and ASCII auth) and whole (reported only:
+ * `MemcachedCache` route defined away; limit 72 KB: 40 KB until every client
+ * class carried the meta protocol, getOrSet, the observer hook and ASCII auth, 68 KB until getOrSet ended its
+ * background work on close(), the observer guarded its callbacks and connections unref'd when idle) and whole (reported only:
  * `MemcachedCache` brings in `HashClient`, `PooledClient` and their hashing).
  *
  * @module
@@ -37,7 +38,7 @@ import ts from "typescript";
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 const OUT = `${ROOT}/npm`;
 const WORKER_EXAMPLE = `${ROOT}/tests/npm/worker/src/index.js`;
-const WORKER_LIMIT = 68_000;
+const WORKER_LIMIT = 72_000;
 const REPOSITORY = "https://github.com/memkit/memcache";
 const REQUIRED_ENTRIES = [".", "./deno", "./node", "./cloudflare", "./testing", "./keyv"];
 /**

@@ -88,7 +88,7 @@ bundle() {
   [ -f "$app/$out/index.js" ]
 }
 # The whole Worker (Client routes and a MemcachedCache one) runs in workerd; the
-# 68 KB budget is on the get/set Worker, the same file with the /cache route
+# 72 KB budget is on the get/set Worker, the same file with the /cache route
 # defined away (see tests/npm/worker/src/index.js).
 if step "wrangler deploy --dry-run bundles a Worker importing @memkit/memcache" bundle dist &&
   step "wrangler deploy --dry-run bundles the get/set Worker (no MemcachedCache)" \

@@ -14,7 +14,7 @@ import { Miniflare } from "miniflare";
 
 const [bundle, spec, getSetBundle] = process.argv.slice(2);
 if (!bundle || !spec) throw new Error("usage: run_worker.mjs <bundle.js> <host:port> [<get/set bundle.js>]");
-const LIMIT = 68_000;
+const LIMIT = 72_000;
 const code = readFileSync(bundle, "utf8");
 const getSetCode = getSetBundle ? readFileSync(getSetBundle, "utf8") : code;
 const cases = [];
