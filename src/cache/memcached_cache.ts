@@ -41,15 +41,17 @@ export interface MemcachedCacheOptions {
   keyPrefix?: string;
   /**
    * Connections per server. `1` is one pipelined connection per server;
-   * more gives each server a pool of up to `poolSize` connections. Only
-   * used when the cache builds its own client.
+   * more gives each server a pool of up to `poolSize` connections, opened
+   * as `PooledClient` opens them (small calls share a connection up to 64
+   * in flight; a value of 64 KiB or more takes one of its own). Only used
+   * when the cache builds its own client.
    * @default {1}
    */
   poolSize?: number;
   /**
-   * When every pooled connection is busy: `true` queues the call, `false`
-   * rejects it (and turns on pooling even with `poolSize` 1). Only used
-   * when the cache builds its own client.
+   * When every pooled connection is full (see `PooledClient`): `true`
+   * queues the call, `false` rejects it (and turns on pooling even with
+   * `poolSize` 1). Only used when the cache builds its own client.
    * @default {true}
    */
   poolBlocking?: boolean;

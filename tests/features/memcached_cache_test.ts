@@ -575,28 +575,28 @@ describe("MemcachedCache: construction", () => {
     assert.deepEqual(tried, ["127.0.0.1:1", "127.0.0.1:2"]);
   });
 
-  it("poolSize: that many connections per server under load; 1 is one pipelined connection", async () => {
+  it("poolSize: up to that many connections per server under load (64 calls pipelined on each); 1 is one pipelined connection", async () => {
     await using server = await startMemcached();
     await using probe = new Client(server.spec);
     const connections = async () => (await probe.stats()).curr_connections as number;
     await probe.version();
     const base = await connections();
-    for (const [poolSize, expected] of [[1, 1], [3, 3]]) {
+    for (const [poolSize, calls, expected] of [[1, 300, 1], [3, 20, 1], [3, 300, 3]]) {
       await using cache = new MemcachedCache([server.spec], { poolSize });
-      const values = await Promise.all(Array.from({ length: 20 }, (_, i) => cache.get(`k${i}`)));
-      assert.deepEqual(values, Array(20).fill(null));
-      assert.equal((await connections()) - base, expected, `poolSize ${poolSize}`);
+      const values = await Promise.all(Array.from({ length: calls }, (_, i) => cache.get(`k${i}`)));
+      assert.deepEqual(values, Array(calls).fill(null));
+      assert.equal((await connections()) - base, expected, `poolSize ${poolSize}, ${calls} calls`);
       await cache.close();
     }
   });
 
-  it("poolBlocking false: a call finding every pooled connection busy rejects", async () => {
+  it("poolBlocking false: a call finding every pooled connection full (64 calls in flight each) rejects", async () => {
     await using server = await startMemcached();
     await using cache = new MemcachedCache([server.spec], { poolBlocking: false });
-    const [first, second] = await Promise.allSettled([cache.get("a"), cache.get("b")]);
-    assert.equal(first.status, "fulfilled");
-    assert.equal(second.status, "rejected");
-    assert.ok((second as PromiseRejectedResult).reason instanceof MemcacheError);
+    const settled = await Promise.allSettled(Array.from({ length: 65 }, (_, i) => cache.get(`k${i}`)));
+    assert.deepEqual(settled.slice(0, 64).map((s) => s.status), Array(64).fill("fulfilled"));
+    assert.equal(settled[64].status, "rejected");
+    assert.ok((settled[64] as PromiseRejectedResult).reason instanceof MemcacheError);
   });
 });
 
