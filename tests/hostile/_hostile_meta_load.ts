@@ -33,7 +33,12 @@ export interface MetaLoadOptions {
   clients: { name: string; client: MetaLoadClient }[];
   inv: Invariants;
   rng: Rng;
-  /** The `timeout` the clients were made with (ms); getOrSet gets twice that (an mg and an ms) and the lease wait. */
+  /**
+   * The `timeout` the clients were made with (ms). getOrSet gets three times
+   * that and the lease wait: its longest path is an `mg` that finds another
+   * caller's lease, polls within the wait with the last `mg` starting just
+   * before it ends and then winning, and the `ms` of its value.
+   */
   timeout: number;
   /** Concurrent lanes. @default {6} */
   lanes?: number;
@@ -116,7 +121,7 @@ export class MetaLoad {
           };
           await inv.call(
             `${name} getOrSet ${key}`,
-            2 * timeout + LEASE_WAIT,
+            3 * timeout + LEASE_WAIT,
             () => client.getOrSet(key, loader, options),
             (v) => (v === null || v === undefined ? `getOrSet ${key} gave ${v}` : inv.checkRead(key, v)),
           );
