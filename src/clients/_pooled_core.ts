@@ -422,10 +422,20 @@ export class PooledCore {
     const kind = kindOf(name);
     const large = kind.store && isLarge(args[1]);
     const slot = this.#current;
-    // The common case first: room in the pipeline the last small call joined.
-    const running = !large && slot !== undefined && slot.large === 0 && slot.calls < PIPELINE_DEPTH
-      ? (slot.calls++, this.#runOn(slot, name, args, false))
-      : this.#use(name, args, large);
+    let running: Promise<unknown>;
+    if (!large && slot !== undefined && slot.large === 0 && slot.calls < PIPELINE_DEPTH) {
+      // The common case, inline: room in the pipeline the last small call joined.
+      slot.calls++;
+      const client = slot.client;
+      try {
+        // deno-lint-ignore no-explicit-any
+        running = (client[name] as (...args: any[]) => Promise<unknown>).apply(client, args);
+        running.then(slot.done, slot.failed);
+      } catch (error) {
+        this.#release(slot, false, !leavesConnectionUsable(error));
+        running = Promise.reject(error);
+      }
+    } else running = this.#use(name, args, large);
     if (!kind.read || !this.ignoreExc) return running;
     return running.catch((error) => {
       if (error instanceof MemcacheIllegalInputError) throw error;
