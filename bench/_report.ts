@@ -37,7 +37,8 @@ export const TITLES: Record<Scenario, string> = {
   S4: "S4 — `getMany` of 100 keys per call, 100-byte values (keys/s)",
   S5: "S5 — `set` + `get` of 512 KiB values, sequential (MB/s of values moved)",
   S6: "S6 — memory over mixed operations",
-  S7: "S7 — 50 small `get`s in flight while 512 KiB `set`s stream on the same client (gets/s; the gets' latency)",
+  S7:
+    "S7 — 50 small `get`s in flight while 512 KiB `set`s stream on the same client (gets/s; the latency of the gets started while a set streams)",
 };
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -142,7 +143,9 @@ export async function render(options: Options, rows: Map<string, Row>, info: Run
     info.placement === "same"
       ? "- CPU placement (`--pin same`, taskset): the client and memcached share core 0, so each number is the CPU " +
         "cost of the work (client + kernel + memcached) and not the VM's ~60 µs cross-core wake-ups, which made " +
-        "unpinned runs vary 2× from run to run. A ratio is (memcached + kernel + raw client) ÷ (memcached + kernel + client)"
+        "unpinned runs vary 2× from run to run. A ratio is (memcached + kernel + raw client) ÷ (memcached + kernel + client). S7 alone runs " +
+        "with memcached on core 1 (head-of-line blocking is a wait for a server working beside the client; on one " +
+        "shared core the core that takes the large value answers the gets too)"
       : info.placement === "split"
       ? "- CPU placement (`--pin split`, taskset): the client on core 0, memcached on core 1"
       : "- CPU placement: left to the scheduler (`--pin none`, or no taskset)",

@@ -6,6 +6,7 @@ import {
   Client,
   MemcacheClientError,
   MemcacheError,
+  MemcacheIllegalInputError,
   MemcacheServerError,
   MemcacheTimeoutError,
   MemcacheUnknownError,
@@ -149,6 +150,16 @@ describe("PooledClient", () => {
     await Promise.all(Array.from({ length: 65 }, () => pool.get("a")));
     assert.equal(pool.size, 2); // the 65th found the pipeline full
     for (let i = 0; i < 20; i++) assert.equal(await pool.get("a"), 1); // sequential: one idle connection serves all
+    assert.equal(pool.size, 2);
+    assert.equal((await probe.stats()).total_connections as number, before + 2);
+    // Calls refused before they reach the wire give their place in the pipeline back: 100 of
+    // them fill both pipelines once, yet 64 calls made after fit in one again.
+    const refused = await Promise.allSettled([
+      pool.get("a"),
+      ...Array.from({ length: 100 }, () => pool.get("bad key")),
+    ]);
+    assert.ok(refused.slice(1).every((r) => r.status === "rejected" && r.reason instanceof MemcacheIllegalInputError));
+    await Promise.all([pool.get("a"), ...Array.from({ length: 63 }, () => pool.get("a"))]);
     assert.equal(pool.size, 2);
     assert.equal((await probe.stats()).total_connections as number, before + 2);
 
