@@ -14,7 +14,7 @@ import { type CommandName, missOf, rowOf } from "./commands.ts";
 import { MemcacheError, MemcacheIllegalInputError } from "../errors.ts";
 import type { Serde } from "../values/serde.ts";
 import type { ServerAddress, ServerSpec } from "../connection/transport.ts";
-import { defaultPoolLimit } from "../connection/_default_transport.ts";
+import { defaultPoolLimit, loadedDefaultTransport } from "../connection/_default_transport.ts";
 import { checkMs } from "./_options.ts";
 import { endBackground, requestTimeout } from "./_background.ts";
 import { leavesConnectionUsable } from "../connection/_usable.ts";
@@ -385,6 +385,8 @@ export class PooledCore {
     if (this.poolIdleTimeout === 0 || this.#timer !== undefined || this.#idle.length === 0) return;
     const due = this.#idle[0].since + this.poolIdleTimeout;
     this.#timer = setTimeout(() => this.#expire(), Math.max(0, due - Date.now()));
+    // Closing idle connections is the pool's own background work: it must not keep a script that forgot close() alive.
+    (this.#options.transport ?? loadedDefaultTransport())?.unrefTimer?.(this.#timer);
   }
 
   #disarm(): void {

@@ -7,7 +7,8 @@
  *   <runtime> _lifecycle_child.(ts|js) <kind> <server> [node]
  *
  * kind: `client`, `pooled`, `hash` (a set, a noreply set and two gets, then
- * the script ends), `discover` (`hash` over `HashClient.discover(<server>)`,
+ * the script ends), `pooled-idle` (`pooled` with a 60 s `poolIdleTimeout`:
+ * its timer to close idle connections must not hold the process), `discover` (`hash` over `HashClient.discover(<server>)`,
  * a configuration endpoint, which keeps reading the node list every 50 ms
  * until closed), or `wait`, against a server that answers only the first
  * request of a connection: one get (answered; the connection then idles a
@@ -24,6 +25,8 @@ const transport = transportName === "node" ? new NodeTransport() : undefined;
 const options = { transport, timeout: kind === "wait" ? 1500 : 5000 };
 const client = kind === "pooled"
   ? new PooledClient(server, { ...options, maxPoolSize: 2 })
+  : kind === "pooled-idle"
+  ? new PooledClient(server, { ...options, maxPoolSize: 2, poolIdleTimeout: 60_000 })
   : kind === "hash"
   ? new HashClient([server], options)
   : kind === "discover"

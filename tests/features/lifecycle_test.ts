@@ -55,7 +55,7 @@ const transports = isDeno ? [[], ["node"]] : [[]];
 describe("lifecycle: a script that forgets close()", () => {
   for (const extra of transports) {
     const label = extra.length > 0 ? " (NodeTransport)" : "";
-    for (const kind of ["client", "pooled", "hash"]) {
+    for (const kind of ["client", "pooled", "pooled-idle", "hash"]) {
       it(`${kind}${label}: exits once its set/get are done`, async () => {
         await using server = await startMemcached();
         assertExited(await runChild([kind, server.spec, ...extra]), "forgot close,noreply");
