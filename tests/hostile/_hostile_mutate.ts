@@ -14,6 +14,7 @@ import type {
   TransportSocket,
 } from "../../mod.ts";
 import { fromLatin1, type Rng } from "./_hostile.ts";
+import { type Expectation, type Reply, ReplyParser } from "../../src/protocol/_reply_parser.ts";
 
 /** How a mutated stream ends. */
 export type Ending = "none" | "close" | "reset" | "silence";
@@ -224,4 +225,32 @@ export class MutatingTransport implements Transport {
       close: () => (finish(), Promise.resolve()),
     };
   }
+}
+
+/** Parses `stream` in `sizes` chunks: the replies, and the error that stopped it (if any). */
+export function parseAll(
+  expects: Expectation[],
+  stream: Uint8Array,
+  sizes: number[],
+): { replies: Reply[]; error?: unknown } {
+  const queue = [...expects];
+  const replies: Reply[] = [];
+  const parser = new ReplyParser(() => queue[0], (reply) => {
+    queue.shift();
+    // Copy values now: a parser may reuse nothing, but be safe against views.
+    replies.push(structuredClone(reply));
+  });
+  let at = 0;
+  try {
+    for (const n of sizes) {
+      // A fresh copy per chunk: the parser must not keep a chunk it was fed.
+      const chunk = stream.slice(at, at + n);
+      at += n;
+      parser.feed(chunk);
+      chunk.fill(0x21);
+    }
+  } catch (error) {
+    return { replies, error };
+  }
+  return { replies };
 }

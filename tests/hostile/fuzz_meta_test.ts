@@ -23,17 +23,11 @@ import { isDeepStrictEqual } from "node:util";
 import { describe, it } from "../_support/_harness.ts";
 import { Client, MemcacheError, type MetaResult, type Transport } from "../../mod.ts";
 import { MemoryServer } from "../../testing.ts";
-import {
-  EXPECT_META,
-  EXPECT_META_QUIET,
-  type Expectation,
-  type Reply,
-  ReplyParser,
-} from "../../src/protocol/_reply_parser.ts";
+import { EXPECT_META, EXPECT_META_QUIET, type Expectation, ReplyParser } from "../../src/protocol/_reply_parser.ts";
 import { ProtocolError } from "../../src/protocol/_wire.ts";
 import { envInt, guard, harnessSeed, latin1, readTag, Rng, taggedValue, withSeed } from "./_hostile.ts";
 import { Invariants } from "./_hostile_ledger.ts";
-import { chunking, lineBytesOf, mutate, MutatingTransport } from "./_hostile_mutate.ts";
+import { chunking, lineBytesOf, mutate, MutatingTransport, parseAll } from "./_hostile_mutate.ts";
 import { startMutatingRelay } from "./_hostile_relay.ts";
 
 const ITERATIONS = envInt("MEMKIT_FUZZ_ITERATIONS", 300);
@@ -93,27 +87,6 @@ function metaScript(rng: Rng, count: number): { expects: Expectation[]; stream: 
     }
   }
   return { expects, stream: latin1(text) };
-}
-
-function parseAll(expects: Expectation[], stream: Uint8Array, sizes: number[]): { replies: Reply[]; error?: unknown } {
-  const queue = [...expects];
-  const replies: Reply[] = [];
-  const parser = new ReplyParser(() => queue[0], (reply) => {
-    queue.shift();
-    replies.push(structuredClone(reply));
-  });
-  let at = 0;
-  try {
-    for (const n of sizes) {
-      const chunk = stream.slice(at, at + n);
-      at += n;
-      parser.feed(chunk);
-      chunk.fill(0x21); // the parser must not keep a chunk it was fed
-    }
-  } catch (error) {
-    return { replies, error };
-  }
-  return { replies };
 }
 
 /** Where each reply of a clean stream ends (a byte-at-a-time parse). */

@@ -32,14 +32,13 @@ import {
   EXPECT_STATS,
   EXPECT_VALUES,
   type Expectation,
-  type Reply,
   ReplyParser,
 } from "../../src/protocol/_reply_parser.ts";
 import { ProtocolError } from "../../src/protocol/_wire.ts";
 import { envInt, fromLatin1, harnessSeed, latin1, readTag, Rng, withSeed } from "./_hostile.ts";
 import { RequestReader, type ScriptedRequest, ServerModel, startScriptedServer } from "./_hostile_server.ts";
 import { Invariants } from "./_hostile_ledger.ts";
-import { chunking, mutate, type Mutation } from "./_hostile_mutate.ts";
+import { chunking, mutate, type Mutation, parseAll } from "./_hostile_mutate.ts";
 
 const ITERATIONS = envInt("MEMKIT_FUZZ_ITERATIONS", 300);
 const TIMEOUT = 1000;
@@ -324,30 +323,6 @@ function parserScript(
     parser.feed(bytes.subarray(i, i + 1));
   }
   return { expects, stream: bytes, ends, lineBytes };
-}
-
-/** Parses `stream` in `sizes` chunks: the replies, and the error that stopped it (if any). */
-function parseAll(expects: Expectation[], stream: Uint8Array, sizes: number[]): { replies: Reply[]; error?: unknown } {
-  const queue = [...expects];
-  const replies: Reply[] = [];
-  const parser = new ReplyParser(() => queue[0], (reply) => {
-    queue.shift();
-    // Copy values now: a parser may reuse nothing, but be safe against views.
-    replies.push(structuredClone(reply));
-  });
-  let at = 0;
-  try {
-    for (const n of sizes) {
-      // A fresh copy per chunk: the parser must not keep a chunk it was fed.
-      const chunk = stream.slice(at, at + n);
-      at += n;
-      parser.feed(chunk);
-      chunk.fill(0x21);
-    }
-  } catch (error) {
-    return { replies, error };
-  }
-  return { replies };
 }
 
 describe("fuzz: ReplyParser", () => {
