@@ -173,7 +173,7 @@ export interface Transport {
   /**
    * Makes one of the core's timers (a connection's request and connect
    * timeouts) not hold the process by itself (Node and Bun
-   * `timer.unref()`, Deno `Deno.unrefTimer`). Those timers only matter
+   * `timer.unref()`, Deno its global `unrefTimer`). Those timers only matter
    * while a connect is under way or a request waits; a transport that
    * offers this must hold the process then itself: a pending connect does,
    * and a socket does unless unref'd (the core refs it whenever a request

@@ -106,14 +106,15 @@ export interface LoadOptions {
 }
 
 /**
- * Mixed load on a set of clients: acknowledged sets (recorded in the
- * ledger), reads and multi-reads checked against what was written, incr on
- * per-lane counters whose ranges never overlap, noreply sets and deletes
- * of keys the ledger does not follow. `pause()` lets a harness verify the
- * server (or kill it) with nothing in flight.
+ * Lanes of calls a harness can pause (to verify the server, or kill it,
+ * with nothing in flight) and stop. A subclass says what one call of a lane
+ * is: `laneStep(lane)` gives the lane's step, which makes one call;
+ * resolving `false` skips the short rest that otherwise follows a call now
+ * and then.
  */
-export class MixedLoad {
-  readonly #o: Required<LoadOptions>;
+export abstract class Lanes {
+  readonly #lanes: number;
+  readonly #rng: Rng;
   #running: Promise<void>[] = [];
   #stopped = false;
   #paused: Promise<void> | null = null;
@@ -122,12 +123,16 @@ export class MixedLoad {
   #idle: (() => void)[] = [];
   ops = 0;
 
-  constructor(options: LoadOptions) {
-    this.#o = { lanes: 8, keysPerLane: 40, prefix: "load", ...options };
+  constructor(lanes: number, rng: Rng) {
+    this.#lanes = lanes;
+    this.#rng = rng;
   }
 
+  /** The step of lane `lane`: one call per run (state across calls lives in its closure). */
+  protected abstract laneStep(lane: number): () => Promise<boolean | void>;
+
   start(): void {
-    for (let lane = 0; lane < this.#o.lanes; lane++) this.#running.push(this.#lane(lane));
+    for (let lane = 0; lane < this.#lanes; lane++) this.#running.push(this.#lane(lane));
   }
 
   /** Stops issuing calls and waits for those in flight to settle. */
@@ -149,73 +154,98 @@ export class MixedLoad {
   }
 
   async #lane(lane: number): Promise<void> {
-    const { rng, inv, timeout, prefix, keysPerLane, lanes } = this.#o;
-    const key = (l: number, i: number) => `${prefix}:w${l}x${i}`;
-    const counter = `${prefix}:ctr${lane}`;
-    const base = (lane + 1) * 1e9;
-    let counterSet = false;
+    const step = this.laneStep(lane);
     while (!this.#stopped) {
       if (this.#paused !== null) {
         await this.#paused;
         continue;
       }
-      const { name, client } = rng.pick(this.#o.clients);
       this.#inFlight++;
       this.ops++;
+      let rest = true;
       try {
-        const roll = rng.int(100);
-        if (roll < 30) {
-          const k = key(lane, rng.int(keysPerLane));
-          const size = rng.chance(0.02) ? 50_000 : 10 + rng.int(1500);
-          const value = taggedValue(k, inv.serial(), size);
-          await inv.write(`${name} set ${k}`, k, value, timeout, () => client.set(k, value, { noreply: false }));
-        } else if (roll < 60) {
-          const k = key(rng.int(lanes), rng.int(keysPerLane));
-          await inv.call(`${name} get ${k}`, timeout, () => client.get(k), (v) => inv.checkRead(k, v));
-        } else if (roll < 72) {
-          const keys = Array.from({ length: 2 + rng.int(20) }, () => key(rng.int(lanes), rng.int(keysPerLane)));
-          await inv.call(`${name} getMany`, timeout, () => client.getMany(keys), (found) => {
-            for (const [k, v] of found) {
-              if (!keys.includes(k)) return `getMany returned ${k}, which was not asked for`;
-              const problem = inv.checkRead(k, v);
-              if (problem) return problem;
-            }
-            return undefined;
-          });
-        } else if (roll < 85) {
-          if (!counterSet) {
-            const o = await inv.call(
-              `${name} set ${counter}`,
-              timeout,
-              () => client.set(counter, base, { noreply: false }),
-            );
-            counterSet = o.ok;
-            continue;
-          }
-          const o = await inv.call(
-            `${name} incr ${counter}`,
-            timeout,
-            () => client.incr(counter, 1 + rng.int(9)),
-            (n) => {
-              if (n === null) return undefined;
-              return typeof n === "number" && Math.floor(n / 1e9) === lane + 1
-                ? undefined
-                : `incr ${counter} gave ${String(n)}, outside ${base}..${base + 1e9}`;
-            },
-          );
-          if (o.ok && o.value === null) counterSet = false; // the server lost it (restart)
-        } else if (roll < 93) {
-          const k = `${prefix}:nr${lane}x${rng.int(20)}`;
-          await inv.call(`${name} set noreply`, timeout, () => client.set(k, "fire and forget", { noreply: true }));
-        } else {
-          const k = `${prefix}:nr${lane}x${rng.int(20)}`;
-          await inv.call(`${name} delete`, timeout, () => client.delete(k, { noreply: rng.chance(0.5) }));
-        }
+        rest = (await step()) !== false;
       } finally {
         this.#inFlight--;
         if (this.#inFlight === 0) { for (const resolve of this.#idle.splice(0)) resolve(); }
       }
-      if (rng.chance(0.3)) await delay(1);
+      if (rest && this.#rng.chance(0.3)) await delay(1);
     }
+  }
+}
+
+/**
+ * Mixed load on a set of clients: acknowledged sets (recorded in the
+ * ledger), reads and multi-reads checked against what was written, incr on
+ * per-lane counters whose ranges never overlap, noreply sets and deletes
+ * of keys the ledger does not follow. `pause()` lets a harness verify the
+ * server (or kill it) with nothing in flight.
+ */
+export class MixedLoad extends Lanes {
+  readonly #o: Required<LoadOptions>;
+
+  constructor(options: LoadOptions) {
+    const o = { lanes: 8, keysPerLane: 40, prefix: "load", ...options };
+    super(o.lanes, o.rng);
+    this.#o = o;
+  }
+
+  protected laneStep(lane: number): () => Promise<boolean | void> {
+    const { rng, inv, timeout, prefix, keysPerLane, lanes } = this.#o;
+    const key = (l: number, i: number) => `${prefix}:w${l}x${i}`;
+    const counter = `${prefix}:ctr${lane}`;
+    const base = (lane + 1) * 1e9;
+    let counterSet = false;
+    return async () => {
+      const { name, client } = rng.pick(this.#o.clients);
+      const roll = rng.int(100);
+      if (roll < 30) {
+        const k = key(lane, rng.int(keysPerLane));
+        const size = rng.chance(0.02) ? 50_000 : 10 + rng.int(1500);
+        const value = taggedValue(k, inv.serial(), size);
+        await inv.write(`${name} set ${k}`, k, value, timeout, () => client.set(k, value, { noreply: false }));
+      } else if (roll < 60) {
+        const k = key(rng.int(lanes), rng.int(keysPerLane));
+        await inv.call(`${name} get ${k}`, timeout, () => client.get(k), (v) => inv.checkRead(k, v));
+      } else if (roll < 72) {
+        const keys = Array.from({ length: 2 + rng.int(20) }, () => key(rng.int(lanes), rng.int(keysPerLane)));
+        await inv.call(`${name} getMany`, timeout, () => client.getMany(keys), (found) => {
+          for (const [k, v] of found) {
+            if (!keys.includes(k)) return `getMany returned ${k}, which was not asked for`;
+            const problem = inv.checkRead(k, v);
+            if (problem) return problem;
+          }
+          return undefined;
+        });
+      } else if (roll < 85) {
+        if (!counterSet) {
+          const o = await inv.call(
+            `${name} set ${counter}`,
+            timeout,
+            () => client.set(counter, base, { noreply: false }),
+          );
+          counterSet = o.ok;
+          return false;
+        }
+        const o = await inv.call(
+          `${name} incr ${counter}`,
+          timeout,
+          () => client.incr(counter, 1 + rng.int(9)),
+          (n) => {
+            if (n === null) return undefined;
+            return typeof n === "number" && Math.floor(n / 1e9) === lane + 1
+              ? undefined
+              : `incr ${counter} gave ${String(n)}, outside ${base}..${base + 1e9}`;
+          },
+        );
+        if (o.ok && o.value === null) counterSet = false; // the server lost it (restart)
+      } else if (roll < 93) {
+        const k = `${prefix}:nr${lane}x${rng.int(20)}`;
+        await inv.call(`${name} set noreply`, timeout, () => client.set(k, "fire and forget", { noreply: true }));
+      } else {
+        const k = `${prefix}:nr${lane}x${rng.int(20)}`;
+        await inv.call(`${name} delete`, timeout, () => client.delete(k, { noreply: rng.chance(0.5) }));
+      }
+    };
   }
 }

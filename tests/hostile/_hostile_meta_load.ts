@@ -8,7 +8,8 @@
  * that key.
  */
 import type { MetaResult } from "../../mod.ts";
-import { delay, type Rng, taggedValue } from "./_hostile.ts";
+import { type Rng, taggedValue } from "./_hostile.ts";
+import { Lanes } from "./_hostile_load.ts";
 import type { Invariants } from "./_hostile_ledger.ts";
 
 /** What the load needs of a client (Client, PooledClient and HashClient all have it). */
@@ -50,108 +51,71 @@ export interface MetaLoadOptions {
 const LEASE_WAIT = 100;
 
 /** Lanes of meta calls and getOrSet; `pause()` lets a harness verify or kill the server with nothing in flight. */
-export class MetaLoad {
+export class MetaLoad extends Lanes {
   readonly #o: Required<MetaLoadOptions>;
-  #running: Promise<void>[] = [];
-  #stopped = false;
-  #paused: Promise<void> | null = null;
-  #unpause: () => void = () => {};
-  #inFlight = 0;
-  #idle: (() => void)[] = [];
-  ops = 0;
   /** Loader runs, and loader runs asked for another key than their call's (must stay 0). */
   loads = 0;
   crossedLoads = 0;
 
   constructor(options: MetaLoadOptions) {
-    this.#o = { lanes: 6, prefix: "meta", ...options };
+    const o = { lanes: 6, prefix: "meta", ...options };
+    super(o.lanes, o.rng);
+    this.#o = o;
   }
 
-  start(): void {
-    for (let lane = 0; lane < this.#o.lanes; lane++) this.#running.push(this.#lane(lane));
-  }
-
-  async pause(): Promise<void> {
-    if (this.#paused === null) this.#paused = new Promise((resolve) => (this.#unpause = resolve));
-    if (this.#inFlight > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
-  }
-
-  resume(): void {
-    this.#paused = null;
-    this.#unpause();
-  }
-
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    this.resume();
-    await Promise.all(this.#running);
-  }
-
-  async #lane(lane: number): Promise<void> {
+  protected laneStep(lane: number): () => Promise<void> {
     const { rng, inv, timeout, prefix, lanes } = this.#o;
     const own = (i: number) => `${prefix}:s${lane}x${i}`;
     const anyOwn = () => `${prefix}:s${rng.int(lanes)}x${rng.int(30)}`;
     const shared = () => `${prefix}:g${rng.int(40)}`;
-    while (!this.#stopped) {
-      if (this.#paused !== null) {
-        await this.#paused;
-        continue;
-      }
+    return async () => {
       const { name, client } = rng.pick(this.#o.clients);
-      this.#inFlight++;
-      this.ops++;
-      try {
-        const roll = rng.int(100);
-        if (roll < 40) {
-          const key = shared();
-          const options = {
-            ttl: rng.chance(0.5) ? 2 : 60,
-            recacheWithin: rng.chance(0.5) ? 30 : undefined,
-            lease: rng.chance(0.5) ? { ttl: 2, wait: LEASE_WAIT } : false as const,
-            onError: () => {},
-          };
-          const loader = (asked: string) => {
-            this.loads++;
-            if (asked !== key) {
-              this.crossedLoads++, inv.violation("wrong", `getOrSet ${key}'s loader was asked for ${asked}`);
-            }
-            const serial = inv.serial();
-            inv.issued(asked, serial);
-            return taggedValue(asked, serial, 20 + rng.int(300));
-          };
-          await inv.call(
-            `${name} getOrSet ${key}`,
-            3 * timeout + LEASE_WAIT,
-            () => client.getOrSet(key, loader, options),
-            (v) => (v === null || v === undefined ? `getOrSet ${key} gave ${v}` : inv.checkRead(key, v)),
-          );
-        } else if (roll < 60) {
-          const key = rng.chance(0.5) ? shared() : anyOwn();
-          await inv.call(`${name} metaGet ${key}`, timeout, () => client.metaGet(key), (r) => this.#read(key, r));
-        } else if (roll < 70) {
-          const keys = Array.from({ length: 2 + rng.int(10) }, () => (rng.chance(0.5) ? shared() : anyOwn()));
-          await inv.call(`${name} metaGetMany`, timeout, () => client.metaGetMany(keys), (found) => {
-            for (const [k, r] of found) {
-              if (typeof k !== "string" || !keys.includes(k)) return `metaGetMany returned ${String(k)}, not asked for`;
-              const problem = this.#read(k, r);
-              if (problem) return problem;
-            }
-            return undefined;
-          });
-        } else {
-          const key = own(rng.int(30));
-          const value = taggedValue(key, inv.serial(), 10 + rng.int(rng.chance(0.05) ? 40_000 : 1000));
-          await inv.write(`${name} metaSet ${key}`, key, value, timeout, async () => {
-            const r = await client.metaSet(key, value);
-            return r.stored === true ? true : r;
-          });
-        }
-      } finally {
-        this.#inFlight--;
-        if (this.#inFlight === 0) { for (const resolve of this.#idle.splice(0)) resolve(); }
+      const roll = rng.int(100);
+      if (roll < 40) {
+        const key = shared();
+        const options = {
+          ttl: rng.chance(0.5) ? 2 : 60,
+          recacheWithin: rng.chance(0.5) ? 30 : undefined,
+          lease: rng.chance(0.5) ? { ttl: 2, wait: LEASE_WAIT } : false as const,
+          onError: () => {},
+        };
+        const loader = (asked: string) => {
+          this.loads++;
+          if (asked !== key) {
+            this.crossedLoads++, inv.violation("wrong", `getOrSet ${key}'s loader was asked for ${asked}`);
+          }
+          const serial = inv.serial();
+          inv.issued(asked, serial);
+          return taggedValue(asked, serial, 20 + rng.int(300));
+        };
+        await inv.call(
+          `${name} getOrSet ${key}`,
+          3 * timeout + LEASE_WAIT,
+          () => client.getOrSet(key, loader, options),
+          (v) => (v === null || v === undefined ? `getOrSet ${key} gave ${v}` : inv.checkRead(key, v)),
+        );
+      } else if (roll < 60) {
+        const key = rng.chance(0.5) ? shared() : anyOwn();
+        await inv.call(`${name} metaGet ${key}`, timeout, () => client.metaGet(key), (r) => this.#read(key, r));
+      } else if (roll < 70) {
+        const keys = Array.from({ length: 2 + rng.int(10) }, () => (rng.chance(0.5) ? shared() : anyOwn()));
+        await inv.call(`${name} metaGetMany`, timeout, () => client.metaGetMany(keys), (found) => {
+          for (const [k, r] of found) {
+            if (typeof k !== "string" || !keys.includes(k)) return `metaGetMany returned ${String(k)}, not asked for`;
+            const problem = this.#read(k, r);
+            if (problem) return problem;
+          }
+          return undefined;
+        });
+      } else {
+        const key = own(rng.int(30));
+        const value = taggedValue(key, inv.serial(), 10 + rng.int(rng.chance(0.05) ? 40_000 : 1000));
+        await inv.write(`${name} metaSet ${key}`, key, value, timeout, async () => {
+          const r = await client.metaSet(key, value);
+          return r.stored === true ? true : r;
+        });
       }
-      if (rng.chance(0.3)) await delay(1);
-    }
+    };
   }
 
   /**

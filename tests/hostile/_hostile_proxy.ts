@@ -5,6 +5,7 @@
  * opens, for Deno's sanitizers.
  */
 import net from "node:net";
+import { delay } from "./_hostile.ts";
 import { closeServer, resetSocket } from "./_hostile_server.ts";
 
 // ---------------------------------------------------------------- chaos proxy
@@ -281,4 +282,51 @@ export function injectFault(
     (dir.cutAfter(rng.int(5000), resetCuts ? { reset: rng.chance(0.5) } : undefined), faults.cut++);
   } else if (roll === 3) (dir.truncateAfter(rng.int(5000)), faults.truncate++);
   else (link.reset(), faults.reset++);
+}
+
+/** A load {@linkcode faultsUnderLoad} can run, pause for a check, and stop. */
+export interface PausableLoad {
+  start(): void;
+  pause(): Promise<unknown>;
+  resume(): void;
+  stop(): Promise<unknown>;
+}
+
+/**
+ * `seconds` of random faults on `proxy` while `load` runs: new links get up
+ * to 80 ms of latency now and then, one {@linkcode injectFault} every
+ * 50–200 ms, and about one round in ten pauses the load and runs `check`
+ * (the server still holds every acknowledged write). At the end (or on a
+ * failure) pending stall timers are cleared and the load is stopped.
+ * Returns what faults were caused.
+ */
+export async function faultsUnderLoad(
+  proxy: ChaosProxy,
+  rng: { int(n: number): number; chance(p: number): boolean; pick<T>(items: readonly T[]): T },
+  seconds: number,
+  load: PausableLoad,
+  check: () => Promise<unknown>,
+): Promise<FaultCounts> {
+  const faults = faultCounts();
+  proxy.onLink = (link) => {
+    if (rng.chance(0.3)) link.down.latency = rng.int(80);
+  };
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  load.start();
+  try {
+    const until = Date.now() + seconds * 1000;
+    while (Date.now() < until) {
+      await delay(50 + rng.int(150));
+      injectFault(proxy, rng, faults, timers);
+      if (rng.chance(0.1)) {
+        await load.pause();
+        await check();
+        load.resume();
+      }
+    }
+  } finally {
+    for (const timer of timers) clearTimeout(timer);
+    await load.stop();
+  }
+  return faults;
 }

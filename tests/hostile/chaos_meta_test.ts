@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "../_support/_harness.ts";
 import { Client, type ClientOptions, HashClient, PooledClient } from "../../mod.ts";
 import { delay, envInt, harnessSeed, Rng, withSeed } from "./_hostile.ts";
-import { type ChaosProxy, faultCounts, injectFault, startChaosProxy } from "./_hostile_proxy.ts";
+import { type ChaosProxy, faultsUnderLoad, startChaosProxy } from "./_hostile_proxy.ts";
 import { Invariants } from "./_hostile_ledger.ts";
 import { type LoadClient, MixedLoad } from "./_hostile_load.ts";
 import { MetaLoad, type MetaLoadClient } from "./_hostile_meta_load.ts";
@@ -68,26 +68,10 @@ describe("chaos proxy: getOrSet and meta commands under random faults", () => {
       const inv = new Invariants("chaos/meta");
       const clients = clientsThrough(proxy, { timeout: TIMEOUT, connectTimeout: TIMEOUT });
       const load = loads(clients, inv, rng, `cm${seed}`);
-      const faults = faultCounts();
-      proxy.onLink = (link) => {
-        if (rng.chance(0.3)) link.down.latency = rng.int(80);
-      };
-      const timers = new Set<ReturnType<typeof setTimeout>>();
-      load.start();
+      let faults;
       try {
-        const until = Date.now() + SECONDS * 1000;
-        while (Date.now() < until) {
-          await delay(50 + rng.int(150));
-          injectFault(proxy, rng, faults, timers);
-          if (rng.chance(0.1)) {
-            await load.pause();
-            await inv.verify(witness(server));
-            load.resume();
-          }
-        }
+        faults = await faultsUnderLoad(proxy, rng, SECONDS, load, () => inv.verify(witness(server)));
       } finally {
-        for (const timer of timers) clearTimeout(timer);
-        await load.stop();
         await Promise.all(clients.map((c) => c.client.close()));
       }
       await inv.drain(2 * TIMEOUT + 300);

@@ -19,7 +19,7 @@ import {
   PooledClient,
 } from "../../mod.ts";
 import { delay, envInt, harnessSeed, Rng, taggedValue, withSeed } from "./_hostile.ts";
-import { type ChaosProxy, faultCounts, injectFault, startChaosProxy } from "./_hostile_proxy.ts";
+import { type ChaosProxy, faultsUnderLoad, startChaosProxy } from "./_hostile_proxy.ts";
 import { Invariants, unlessStarved } from "./_hostile_ledger.ts";
 import { type LoadClient, MixedLoad } from "./_hostile_load.ts";
 import { haveMemcached, type MemcachedServer, startMemcached } from "../_support/_memcached.ts";
@@ -180,27 +180,10 @@ describe("chaos proxy: random faults under mixed load", () => {
         const inv = new Invariants("chaos");
         const clients = clientsThrough(proxy, { timeout: TIMEOUT, connectTimeout: TIMEOUT });
         const load = new MixedLoad({ clients, inv, rng, timeout: TIMEOUT, prefix: `chaos${seed}` });
-        const faults = faultCounts();
-        proxy.onLink = (link) => {
-          if (rng.chance(0.3)) link.down.latency = rng.int(80);
-        };
-        const timers = new Set<ReturnType<typeof setTimeout>>();
-        load.start();
+        let faults;
         try {
-          const until = Date.now() + SECONDS * 1000;
-          while (Date.now() < until) {
-            await delay(50 + rng.int(150));
-            injectFault(proxy, rng, faults, timers);
-            if (rng.chance(0.1)) {
-              // Now and then, check the server holds every acknowledged write.
-              await load.pause();
-              await inv.verify(witness(server));
-              load.resume();
-            }
-          }
+          faults = await faultsUnderLoad(proxy, rng, SECONDS, load, () => inv.verify(witness(server)));
         } finally {
-          for (const timer of timers) clearTimeout(timer);
-          await load.stop();
           await Promise.all(clients.map((c) => c.client.close()));
         }
         await inv.drain(TIMEOUT + 200);
