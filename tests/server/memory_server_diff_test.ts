@@ -145,7 +145,11 @@ function normalise(reply: string): string {
   return reply
     .replace(/^STAT (\S+) ([^\r\n]*)\r$/gm, (line, name) => (EXACT_STATS.has(name) ? line : `STAT ${name} *\r`))
     .replace(/^(VA|HD|EN|NF|NS|EX) [^\r\n]*/gm, (line) => line.replace(/ t\d+/g, " t*").replace(/ l\d+/g, " l*"))
-    .replace(/^ME ([^\r\n]*)/gm, (line) => line.replace(/ (exp|la|cls)=-?\d+/g, " $1=*"));
+    // The key of an ME line is printed raw: a binary key may hold CR LF, so the fields may sit on a later "line".
+    .replace(
+      /^ME [\s\S]*? exp=-?\d+ la=-?\d+ cas=\d+ fetch=\w+ cls=\d+ size=\d+\r$/gm,
+      (line) => line.replace(/ (exp|la|cls)=-?\d+(?= )/g, " $1=*"),
+    );
 }
 
 /**
