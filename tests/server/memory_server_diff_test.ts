@@ -9,7 +9,8 @@
  * reuses the cas values memcached returned. Normalised before comparing,
  * because they depend on the second each server's clock ticks or on
  * memcached's internals:
- * - mg/ma `t` (TTL left) and mg `l` (seconds since access), unless `t-1`;
+ * - mg/ma `t` (TTL left) and mg `l` (seconds since access), unless `t-1`,
+ *   also where a `k` flag's raw CR LF key puts them on the next line;
  * - `me`'s `exp=`, `la=` and `cls=` (slab class);
  * - `stats` values, except the command counters both must agree on
  *   (cmd_get, get_hits, ..., total_items); the stat names are compared.
@@ -31,10 +32,12 @@
  * Batches of small commands stay below 16 KiB so that the socket hands
  * memcached each batch in one read.
  *
- * Seeds: each run replays the project's seed, then two random ones, each
- * printed in its test's name; `MEMKIT_SEED=<n>` runs that one seed only
- * (`random` for one random seed), `MEMKIT_DIFF_COUNT` sets the commands per
- * seed (20,000). A few fixed streams (`cases`) run first.
+ * Seeds: each run replays the project's seed and the seeds random runs once
+ * failed on (REGRESSION_SEEDS), each printed in its test's name, so that a
+ * run of the suite is the same every time; `MEMKIT_SEED=<n>` runs that one
+ * seed only, `MEMKIT_SEED=random` one random seed (to explore: a seed that
+ * fails joins REGRESSION_SEEDS with its fix), `MEMKIT_DIFF_COUNT` sets the
+ * commands per seed (20,000). A few fixed streams (`cases`) run first.
  */
 import assert from "node:assert/strict";
 import net from "node:net";
@@ -47,10 +50,17 @@ import { MemoryServer } from "../../testing.ts";
 import { base64Decode } from "../../src/server/_codec.ts"; // only to track which key a `b` key names
 
 const PROJECT_SEED = 20261203;
+/**
+ * Random seeds that found a difference (each fixed since): an ME line's
+ * fields after a CR LF key (1180580596), an mg header's `t` after one
+ * (1500876819, at command 22,477 of 100,000). Both showed only when the two
+ * servers' clocks ticked between their replies; they stay as more streams.
+ */
+const REGRESSION_SEEDS = [1180580596, 1500876819];
 const randomSeed = () => (Math.random() * 2 ** 32) >>> 0;
 const seedText = process.env.MEMKIT_SEED ?? process.env.MEMKIT_DIFF_SEED;
 const SEEDS = seedText === undefined
-  ? [PROJECT_SEED, randomSeed(), randomSeed()]
+  ? [PROJECT_SEED, ...REGRESSION_SEEDS]
   : [seedText === "random" ? randomSeed() : Number(seedText)];
 const COUNT = Number(process.env.MEMKIT_DIFF_COUNT ?? 20_000);
 
@@ -144,7 +154,12 @@ const EXACT_STATS = new Set([
 function normalise(reply: string): string {
   return reply
     .replace(/^STAT (\S+) ([^\r\n]*)\r$/gm, (line, name) => (EXACT_STATS.has(name) ? line : `STAT ${name} *\r`))
-    .replace(/^(VA|HD|EN|NF|NS|EX) [^\r\n]*/gm, (line) => line.replace(/ t\d+/g, " t*").replace(/ l\d+/g, " l*"))
+    // A `k` flag echoes a binary key raw (memcached 1.6.18): a key of CR LF
+    // puts the flags after it on the next "line", which is part of the header.
+    .replace(
+      /^(VA|HD|EN|NF|NS|EX) [^\r\n]*(?: k\r\n[^\r\n]*)?/gm,
+      (line) => line.replace(/ t\d+/g, " t*").replace(/ l\d+/g, " l*"),
+    )
     // The key of an ME line is printed raw: a binary key may hold CR LF, so the fields may sit on a later "line".
     .replace(
       /^ME [\s\S]*? exp=-?\d+ la=-?\d+ cas=\d+ fetch=\w+ cls=\d+ size=\d+\r$/gm,
