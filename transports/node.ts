@@ -13,7 +13,6 @@
  * @module
  */
 
-import type * as Buf from "node:buffer";
 import type * as Net from "node:net";
 import type * as Tls from "node:tls";
 import {
@@ -30,14 +29,8 @@ const READ_SIZE = 65536;
 
 // Loaded on first connect, not at import: a bundle of the sources for another
 // runtime (a Worker without nodejs_compat) may contain this module unused.
-let modules: Promise<[typeof Net, typeof Tls, typeof Buf]> | undefined;
-/** Node's Buffer, once loaded. */
-let NodeBuffer: typeof Buf.Buffer | undefined;
-const load =
-  () => (modules ??= Promise.all([import("node:net"), import("node:tls"), import("node:buffer")]).then((loaded) => {
-    NodeBuffer = loaded[2].Buffer;
-    return loaded;
-  }));
+let modules: Promise<[typeof Net, typeof Tls]> | undefined;
+const load = () => (modules ??= Promise.all([import("node:net"), import("node:tls")]));
 
 /** Connects with `node:net` / `node:tls`; unix sockets by path. */
 export class NodeTransport implements Transport {
@@ -47,16 +40,11 @@ export class NodeTransport implements Transport {
   readonly cheapBuffers: boolean =
     typeof (globalThis as { process?: { versions?: { bun?: string } } }).process?.versions?.bun === "string";
 
-  /**
-   * Uninitialized memory on Node (`Buffer.allocUnsafeSlow`), as a plain
-   * `Uint8Array`; see {@linkcode Transport.allocUnsafe}. Bun's zeroed
-   * buffers are cheap already.
-   */
-  allocUnsafe(size: number): Uint8Array {
-    if (this.cheapBuffers || NodeBuffer === undefined) return new Uint8Array(size);
-    const b = NodeBuffer.allocUnsafeSlow(size);
-    return new Uint8Array(b.buffer, b.byteOffset, size);
-  }
+  // No allocUnsafe (Transport.allocUnsafe): large values get zeroed
+  // `new Uint8Array` memory. Buffer.allocUnsafeSlow memory, tried for them,
+  // cost Node more system time per 512 KiB get than the zeroing it saves
+  // (S5 took 30% longer) now that values are read straight into their
+  // buffers (readInto).
 
   /**
    * `timer.unref()` (Node, Bun); `Deno.unrefTimer` where timers are numbers

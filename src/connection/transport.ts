@@ -164,8 +164,8 @@ export interface Transport {
   readonly cheapBuffers?: boolean;
   /**
    * A new buffer of `size` bytes that the core fills completely before
-   * anything reads it, so it may hold old memory instead of zeros (Node:
-   * `Buffer.allocUnsafeSlow`). It must own its `ArrayBuffer` (offset 0,
+   * anything reads it, so it may hold old memory instead of zeros (such
+   * as Node's `Buffer.allocUnsafeSlow`). It must own its `ArrayBuffer` (offset 0,
    * length `size`). Asked for large values and commands only, where
    * zeroing fresh pages costs as much as the copy that then fills them.
    */

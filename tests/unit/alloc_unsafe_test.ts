@@ -12,7 +12,7 @@ const MARK = 0xa5;
 
 class DirtyTransport extends NodeTransport {
   asked: number[] = [];
-  override allocUnsafe(size: number): Uint8Array {
+  allocUnsafe(size: number): Uint8Array {
     this.asked.push(size);
     return new Uint8Array(size).fill(MARK);
   }
