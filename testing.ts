@@ -117,6 +117,7 @@ interface NetSocket {
   on(event: "data", listener: (chunk: Uint8Array) => void): void;
   on(event: "close" | "drain", listener: () => void): void;
   on(event: "error", listener: (error: Error) => void): void;
+  prependListener(event: "end", listener: () => void): void;
 }
 interface NetServer {
   listen(port: number, host: string, callback: () => void): void;
@@ -125,6 +126,23 @@ interface NetServer {
   on(event: "error", listener: (error: Error) => void): void;
   off(event: "error", listener: (error: Error) => void): void;
 }
+interface TimersModule {
+  setImmediate(callback: () => void): unknown;
+}
+
+/** The chunks' bytes in one buffer. */
+function joined(chunks: Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const chunk of chunks) size += chunk.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
+}
+
 interface NetModule {
   createServer(listener: (socket: NetSocket) => void): NetServer;
 }
@@ -292,7 +310,10 @@ export class MemoryServer implements AsyncDisposable {
     // it. Deno, Node (>= 20.16) and Bun all hand out their built-in modules through process.getBuiltinModule.
     const runtime = globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } };
     const net = runtime.process?.getBuiltinModule?.("node:net") as NetModule | undefined;
-    if (!net) throw new Error("MemoryServer.listen needs node:net (Deno, Node >= 20.16 or Bun); use transport() here");
+    const timers = runtime.process?.getBuiltinModule?.("node:timers") as TimersModule | undefined;
+    if (!net || !timers) {
+      throw new Error("MemoryServer.listen needs node:net (Deno, Node >= 20.16 or Bun); use transport() here");
+    }
     const store = this.#store;
     const hooks = this.#hooks;
     const server = net.createServer((socket) => {
@@ -326,8 +347,18 @@ export class MemoryServer implements AsyncDisposable {
         session.dispose();
       });
       socket.on("drain", () => socket.resume());
-      socket.on("data", (chunk) => {
-        session.feed(chunk);
+      // memcached reads what the socket holds when it reads (16 KiB at a time;
+      // a data block to its exact end), while the runtime hands over its own
+      // reads (64 KiB on Node): a command line split between two of those,
+      // right after a large block, would be a line memcached never saw split
+      // (and the answers before it "written" between the halves). So the
+      // chunks that arrive in one turn of the event loop are fed as one.
+      let arrived: Uint8Array[] = [];
+      const serve = () => {
+        const chunks = arrived;
+        arrived = [];
+        if (done || session.closed) return;
+        session.feed(chunks.length === 1 ? chunks[0] : joined(chunks));
         let flushed = true;
         for (const part of session.take(false)) {
           store.counters.bytes_written += part.length;
@@ -338,7 +369,13 @@ export class MemoryServer implements AsyncDisposable {
           if (session.flushOutput) socket.end();
           else socket.destroy();
         }
+      };
+      socket.on("data", (chunk) => {
+        arrived.push(chunk);
+        if (arrived.length === 1) timers.setImmediate(serve);
       });
+      // The client's EOF: what it sent is served first (Node ends our side right after "end").
+      socket.prependListener("end", serve);
     });
     await new Promise<void>((resolve, reject) => {
       server.on("error", reject);
