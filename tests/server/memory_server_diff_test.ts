@@ -573,7 +573,7 @@ const cases: [string, string, string | undefined][] = [
   // Seed 3218629373 split it there; whether a run does depends on its reads.
   [
     "set, a 1,048,516-byte block, then an mg and a get of a 300-byte key across the 1 MiB mark",
-    `set b 0 0 1048516\r\n${"z".repeat(1048516)}\r\nmg c c\r\nget ${"x".repeat(300)}\r\n` +
+    `set a 0 0 1048516 noreply\r\n${"z".repeat(1048516)}\r\nmg c c\r\nget ${"x".repeat(300)}\r\n` +
     "mg __end__ Oe\r\n",
     "EN Oe\r\n",
   ],
