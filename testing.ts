@@ -40,12 +40,15 @@
  * after 2,048 bytes closes the connection unless it is a `get`/`gets`, whose
  * buffer doubles as needed, up to 16 MiB (memcached's has no limit).
  *
- * Two memcached 1.6.18 bugs are not copied: after a `flush_all`, a delayed
- * `flush_all` makes memcached serve the items the first one removed again,
- * until its allocator reclaims them (here they stay removed); and `incr`,
+ * Three memcached 1.6.18 bugs are not copied: after a `flush_all`, a
+ * delayed `flush_all` makes memcached serve the items the first one removed
+ * again, until its allocator reclaims them (here they stay removed); `incr`,
  * `decr` or `ma` on a value of whitespace only makes memcached's strtoull
  * read on past the item into its memory (here: `CLIENT_ERROR cannot
- * increment or decrement non-numeric value`).
+ * increment or decrement non-numeric value`); and on a value of 2^63 or
+ * more, memcached looks for a `-` with strchr, which also reads on past the
+ * item, and answers "non-numeric" when one lies there (here the number is
+ * used, as memcached does when none does: 18446744073709551615 + 1 is 0).
  *
  * Memory: `maxBytes` bounds the items' sizes counted as memcached counts
  * them (48 + key + 1 + value + 2 + 8 bytes, plus 4 when flags are not 0);

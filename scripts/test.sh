@@ -20,7 +20,7 @@ for stage in scripts/stages/*.sh; do
   # "not ok", Deno's "name => file:line", vitest "FAIL"/"×"), kept for the
   # end so that the last screen of a long run says what failed.
   sed -E 's/\x1b\[[0-9;]*m//g' "$log" \
-    | grep -aE '^\(fail\) |^ *not ok |^[^ ].* => \./?tests/.*:[0-9]+:[0-9]+$| FAIL | × ' \
+    | grep -aE '^\(fail\) |^ *not ok |^[^ ].* => \./?tests/.*:[0-9]+:[0-9]+$| FAIL |^ +× ' \
     | grep -avE '# (SKIP|TODO)' | awk '!seen[$0]++' | head -n 40 | sed "s/^/  [$name] /" >> "$failures"
   rm -f "$log"
   if [ -z "$line" ]; then

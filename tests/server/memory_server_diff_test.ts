@@ -21,8 +21,9 @@
  * place only while no other thread holds the item: see `fresh`). Left out
  * as memcached bugs MemoryServer does not copy (see testing.ts): a delayed
  * `flush_all` serving items an earlier flush covered until the allocator
- * reclaims them, and incr on a value of whitespace only (strtoull reads
- * past the item into memcached's memory). Over-long lines after other
+ * reclaims them, and incr/decr on a value of whitespace only or of 2^63
+ * and more (strtoull, or the strchr after it, reads past the item into
+ * memcached's memory). Over-long lines after other
  * commands make memcached hang up with an RST that may lose replies, so a
  * large data block starts its batch; commands may follow it. memcached reads
  * 16 KiB at a time, a data block to its exact end, and writes its answers
@@ -170,6 +171,14 @@ function normalise(reply: string): string {
     );
 }
 
+/** A value memcached's strtoull reads as 2^63 or more (leading spaces skipped, as strtoull does). */
+function atLeast2To63(value: string): boolean {
+  const digits = value.replace(/^[ \t]+/, "").replace(/^\+/, "");
+  if (!/^\d+$/.test(digits)) return false;
+  const n = digits.replace(/^0+(?=\d)/, "");
+  return n.length > 19 || (n.length === 19 && n >= "9223372036854775808");
+}
+
 /**
  * The command stream: batches of commands, each ending with `mg __end__ O<n>`
  * (a miss whose `EN O<n>` marks the end of the replies) unless it closes the
@@ -189,6 +198,13 @@ class Generator {
    * total_items and later `h` flags would depend on that thread's timing.
    */
   readonly fresh = new Set<string>();
+  /**
+   * Fresh keys that may hold a number of 2^63 or more: memcached's
+   * safe_strtoull then looks for a '-' with strchr, which reads on past the
+   * item into memcached's memory until a NUL, and answers "non-numeric" when
+   * it meets one there. Not defined, so not sent: incr/decr/ma skip these.
+   */
+  readonly big = new Set<string>();
 
   constructor(seed: number) {
     const rng = new Rng(seed);
@@ -303,6 +319,8 @@ class Generator {
       cmd === "set" && declared === value.length && data === value && /^\d+$/.test(flags) && /^-?\d+$/.test(exptime)
     ) {
       this.fresh.add(key);
+      if (atLeast2To63(value)) this.big.add(key);
+      else this.big.delete(key);
     }
     return `${cmd} ${key} ${flags} ${exptime} ${declared}${cas}${this.noreply()}\r\n${data}\r\n`;
   }
@@ -311,9 +329,20 @@ class Generator {
     if (key !== undefined) this.fresh.delete(key);
   }
 
-  /** A key safe for incr/decr/ma (see `fresh`), or undefined. */
+  /** A key safe for incr/decr/ma (see `fresh` and `big`), or undefined. */
   arithmeticKey(key: string): string | undefined {
-    return this.fresh.has(key) ? key : undefined;
+    return this.fresh.has(key) && !this.big.has(key) ? key : undefined;
+  }
+
+  /** A key that incr/decr/ma left (or may have left) holding 2^63 or more (see `big`). */
+  madeBig(key: string | undefined, args: string): void {
+    if (key !== undefined && args.includes("18446744073709551615")) this.big.add(key);
+  }
+
+  /** A key deleted or flushed: a later incr finds no number at all. */
+  emptied(key: string): void {
+    this.fresh.add(key);
+    this.big.delete(key);
   }
 
   /** The key memcached decodes from a `b` key (its decoder skips what is not base64). */
@@ -400,7 +429,8 @@ class Generator {
         return `md ${key}${flags.map((f) => " " + f).join("")}\r\n`;
       }
       case "ma": {
-        if (this.arithmeticKey((useBinary ? this.decoded(key) : key) ?? "") === undefined) return "version\r\n";
+        const target = (useBinary ? this.decoded(key) : key) ?? "";
+        if (this.arithmeticKey(target) === undefined) return "version\r\n";
         const flags = this.metaFlags(["v", "c", "t", "k"], () => [
           ...b,
           ...q(),
@@ -412,6 +442,7 @@ class Generator {
           ...(this.chance(0.1) ? [`C${this.casValue()}`] : []),
           ...(this.chance(0.1) ? [`T${this.pick(["100", "-1"])}`] : []),
         ]);
+        this.madeBig(target, flags.join(" "));
         return `ma ${key}${flags.map((f) => " " + f).join("")}\r\n`;
       }
       default:
@@ -424,7 +455,9 @@ class Generator {
       () => {
         const key = this.arithmeticKey(this.key());
         const delta = this.pick(["1", "5", "0", "100", "18446744073709551615", "-1", "x", "99999999999"]);
-        return key ? `${this.pick(["incr", "decr"])} ${key} ${delta}${this.noreply()}\r\n` : "version\r\n";
+        const command = this.pick(["incr", "decr"]);
+        if (command === "incr") this.madeBig(key, delta);
+        return key ? `${command} ${key} ${delta}${this.noreply()}\r\n` : "version\r\n";
       },
       () => {
         const key = this.key();
@@ -434,13 +467,13 @@ class Generator {
       () => {
         const key = this.key();
         const tail = this.pick(["", "", " 0", " noreply", " 0 noreply", " 5", " x y"]);
-        if (tail !== " 5" && tail !== " x y") this.fresh.add(key);
+        if (tail !== " 5" && tail !== " x y") this.emptied(key);
         return `delete ${key}${tail}\r\n`;
       },
       () => {
         const tail = this.pick(["", " 0", " noreply", " 0 noreply", " x", " -1"]);
         if (tail !== " x") {
-          for (const key of ["a", "b", "c", "d", "n1", "n2", "k:with:colons", "ünï", "tab\tkey"]) this.fresh.add(key);
+          for (const key of ["a", "b", "c", "d", "n1", "n2", "k:with:colons", "ünï", "tab\tkey"]) this.emptied(key);
         }
         return `flush_all${tail}\r\n`;
       },
@@ -491,6 +524,7 @@ class Generator {
   batch(): [string, string | undefined, number] {
     const id = this.#batches++;
     this.fresh.clear();
+    this.big.clear();
     const end = `mg __end__ O${id}\r\n`;
     const roll = this.random();
     if (roll < 0.004) return ["quit\r\n", undefined, 1];
