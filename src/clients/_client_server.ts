@@ -98,12 +98,19 @@ export async function shutdown(core: ClientCore, graceful: boolean): Promise<voi
   }
 }
 
+/**
+ * A smaller bound than rawCommand's 64 MiB for the raw replies of some
+ * internal clients (auto discovery's endpoint): past it the read stops.
+ */
+export const rawReplyLimits: WeakMap<object, number> = new WeakMap();
+
 /** Client.rawCommand, on a connection `open` makes for it alone, closed afterwards. */
 export async function raw(
   core: ClientCore,
   open: () => Connection,
   command: string | Uint8Array,
   endTokens: string | Uint8Array,
+  maxReply?: number,
 ): Promise<Uint8Array> {
   const line = typeof command === "string" ? encoder.encode(command) : command;
   const end = typeof endTokens === "string" ? encoder.encode(endTokens) : endTokens;
@@ -111,6 +118,7 @@ export async function raw(
     throw new MemcacheIllegalInputError("endTokens must not be empty", { server: core.server, command: "raw" });
   }
   const conn = open();
+  if (maxReply !== undefined) conn.maxRawReply = maxReply;
   try {
     return await conn.request(
       "raw",

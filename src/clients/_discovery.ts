@@ -16,6 +16,7 @@
  */
 
 import { Client, type ClientOptions } from "./client.ts";
+import { rawReplyLimits } from "./_client_server.ts";
 import { loadedDefaultTransport } from "../connection/_default_transport.ts";
 import type { ServerSpec } from "../connection/transport.ts";
 import { MemcacheUnknownCommandError, MemcacheUnknownError } from "../errors.ts";
@@ -218,6 +219,8 @@ export class AutoDiscovery {
   ): Promise<AutoDiscovery> {
     const { transport, tls, auth, connectTimeout, timeout, noDelay, keepAlive } = options;
     const endpoint = new Client(spec, { transport, tls, auth, connectTimeout, timeout, noDelay, keepAlive });
+    // The read itself stops past the limit (the version line after the configuration is allowed for).
+    rawReplyLimits.set(endpoint, MAX_CLUSTER_CONFIG_BYTES + 1024);
     let first: ClusterConfig;
     try {
       first = await fetchClusterConfig(endpoint);

@@ -543,7 +543,7 @@ export class Client {
    * `MemcacheUnknownError` and the connection closes.
    */
   async rawCommand(command: string | Uint8Array, endTokens: string | Uint8Array = "\r\n"): Promise<Uint8Array> {
-    return await admin.raw(this.#core, () => this.#open(), command, endTokens);
+    return await admin.raw(this.#core, () => this.#open(), command, endTokens, admin.rawReplyLimits.get(this));
   }
 
   // ---- meta protocol (memcached ≥ 1.6.10; in _client_meta.ts, over the codec in _meta.ts)

@@ -145,10 +145,10 @@ export class HashClient implements Commands {
    * A configuration is applied whole or not at all: one node that is not a
    * host name, IPv4 or IPv6 address with a port 1–65535 (`a]b`,
    * `foo:bar`, control characters, port 0) refuses the whole reply, and
-   * the servers stay as they were. A reply over 1 MiB, or listing more
-   * than 1,000 nodes, is refused the same way (ElastiCache allows 60
-   * nodes per cluster by default, 300 on request); reading a reply costs
-   * time in proportion to its length.
+   * the servers stay as they were. A reply over 1 MiB (the read stops
+   * there), or listing more than 1,000 nodes, is refused the same way
+   * (ElastiCache allows 60 nodes per cluster by default, 300 on request);
+   * reading a reply costs time in proportion to its length.
    *
    * The endpoint is reached with the connection options given
    * (`transport`, `tls`, `auth`, timeouts), as the nodes are.

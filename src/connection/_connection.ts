@@ -198,6 +198,11 @@ export class Connection {
     return this.#inContext !== undefined && !this.#inContext();
   }
 
+  /** The most a raw reply (rawCommand) may hold on this connection before its end tokens (default 64 MiB). */
+  set maxRawReply(bytes: number) {
+    this.#parser.maxRaw = bytes;
+  }
+
   /** Requests sent and not yet answered, plus noreply ones not yet flushed. */
   get pending(): number {
     return this.#waiting.size + this.#unflushed.size;

@@ -2,12 +2,13 @@
  * A scripted AWS ElastiCache configuration endpoint for the auto discovery
  * tests: a loopback node:net server answering `config get cluster` with
  * AWS's format for the node list a test sets, or with what a test scripts
- * instead (garbage, ERROR, silence). Other commands get `ERROR`.
+ * instead (garbage, ERROR, silence, a reply that never ends). Other
+ * commands get `ERROR`.
  */
 import net from "node:net";
 
 /** What the endpoint answers to `config get cluster`. */
-export type ConfigMode = "config" | "garbage" | "bad-node" | "error" | "silent" | "legacy";
+export type ConfigMode = "config" | "garbage" | "bad-node" | "error" | "silent" | "legacy" | "endless";
 
 /** A running endpoint; `await using` closes it and every connection. */
 export interface ConfigEndpoint extends AsyncDisposable {
@@ -71,6 +72,13 @@ export async function startConfigEndpoint(version: number, servers: string[]): P
         return void socket.write("SERVER_ERROR out of memory\r\n");
       case "silent":
         return;
+      case "endless": {
+        // A configuration that never ends: 4 MiB of node entries, then silence (no END, no VERSION).
+        const entries = "a.example|10.0.0.1|11211 ".repeat(4096);
+        socket.write("CONFIG cluster 0 999999999\r\n1\n");
+        for (let i = 0; i < 40; i++) socket.write(entries);
+        return;
+      }
     }
   };
   const server = net.createServer((socket) => {

@@ -11,6 +11,7 @@ import {
   Client,
   HashClient,
   MemcacheConnectionError,
+  MemcacheError,
   MemcacheServerError,
   MemcacheUnknownError,
   type Transport,
@@ -287,6 +288,28 @@ for (const [label, transportOf] of transports) {
       assert.deepEqual(cluster.servers, [a.spec, b.spec]);
       assert.equal(cluster.configVersion, version);
       assert.deepEqual(errors, []); // refreshServers rejects; only scheduled reads report
+    });
+
+    it("a reply that runs past 1 MiB without its end is cut off there, not read on until the timeout", async () => {
+      await using a = await startMemcached();
+      await using endpoint = await startConfigEndpoint(1, [a.spec]);
+      await using cluster = await HashClient.discover(
+        endpoint.spec,
+        withTransport({ discoveryInterval: 0, timeout: 30_000 }),
+      );
+      endpoint.mode = "endless"; // 4 MiB, then silence
+      await assert.rejects(cluster.refreshServers(), (error: unknown) => {
+        assert.ok(error instanceof MemcacheError, String(error));
+        // Cut off by the size (the timeout, 30 s, would say "timed out" and take the test's time).
+        assert.match(error.message, /exceeded \d+ bytes/);
+        return true;
+      });
+      assert.deepEqual(cluster.servers, [a.spec]);
+      assert.equal(await cluster.set("k", "v", { noreply: false }), true);
+      endpoint.mode = "config";
+      endpoint.set(2, [a.spec]);
+      await cluster.refreshServers(); // the endpoint reads well again
+      assert.equal(cluster.configVersion, 2);
     });
 
     it("the same version is not applied again; engines before 1.4.14 are read with get AmazonElastiCache:cluster", async () => {
