@@ -56,8 +56,8 @@ const PROJECT_SEED = 20261203;
  * fields after a CR LF key (1180580596), an mg header's `t` after one
  * (1500876819 at command 22,477 of 100,000; 4228179699 at 47,493 with
  * flags between the key and `t`; 2538977170 with `HD k`, the key first).
- * They showed only when the two
- * servers' clocks ticked between their replies; they stay as more streams.
+ * They showed only when the two servers' clocks ticked between their
+ * replies; they stay as more streams.
  * (3218629373 found, at command 95,944, a line split by the runtime's read
  * after a 1 MiB block: now one of the fixed `cases`.)
  */
@@ -456,9 +456,10 @@ class Generator {
       () => {
         const key = this.arithmeticKey(this.key());
         const delta = this.pick(["1", "5", "0", "100", "18446744073709551615", "-1", "x", "99999999999"]);
+        if (!key) return "version\r\n";
         const command = this.pick(["incr", "decr"]);
         if (command === "incr") this.madeBig(key, delta);
-        return key ? `${command} ${key} ${delta}${this.noreply()}\r\n` : "version\r\n";
+        return `${command} ${key} ${delta}${this.noreply()}\r\n`;
       },
       () => {
         const key = this.key();
