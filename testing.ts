@@ -360,7 +360,8 @@ export class MemoryServer implements AsyncDisposable {
       const serve = () => {
         const chunks = arrived;
         arrived = [];
-        if (done || session.closed) return;
+        // Nothing arrived since: the "end" listener already served it before this turn's call.
+        if (chunks.length === 0 || done || session.closed) return;
         session.feed(chunks.length === 1 ? chunks[0] : joined(chunks));
         let flushed = true;
         for (const part of session.take(false)) {
