@@ -6,6 +6,7 @@
  * (tests/features/get_or_set_test.ts) and through memcached's proxy
  * (tests/interop/proxy_test.ts).
  */
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import process from "node:process";
 
@@ -60,4 +61,28 @@ export async function runFleet(
     for (const c of children) if (c.proc.exitCode === null) c.proc.kill("SIGKILL");
     await Promise.all(children.map((c) => c.exited));
   }
+}
+
+/**
+ * What a fleet of `processes` × `callers` must show when the lease holds:
+ * every process exits 0, the loader ran once in all (its counter at
+ * `counter` is 1, and one report counts the run), every caller got that
+ * one value, with no error, and it is what `key` holds. `read` gets a key
+ * from the server (a client of the test's own).
+ */
+export async function assertLoadedOnce(
+  { codes, reports }: FleetResult,
+  read: (key: string) => Promise<unknown>,
+  key: string,
+  counter: string,
+  { processes = 4, callers = 250 } = {},
+): Promise<void> {
+  assert.deepEqual(codes, Array(processes).fill(0));
+  assert.equal(Number(await read(counter)), 1, "the loader ran once across the processes");
+  assert.equal(reports.reduce((n, r) => n + r.runs, 0), 1);
+  const values = new Set(reports.flatMap((r) => r.values));
+  assert.equal(values.size, 1, `every caller got the same value: ${[...values]}`);
+  assert.equal(reports.reduce((n, r) => n + r.count, 0), processes * callers);
+  assert.deepEqual(reports.flatMap((r) => r.errors), []);
+  assert.equal(await read(key), [...values][0]);
 }

@@ -5,7 +5,7 @@
  * settle wait on a gate the test opens, so no assertion depends on timing.
  */
 import assert from "node:assert/strict";
-import { runFleet } from "../_support/_fleet.ts";
+import { assertLoadedOnce, runFleet } from "../_support/_fleet.ts";
 import { describe, it } from "../_support/_harness.ts";
 import {
   Client,
@@ -133,15 +133,7 @@ describe("getOrSet", () => {
     const key = freshKey("fleet");
     const counter = freshKey("fleet-runs");
     await admin.set(counter, 0, { noreply: false });
-    const { codes, reports } = await runFleet(server.spec, key, counter);
-    assert.deepEqual(codes, [0, 0, 0, 0]);
-    assert.equal(Number(await admin.get(counter)), 1, "the loader ran once across the processes");
-    assert.equal(reports.reduce((n, r) => n + r.runs, 0), 1);
-    const values = new Set(reports.flatMap((r) => r.values));
-    assert.equal(values.size, 1, `every caller got the same value: ${[...values]}`);
-    assert.equal(reports.reduce((n, r) => n + r.count, 0), 1000);
-    assert.deepEqual(reports.flatMap((r) => r.errors), []);
-    assert.equal(await admin.get(key), [...values][0]);
+    await assertLoadedOnce(await runFleet(server.spec, key, counter), (k) => admin.get(k), key, counter);
   });
 
   it("recache window: one caller fleet-wide refreshes in the background, all get the current value meanwhile", async () => {
