@@ -74,6 +74,7 @@ import type {
   TransportHandlers,
   TransportSocket,
 } from "./src/connection/transport.ts";
+import { concatBytes } from "./src/protocol/_wire.ts";
 import { MemorySession } from "./src/server/_session.ts";
 import { MemoryStore } from "./src/server/_store.ts";
 
@@ -131,19 +132,6 @@ interface NetServer {
 }
 interface TimersModule {
   setImmediate(callback: () => void): unknown;
-}
-
-/** The chunks' bytes in one buffer. */
-function joined(chunks: Uint8Array[]): Uint8Array {
-  let size = 0;
-  for (const chunk of chunks) size += chunk.length;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
 }
 
 interface NetModule {
@@ -362,7 +350,7 @@ export class MemoryServer implements AsyncDisposable {
         arrived = [];
         // Nothing arrived since: the "end" listener already served it before this turn's call.
         if (chunks.length === 0 || done || session.closed) return;
-        session.feed(chunks.length === 1 ? chunks[0] : joined(chunks));
+        session.feed(concatBytes(chunks));
         let flushed = true;
         for (const part of session.take(false)) {
           store.counters.bytes_written += part.length;

@@ -1,6 +1,7 @@
 /**
  * What both codecs share: an item as read off the wire, the error for bytes
- * that fit no reply, and the decoding of protocol text. Pure; imports
+ * that fit no reply, the decoding of protocol text, and the joining of byte
+ * chunks (also for the serdes and MemoryServer's listener). Pure; imports
  * nothing.
  *
  * @module
@@ -35,4 +36,18 @@ export function decodeText(bytes: Uint8Array, start = 0, end = bytes.length): st
     s += String.fromCharCode(c);
   }
   return s;
+}
+
+/** The chunks' bytes in one new buffer; a single chunk is returned as it is. */
+export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  let size = 0;
+  for (const chunk of chunks) size += chunk.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
 }

@@ -8,6 +8,7 @@
  */
 
 import { MemcacheSerdeError } from "../errors.ts";
+import { concatBytes } from "../protocol/_wire.ts";
 
 /** Turns values into bytes and flags, and back. Either side may be async. */
 export interface Serde {
@@ -156,14 +157,7 @@ async function inflate(bytes: Uint8Array, max: number): Promise<Uint8Array> {
     throw new MemcacheSerdeError(`Cannot inflate the value: ${(error as Error)?.message ?? error}`, { cause: error });
   }
   await feeding;
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 /** Options of {@linkcode CompressedSerde}. */
