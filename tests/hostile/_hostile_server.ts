@@ -6,7 +6,19 @@
  * hang-ups, resets, silence. Closes what it opens, for Deno's sanitizers.
  */
 import net from "node:net";
+import { Client, type ClientOptions, HashClient, PooledClient } from "../../mod.ts";
 import { fromLatin1, latin1 } from "./_hostile.ts";
+
+/** A client of any of the classes the hostile tests run against a scripted server. */
+export type AnyClient = Client | PooledClient | HashClient;
+
+/** The client classes every hostile case runs on; each pipelines on one connection here. */
+export const CLASSES: { name: string; make: (spec: string, options: ClientOptions) => AnyClient }[] = [
+  { name: "Client", make: (spec, o) => new Client(spec, o) },
+  { name: "PooledClient", make: (spec, o) => new PooledClient(spec, { ...o, maxPoolSize: 1 }) },
+  // retryTimeout 0 and many attempts: the server is never taken out of the ring, so recovery shows.
+  { name: "HashClient", make: (spec, o) => new HashClient([spec], { ...o, retryAttempts: 1e6, retryTimeout: 0 }) },
+];
 
 // ---------------------------------------------------------------- an in-memory memcached
 

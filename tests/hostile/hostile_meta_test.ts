@@ -9,28 +9,18 @@
 // reply gets another's, and the client works again after.
 import assert from "node:assert/strict";
 import { describe, it } from "../_support/_harness.ts";
-import {
-  Client,
-  type ClientOptions,
-  HashClient,
-  MemcacheError,
-  MemcacheTimeoutError,
-  MemcacheUnexpectedCloseError,
-  type MetaResult,
-  PooledClient,
-} from "../../mod.ts";
+import { MemcacheError, MemcacheTimeoutError, MemcacheUnexpectedCloseError, type MetaResult } from "../../mod.ts";
 import { readTag, taggedValue } from "./_hostile.ts";
-import { type ScriptedIo, type ScriptedRequest, type ScriptedServer, startScriptedServer } from "./_hostile_server.ts";
+import {
+  type AnyClient,
+  CLASSES,
+  type ScriptedIo,
+  type ScriptedRequest,
+  type ScriptedServer,
+  startScriptedServer,
+} from "./_hostile_server.ts";
 import { Invariants, unlessStarved } from "./_hostile_ledger.ts";
 import { MemoryAnswers } from "./_hostile_meta.ts";
-
-type AnyClient = Client | PooledClient | HashClient;
-
-const CLASSES: { name: string; make: (spec: string, options: ClientOptions) => AnyClient }[] = [
-  { name: "Client", make: (spec, o) => new Client(spec, o) },
-  { name: "PooledClient", make: (spec, o) => new PooledClient(spec, { ...o, maxPoolSize: 1 }) },
-  { name: "HashClient", make: (spec, o) => new HashClient([spec], { ...o, retryAttempts: 1e6, retryTimeout: 0 }) },
-];
 
 const TIMEOUT = 1000;
 /** getOrSet is an `mg`, the loader and an `ms`: two requests, each with its timeout. */

@@ -17,6 +17,8 @@ import {
 } from "../../mod.ts";
 import { delay, envInt, guard } from "./_hostile.ts";
 import {
+  type AnyClient,
+  CLASSES,
   type ScriptedIo,
   type ScriptedRequest,
   type ScriptedServer,
@@ -25,16 +27,6 @@ import {
 } from "./_hostile_server.ts";
 import { Invariants, LATE_MS, unlessStarved, watchStarvation } from "./_hostile_ledger.ts";
 import { watchLoop, watchSockets } from "./_hostile_load.ts";
-
-type AnyClient = Client | PooledClient | HashClient;
-
-/** The client classes every case runs on; each pipelines on one connection here. */
-const CLASSES: { name: string; make: (spec: string, options: ClientOptions) => AnyClient }[] = [
-  { name: "Client", make: (spec, o) => new Client(spec, o) },
-  { name: "PooledClient", make: (spec, o) => new PooledClient(spec, { ...o, maxPoolSize: 1 }) },
-  // retryTimeout 0 and many attempts: the server is never taken out of the ring, so recovery shows.
-  { name: "HashClient", make: (spec, o) => new HashClient([spec], { ...o, retryAttempts: 1e6, retryTimeout: 0 }) },
-];
 
 const TIMEOUT = 1000;
 
