@@ -18,7 +18,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { inspect } from "node:util";
 import { describe, it } from "../_support/_harness.ts";
-import { untag } from "./_python_tags.ts";
+import { comparable, untag } from "./_python_tags.ts";
 import { readFileSync } from "node:fs";
 import {
   CompressedSerde,
@@ -78,24 +78,6 @@ function runPython(args: string[]): Promise<unknown> {
   });
 }
 
-/** A comparable form: sets and maps by content, dicts checked to have no prototype. */
-const byKey = (x: unknown[], y: unknown[]) => (String(x[0]) < String(y[0]) ? -1 : String(x[0]) > String(y[0]) ? 1 : 0);
-function normalize(v: unknown, read: boolean): unknown {
-  const n = (x: unknown) => normalize(x, read);
-  const text = (x: unknown) => JSON.stringify(x, (_k, y) => (typeof y === "bigint" ? `${y}n` : y));
-  if (v instanceof Set) return { set: [...v].map(n).map(text).sort() };
-  if (v instanceof Map) return { map: [...v].map(([k, x]) => [text(n(k)), n(x)]).sort(byKey) };
-  if (Array.isArray(v)) return v.map(n);
-  if (v instanceof Uint8Array) return { bytes: [...v] };
-  if (v !== null && typeof v === "object") {
-    if (read) assert.equal(Object.getPrototypeOf(v), null, "a dict reads as an object without prototype");
-    const o = Object.create(null);
-    for (const k of Object.keys(v)) o[k] = n((v as Record<string, unknown>)[k]);
-    return o;
-  }
-  return v;
-}
-
 const LIBRARIES: PythonClientName[] = ["pylibmc", "python-memcached", "pymemcache"];
 
 describe("Sharing a cache with Python", () => {
@@ -117,8 +99,8 @@ describe("Sharing a cache with Python", () => {
           for (const name of names) {
             const value = await cache.get(name);
             assert.deepStrictEqual(
-              normalize(value, true),
-              normalize(untag(expected[name]), false),
+              comparable(value, true),
+              comparable(untag(expected[name]), false),
               `${library}: ${name} read as ${inspect(value)}`,
             );
             read.set(name, value);

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "../_support/_harness.ts";
-import { fromHex, untag } from "../interop/_python_tags.ts";
+import { comparable, fromHex, untag } from "../interop/_python_tags.ts";
 import { CompressedSerde, MemcacheError, MemcachePickleError, PickleSerde } from "../../mod.ts";
 import { unpickle } from "../../src/values/_pickle_read.ts";
 import { OPCODES, TEXT_OPCODES } from "../../src/values/_pickle_ops.ts";
@@ -20,26 +20,7 @@ const text = (s: string) => new TextEncoder().encode(s);
 
 /** deepEqual, except that arrays, sets and map keys holding tuples compare by content (a Set of arrays cannot). */
 function same(actual: unknown, expected: unknown): void {
-  assert.deepStrictEqual(normalize(actual, true), normalize(expected, false));
-}
-/** A comparable form; `read`: a value the reader built, whose dicts must have no prototype. */
-const byKey = (x: unknown[], y: unknown[]) => (String(x[0]) < String(y[0]) ? -1 : String(x[0]) > String(y[0]) ? 1 : 0);
-function normalize(v: unknown, read: boolean): unknown {
-  const n = (x: unknown) => normalize(x, read);
-  if (v instanceof Set) return { set: [...v].map(n).map((x) => JSON.stringify(x, big)).sort() };
-  if (v instanceof Map) return { map: [...v].map(([k, x]) => [JSON.stringify(n(k), big), n(x)]).sort(byKey) };
-  if (Array.isArray(v)) return v.map(n);
-  if (v instanceof Uint8Array) return { bytes: [...v] };
-  if (v !== null && typeof v === "object") {
-    if (read) assert.equal(Object.getPrototypeOf(v), null, "a dict reads as an object without prototype");
-    const o = Object.create(null);
-    for (const k of Object.keys(v)) o[k] = n((v as Record<string, unknown>)[k]);
-    return o;
-  }
-  return v;
-}
-function big(_k: string, v: unknown): unknown {
-  return typeof v === "bigint" ? `${v}n` : typeof v === "number" && !Number.isFinite(v) ? String(v) : v;
+  assert.deepStrictEqual(comparable(actual, true), comparable(expected, false));
 }
 
 function refuses(pickled: Uint8Array, needle: RegExp): void {
